@@ -1,0 +1,9 @@
+"""The cognitive face (seed 003): integer ids, snake_case, `{count, next, previous, results}`."""
+
+from fastapi import APIRouter
+
+from chatsvc.api.cognitive import assistants, knowledge
+
+router = APIRouter()
+router.include_router(assistants.router)
+router.include_router(knowledge.router)

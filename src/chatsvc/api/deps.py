@@ -1,0 +1,49 @@
+"""Dependencies every face shares: who is calling (API key auth) and admin-only guards."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from chatsvc.auth import service as auth_service
+from chatsvc.auth.service import AuthContext
+from chatsvc.kit.errors import Unauthenticated
+from chatsvc.kit.web import SessionDep
+
+api_key_header = APIKeyHeader(
+    name="X-Api-Key", auto_error=False, description="The API key, as `X-Api-Key: KEY`."
+)
+bearer = HTTPBearer(auto_error=False, description="The API key, as `Authorization: Bearer KEY`.")
+
+
+async def get_auth(
+    request: Request,
+    session: SessionDep,
+    header_key: Annotated[str | None, Depends(api_key_header)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> AuthContext:
+    raw = header_key or (credentials.credentials if credentials else None)
+    if not raw:
+        raise Unauthenticated(
+            "Missing API key: send it as 'X-Api-Key: KEY' or 'Authorization: Bearer KEY'. "
+            "`make run` prints a bootstrap admin key on first start.",
+            code="missing_api_key",
+        )
+    auth = await auth_service.authenticate(session, raw.strip())
+    if auth is None:
+        raise Unauthenticated("Unknown or revoked API key.", code="invalid_api_key")
+    request.scope.setdefault("state", {})["principal_id"] = auth.principal_id
+    return auth
+
+
+AuthDep = Annotated[AuthContext, Depends(get_auth)]
+
+
+async def require_admin(auth: AuthDep) -> AuthContext:
+    auth.require_admin("change this resource")
+    return auth
+
+
+AdminDep = Annotated[AuthContext, Depends(require_admin)]

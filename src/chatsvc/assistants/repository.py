@@ -1,0 +1,48 @@
+"""Assistant queries, always scoped to one workspace and hiding deleted assistants."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select
+
+from chatsvc.assistants.models import Assistant
+from chatsvc.kit.pagination import Page, PageParams
+from chatsvc.kit.repository import RepositoryBase
+from chatsvc.tools.models import Tool
+
+
+class AssistantRepository(RepositoryBase[Assistant]):
+    model = Assistant
+
+    def _live(self, workspace_id: int) -> Select[tuple[Assistant]]:
+        return select(Assistant).where(
+            Assistant.workspace_id == workspace_id, Assistant.deleted_at.is_(None)
+        )
+
+    async def get(self, workspace_id: int, assistant_id: int, *, fresh: bool = False) -> Assistant | None:
+        statement = self._live(workspace_id).where(Assistant.id == assistant_id)
+        if fresh:
+            statement = statement.execution_options(populate_existing=True)
+        return await self.get_one_or_none(statement)
+
+    async def exists(self, workspace_id: int, assistant_id: int) -> bool:
+        found = await self.session.scalar(
+            select(Assistant.id).where(
+                Assistant.id == assistant_id,
+                Assistant.workspace_id == workspace_id,
+                Assistant.deleted_at.is_(None),
+            )
+        )
+        return found is not None
+
+    async def list(self, workspace_id: int, params: PageParams) -> Page[Assistant]:
+        return await self.paginate(self._live(workspace_id).order_by(Assistant.id), params)
+
+    async def existing_tool_ids(self, workspace_id: int, tool_ids: set[int]) -> set[int]:
+        if not tool_ids:
+            return set()
+        rows = await self.session.scalars(
+            select(Tool.id).where(
+                Tool.workspace_id == workspace_id, Tool.id.in_(tool_ids), Tool.deleted_at.is_(None)
+            )
+        )
+        return set(rows.all())

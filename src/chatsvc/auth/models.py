@@ -1,0 +1,68 @@
+"""Tenancy and identity: workspaces, principals (users, agents, external identities,
+service principals) and hashed API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from chatsvc.kit.db import Base, IdType, TimestampMixin
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class PrincipalKind(StrEnum):
+    USER = "user"
+    AGENT = "agent"
+    EXTERNAL = "external"
+    SERVICE = "service"
+
+
+class Workspace(TimestampMixin, Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+
+
+class Principal(TimestampMixin, Base):
+    __tablename__ = "principals"
+    __table_args__ = (UniqueConstraint("workspace_id", "username"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), default=PrincipalKind.USER)
+    username: Mapped[str] = mapped_column(String(150))
+    full_name: Mapped[str] = mapped_column(String(255), default="")
+
+    workspace: Mapped[Workspace] = relationship(lazy="raise")
+
+
+class ApiKey(TimestampMixin, Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    principal_id: Mapped[int] = mapped_column(
+        ForeignKey("principals.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    #: the first characters of the key, shown in listings so a key can be recognised
+    prefix: Mapped[str] = mapped_column(String(16))
+    #: SHA-256 of the whole key (keys are 256-bit random, so a slow hash adds nothing)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    principal: Mapped[Principal] = relationship(lazy="raise")

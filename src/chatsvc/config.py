@@ -1,0 +1,113 @@
+"""Settings: every knob of the service, read from CHATSVC_* environment variables."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "dev-secret"})
+DEV_SECRET_KEY = "dev-secret"  # noqa: S105 - the documented local default, refused in production
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class GeneratorApp(BaseModel):
+    """A generator app that assistants name in `generation_config`."""
+
+    kind: Literal["offline", "openai"] = "offline"
+    description: str = ""
+    base_url: AnyHttpUrl | None = None
+    model: str | None = None
+    api_key: SecretStr | None = None
+    timeout_seconds: float = Field(default=60.0, gt=0)
+
+
+def _default_generator_apps() -> dict[str, GeneratorApp]:
+    return {"offline": GeneratorApp(kind="offline", description="Built-in offline generator")}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CHATSVC_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Environment = Environment.LOCAL
+    database_url: str = "sqlite+aiosqlite:///./chatsvc.db"
+    database_pool_size: int = Field(default=10, ge=1)
+    database_echo: bool = False
+    redis_url: str | None = None
+
+    generator_apps: dict[str, GeneratorApp] = Field(default_factory=_default_generator_apps)
+    default_generator: str = "offline"
+
+    secret_backend: Literal["local", "azure"] = "local"
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    azure_key_vault_url: AnyHttpUrl | None = None
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    page_size_default: int = Field(default=20, ge=1)
+    page_size_max: int = Field(default=100, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    knowledge_max_chars: int = Field(default=20_000, ge=1)
+    log_level: str = "INFO"
+    access_log: bool = True
+
+    bootstrap_api_key: SecretStr | None = None
+    demo_assistant: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_cors(cls, data: object) -> object:
+        if isinstance(data, dict):
+            raw = data.get("cors_origins")
+            if isinstance(raw, str):
+                data["cors_origins"] = [o.strip() for o in raw.split(",") if o.strip()]
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.default_generator not in self.generator_apps:
+            raise ValueError(
+                f"CHATSVC_DEFAULT_GENERATOR={self.default_generator!r} is not one of "
+                f"CHATSVC_GENERATOR_APPS ({', '.join(sorted(self.generator_apps))})"
+            )
+        if self.page_size_default > self.page_size_max:
+            raise ValueError("CHATSVC_PAGE_SIZE_DEFAULT must not exceed CHATSVC_PAGE_SIZE_MAX")
+        if self.env is Environment.PRODUCTION:
+            if self.secret_key.get_secret_value().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    "CHATSVC_SECRET_KEY is a placeholder; set a random value of at least "
+                    "32 characters before running with CHATSVC_ENV=production"
+                )
+            if len(self.secret_key.get_secret_value()) < 32:
+                raise ValueError("CHATSVC_SECRET_KEY must be at least 32 characters in production")
+            key = self.bootstrap_api_key
+            if key is not None and (
+                key.get_secret_value().lower() in PLACEHOLDER_SECRETS
+                or len(key.get_secret_value()) < 24
+            ):
+                raise ValueError(
+                    "CHATSVC_BOOTSTRAP_API_KEY is a placeholder or shorter than 24 characters"
+                )
+            if self.secret_backend == "azure" and self.azure_key_vault_url is None:
+                raise ValueError("CHATSVC_AZURE_KEY_VAULT_URL is required with secret_backend=azure")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,50 @@
+"""RepositoryBase: the queries every table needs (get by id in a workspace, paginate, add).
+Repositories add and flush; they never commit."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatsvc.kit.db import Base
+from chatsvc.kit.pagination import Page, PageParams
+
+M = TypeVar("M", bound=Base)
+
+
+class RepositoryBase(Generic[M]):
+    model: type[M]
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_one_or_none(self, statement: Select[tuple[M]]) -> M | None:
+        result = await self.session.execute(statement)
+        return result.unique().scalar_one_or_none()
+
+    async def paginate(self, statement: Select[tuple[M]], params: PageParams) -> Page[M]:
+        count_statement = select(func.count()).select_from(
+            statement.order_by(None).options().subquery()
+        )
+        total = (await self.session.execute(count_statement)).scalar_one()
+        if total == 0 or params.offset >= total:
+            return Page(items=[], total=total, params=params)
+        rows = await self.session.execute(statement.offset(params.offset).limit(params.page_size))
+        return Page(items=list(rows.unique().scalars().all()), total=total, params=params)
+
+    async def add(self, obj: M) -> M:
+        self.session.add(obj)
+        await self.session.flush()
+        return obj
+
+    async def delete(self, obj: M) -> None:
+        await self.session.delete(obj)
+        await self.session.flush()
+
+    async def update(self, obj: M, values: dict[str, Any]) -> M:
+        for key, value in values.items():
+            setattr(obj, key, value)
+        await self.session.flush()
+        return obj

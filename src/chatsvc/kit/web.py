@@ -1,0 +1,272 @@
+"""HTTP mechanisms every face shares: the request session, pagination parameters and envelopes,
+routes served with and without the trailing slash, and the mapping of errors to one body."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chatsvc.config import Settings
+from chatsvc.kit.errors import (
+    ChatsvcError,
+    Conflict,
+    FieldError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
+from chatsvc.kit.pagination import Page, PageParams
+
+logger = logging.getLogger("chatsvc.errors")
+T = TypeVar("T")
+
+
+# --- lifespan state ----------------------------------------------------------------------------
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, committed when the endpoint returns, before the response is sent."""
+    async with request.app.state.sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+# --- pagination ----------------------------------------------------------------------------------
+
+
+def page_params(
+    request: Request,
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
+    page_size: Annotated[
+        int | None,
+        Query(ge=1, le=1_000_000, description="Results per page (capped by the server)."),
+    ] = None,
+) -> PageParams:
+    settings = get_settings(request)
+    size = min(page_size or settings.page_size_default, settings.page_size_max)
+    return PageParams(page=page, page_size=size)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def _page_url(request: Request, page: int) -> str:
+    return str(request.url.include_query_params(page=page))
+
+
+class Paginated(BaseModel):
+    """The `{count, next, previous, results}` envelope."""
+
+    count: int = Field(description="Total number of results.")
+    next: str | None = Field(description="Absolute URL of the next page, or null.")
+    previous: str | None = Field(description="Absolute URL of the previous page, or null.")
+    results: list[Any]
+
+
+def envelope(request: Request, page: Page[T], results: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "count": page.total,
+        "next": _page_url(request, page.params.page + 1) if page.has_next else None,
+        "previous": _page_url(request, page.params.page - 1) if page.has_previous else None,
+        "results": list(results),
+    }
+
+
+def set_list_headers(request: Request, response: Response, page: Page[T]) -> None:
+    """For plain-array lists: the total in X-Total-Count and RFC 8288 next/prev links."""
+    response.headers["X-Total-Count"] = str(page.total)
+    links = []
+    if page.has_next:
+        links.append(f'<{_page_url(request, page.params.page + 1)}>; rel="next"')
+    if page.has_previous:
+        links.append(f'<{_page_url(request, page.params.page - 1)}>; rel="prev"')
+    if links:
+        response.headers["Link"] = ", ".join(links)
+
+
+# --- routes --------------------------------------------------------------------------------------
+
+
+class ChatsvcRoute(APIRoute):
+    """A route that knows which status its body validation errors get (the seeds say 400 on some
+    endpoints; elsewhere 422)."""
+
+    validation_status: int = 422
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def invalid_is_400(endpoint: F) -> F:
+    """Mark an endpoint whose seed documents 400 (not 422) for an invalid body. Put it under the
+    route decorator."""
+    endpoint._validation_status = 400  # type: ignore[attr-defined]
+    return endpoint
+
+
+class SlashRouter(APIRouter):
+    """Serves each path exactly as written and also with (or without) the trailing slash, never
+    redirecting: a 307 makes many clients drop the body of a POST. Only the written form is in the
+    OpenAPI document."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("route_class", ChatsvcRoute)
+        super().__init__(**kwargs)
+
+    def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        validation_status: int = getattr(endpoint, "_validation_status", 422)
+        if validation_status == 400:
+            responses = dict(kwargs.get("responses") or {})
+            responses.setdefault(400, {"model": ErrorBody, "description": "Invalid input."})
+            kwargs["responses"] = responses
+        super().add_api_route(path, endpoint, **kwargs)
+        self._mark(validation_status)
+        alternate = path[:-1] if path.endswith("/") else path + "/"
+        if alternate and alternate != "/":
+            alt = dict(kwargs, include_in_schema=False)
+            alt["name"] = f"{kwargs.get('name') or endpoint.__name__}_alt"
+            alt["operation_id"] = None
+            super().add_api_route(alternate, endpoint, **alt)
+            self._mark(validation_status)
+
+    def _mark(self, validation_status: int) -> None:
+        route = self.routes[-1]
+        if isinstance(route, ChatsvcRoute):
+            route.validation_status = validation_status
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+class FieldErrorBody(BaseModel):
+    field: str = Field(description="Where the problem is, e.g. body.temperature or query.page.")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The one error body of the service."""
+
+    detail: str = Field(description="What went wrong and, where it helps, what to do next.")
+    code: str = Field(description="A stable machine-readable code, e.g. not_found, invalid.")
+    errors: list[FieldErrorBody] = Field(default_factory=list)
+    request_id: str | None = None
+
+
+STATUS_BY_ERROR: dict[type[ChatsvcError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    Unavailable: 503,
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or unknown API key."},
+    403: {"model": ErrorBody, "description": "The key's role does not allow this."},
+}
+
+
+def error_response(
+    request: Request,
+    status: int,
+    detail: str,
+    code: str,
+    errors: Sequence[FieldError] = (),
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorBody(
+        detail=detail,
+        code=code,
+        errors=[FieldErrorBody(field=e.field, message=e.message) for e in errors],
+        request_id=request.scope.get("state", {}).get("request_id"),
+    )
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _location(loc: Sequence[int | str]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif parts:
+            parts.append(f".{item}")
+        else:
+            parts.append(str(item))
+    return "".join(parts)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ChatsvcError)
+    status = next((s for t, s in STATUS_BY_ERROR.items() if isinstance(exc, t)), 400)
+    headers = {"WWW-Authenticate": 'Bearer realm="chatsvc"'} if status == 401 else None
+    return error_response(request, status, exc.message, exc.code, exc.errors, headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    route = request.scope.get("route")
+    status = route.validation_status if isinstance(route, ChatsvcRoute) else 422
+    errors = []
+    for error in exc.errors():
+        loc = [p for p in error.get("loc", ()) if not str(p).startswith("function-after")]
+        message = str(error.get("msg", "invalid"))
+        message = message.removeprefix("Value error, ")
+        errors.append(FieldError(_location(loc), message))
+    summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+    return error_response(request, status, f"Invalid input: {summary}", "invalid", errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+    detail = str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No endpoint {request.url.path}; see /docs for the API."
+    return error_response(
+        request,
+        exc.status_code,
+        detail,
+        codes.get(exc.status_code, "error"),
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return error_response(
+        request, 500, "Internal error; the request id identifies it in the logs.", "internal"
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ChatsvcError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,103 @@
+"""The application factory: lifespan-built resources, middleware, faces and error handling.
+
+`chatsvc.main:create_app` builds an app; `chatsvc.main:app` is the ASGI app for uvicorn."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
+
+from chatsvc import __version__
+from chatsvc.api import cognitive, ops
+from chatsvc.config import Settings, get_settings
+from chatsvc.kit.db import create_engine, create_sessionmaker
+from chatsvc.kit.logging import configure_logging
+from chatsvc.kit.middleware import BodySizeLimitMiddleware, ObservabilityMiddleware
+from chatsvc.kit.web import install_error_handlers
+
+DESCRIPTION = """
+chatsvc is a self-hosted backend for chat assistants.
+
+Authenticate every request (except /healthz, /readyz and /metrics) with an API key, as
+`X-Api-Key: KEY` or `Authorization: Bearer KEY`. Errors share one body:
+`{"detail", "code", "errors": [{"field", "message"}], "request_id"}`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    """SDK method names: the endpoint's name (list_assistants, create_lesson, ...)."""
+    return route.name
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_engine(
+        settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size
+    )
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.redis = None
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        app.state.redis = Redis.from_url(settings.redis_url)
+    app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False)
+    try:
+        yield
+    finally:
+        await app.state.http.aclose()
+        if app.state.redis is not None:
+            await app.state.redis.aclose()
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="chatsvc",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        generate_unique_id_function=_operation_id,
+        openapi_tags=[
+            {"name": "assistants", "description": "Assistant configuration (cognitive face)."},
+            {"name": "knowledge", "description": "Common questions, fixed responses, lessons."},
+            {"name": "operations", "description": "Health, readiness and metrics."},
+        ],
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(ops.router)
+    app.include_router(cognitive.router)
+
+    # Added last = outermost: the request id exists before anything else runs.
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-Id", "X-Total-Count", "Link"],
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # `chatsvc.main:app` is built on first access, so importing this module connects nothing
+    # and reads no settings.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

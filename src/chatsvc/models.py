@@ -1,0 +1,20 @@
+"""Every mapped table, imported in one place for alembic and the test database."""
+
+from chatsvc.assistants.models import Assistant, AssistantTool
+from chatsvc.auth.models import ApiKey, Principal, Workspace
+from chatsvc.kit.db import Base
+from chatsvc.knowledge.models import CommonQuestion, FixedResponse, Lesson
+from chatsvc.tools.models import Tool
+
+__all__ = [
+    "ApiKey",
+    "Assistant",
+    "AssistantTool",
+    "Base",
+    "CommonQuestion",
+    "FixedResponse",
+    "Lesson",
+    "Principal",
+    "Tool",
+    "Workspace",
+]
