@@ -61,7 +61,9 @@ class ObservabilityMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = (
+                getattr(route, "canonical_path", None) or getattr(route, "path", None) or "unmatched"
+            )
             method = scope["method"]
             REQUESTS.labels(method, template, str(status)).inc()
             DURATION.labels(method, template).observe(elapsed)

@@ -119,6 +119,8 @@ class ChatsvcRoute(APIRoute):
     endpoints; elsewhere 422)."""
 
     validation_status: int = 422
+    #: the path as written in the seed, also on the alternate-slash twin (metrics, logs)
+    canonical_path: str | None = None
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -147,19 +149,20 @@ class SlashRouter(APIRouter):
             responses.setdefault(400, {"model": ErrorBody, "description": "Invalid input."})
             kwargs["responses"] = responses
         super().add_api_route(path, endpoint, **kwargs)
-        self._mark(validation_status)
+        self._mark(validation_status, path)
         alternate = path[:-1] if path.endswith("/") else path + "/"
         if alternate and alternate != "/":
             alt = dict(kwargs, include_in_schema=False)
             alt["name"] = f"{kwargs.get('name') or endpoint.__name__}_alt"
             alt["operation_id"] = None
             super().add_api_route(alternate, endpoint, **alt)
-            self._mark(validation_status)
+            self._mark(validation_status, path)
 
-    def _mark(self, validation_status: int) -> None:
+    def _mark(self, validation_status: int, canonical: str) -> None:
         route = self.routes[-1]
         if isinstance(route, ChatsvcRoute):
             route.validation_status = validation_status
+            route.canonical_path = self.prefix + canonical
 
 
 # --- errors --------------------------------------------------------------------------------------
