@@ -39,13 +39,15 @@ TEST_DB = "chatsvc_test"
 def _reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url.replace("+asyncpg", ""))
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 3):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 3
+        ):
             return True
     except OSError:
         return False
 
 
-def test_settings(database_url: str, **overrides: object) -> Settings:
+def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "env": Environment.TEST,
         "database_url": database_url,
@@ -137,10 +139,10 @@ async def pg_connection(pg_engine: AsyncEngine) -> AsyncIterator[AsyncConnection
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 async def session(
-    request: pytest.FixtureRequest,
+    request: pytest.FixtureRequest, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine
 ) -> AsyncIterator[AsyncSession]:
     """A domain-level session on each backend: the repository layer runs on both."""
-    engine: AsyncEngine = request.getfixturevalue(f"{'pg' if request.param == 'postgresql' else 'sqlite'}_engine")
+    engine = pg_engine if request.param == "postgresql" else sqlite_engine
     async for connection in _rolled_back(engine):
         async with _sessionmaker(connection)() as db_session:
             yield db_session
@@ -148,7 +150,7 @@ async def session(
 
 @pytest.fixture
 def settings(pg_url: str) -> Settings:
-    return test_settings(pg_url)
+    return make_settings(pg_url)
 
 
 @dataclass
@@ -175,9 +177,7 @@ async def app_client(
             yield client
 
 
-async def make_tenant(
-    connection: AsyncConnection, client: httpx.AsyncClient, slug: str
-) -> Tenant:
+async def make_tenant(connection: AsyncConnection, client: httpx.AsyncClient, slug: str) -> Tenant:
     async with _sessionmaker(connection)() as db:
         workspace = await auth_service.create_workspace(db, slug)
         _a, admin_key = await auth_service.create_api_key(
@@ -200,7 +200,9 @@ async def make_tenant(
 
 
 @pytest.fixture
-async def tenant(pg_connection: AsyncConnection, app_client: httpx.AsyncClient) -> AsyncIterator[Tenant]:
+async def tenant(
+    pg_connection: AsyncConnection, app_client: httpx.AsyncClient
+) -> AsyncIterator[Tenant]:
     found = await make_tenant(pg_connection, app_client, "acme")
     yield found
     await found.admin.aclose()

@@ -13,12 +13,14 @@ from chatsvc.tools.models import Tool
 class AssistantRepository(RepositoryBase[Assistant]):
     model = Assistant
 
-    def _live(self, workspace_id: int) -> Select[tuple[Assistant]]:
+    def _live(self, workspace_id: int) -> Select[Assistant]:
         return select(Assistant).where(
             Assistant.workspace_id == workspace_id, Assistant.deleted_at.is_(None)
         )
 
-    async def get(self, workspace_id: int, assistant_id: int, *, fresh: bool = False) -> Assistant | None:
+    async def get(
+        self, workspace_id: int, assistant_id: int, *, fresh: bool = False
+    ) -> Assistant | None:
         statement = self._live(workspace_id).where(Assistant.id == assistant_id)
         if fresh:
             statement = statement.execution_options(populate_existing=True)

@@ -93,7 +93,9 @@ def _links(tool_lists: dict[str, list[int]]) -> list[AssistantTool]:
     ]
 
 
-async def _reload(repository: AssistantRepository, workspace_id: int, assistant_id: int) -> Assistant:
+async def _reload(
+    repository: AssistantRepository, workspace_id: int, assistant_id: int
+) -> Assistant:
     assistant = await repository.get(workspace_id, assistant_id, fresh=True)
     assert assistant is not None
     return assistant
@@ -118,7 +120,9 @@ async def _check(
             missing = [tool_id for tool_id in ids if tool_id not in found]
             if missing:
                 errors.append(
-                    FieldError(slot, f"no tool with id {', '.join(map(str, missing))} in this workspace")
+                    FieldError(
+                        slot, f"no tool with id {', '.join(map(str, missing))} in this workspace"
+                    )
                 )
     if errors:
         raise Invalid("; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)

@@ -28,7 +28,9 @@ class BootstrapResult:
 
 async def bootstrap(session: AsyncSession, settings: Settings) -> BootstrapResult | None:
     """Set up an empty database; None when a workspace already exists (nothing to do)."""
-    configured = settings.bootstrap_api_key.get_secret_value() if settings.bootstrap_api_key else None
+    configured = (
+        settings.bootstrap_api_key.get_secret_value() if settings.bootstrap_api_key else None
+    )
     if await session.scalar(select(Workspace.id).limit(1)) is not None:
         if configured is not None:
             await _ensure_configured_key(session, configured)
@@ -43,7 +45,11 @@ async def bootstrap(session: AsyncSession, settings: Settings) -> BootstrapResul
         name="bootstrap",
         raw_key=configured,
     )
-    demo_id = await _create_demo_assistant(session, workspace.id, settings) if settings.demo_assistant else None
+    demo_id = (
+        await _create_demo_assistant(session, workspace.id, settings)
+        if settings.demo_assistant
+        else None
+    )
     return BootstrapResult(
         workspace_slug=workspace.slug,
         generated_key=None if configured else raw,
@@ -66,7 +72,9 @@ async def _ensure_configured_key(session: AsyncSession, raw: str) -> None:
     )
 
 
-async def _create_demo_assistant(session: AsyncSession, workspace_id: int, settings: Settings) -> int:
+async def _create_demo_assistant(
+    session: AsyncSession, workspace_id: int, settings: Settings
+) -> int:
     assistant = await assistant_service.create_assistant(
         session,
         workspace_id,

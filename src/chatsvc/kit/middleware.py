@@ -16,9 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 access_logger = logging.getLogger("chatsvc.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
-REQUESTS = Counter(
-    "chatsvc_http_requests_total", "HTTP requests", ["method", "route", "status"]
-)
+REQUESTS = Counter("chatsvc_http_requests_total", "HTTP requests", ["method", "route", "status"])
 DURATION = Histogram(
     "chatsvc_http_request_duration_seconds",
     "Time from request to the last byte of the response",
@@ -62,7 +60,9 @@ class ObservabilityMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = (
-                getattr(route, "canonical_path", None) or getattr(route, "path", None) or "unmatched"
+                getattr(route, "canonical_path", None)
+                or getattr(route, "path", None)
+                or "unmatched"
             )
             method = scope["method"]
             REQUESTS.labels(method, template, str(status)).inc()

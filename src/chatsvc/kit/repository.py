@@ -20,11 +20,11 @@ class RepositoryBase(Generic[M]):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get_one_or_none(self, statement: Select[tuple[M]]) -> M | None:
+    async def get_one_or_none(self, statement: Select[M]) -> M | None:
         result = await self.session.execute(statement)
         return result.unique().scalar_one_or_none()
 
-    async def paginate(self, statement: Select[tuple[M]], params: PageParams) -> Page[M]:
+    async def paginate(self, statement: Select[M], params: PageParams) -> Page[M]:
         count_statement = select(func.count()).select_from(
             statement.order_by(None).options().subquery()
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 #: NUL cannot be stored in PostgreSQL text or JSONB; lone surrogates cannot be encoded as UTF-8.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -37,13 +37,13 @@ class InputModel(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_max_length=1_000_000)
 
-    @model_validator(mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _storable_text(cls, data: Any) -> Any:
-        where = _find_unstorable(data, "")
+    def _storable_text(cls, value: Any) -> Any:
+        where = _find_unstorable(value, "")
         if where is not None:
+            inside = f" (at {where})" if where else ""
             raise ValueError(
-                f"{where or 'value'} contains a NUL character or an unpaired surrogate, "
-                "which cannot be stored"
+                f"contains a NUL character or an unpaired surrogate{inside}, which cannot be stored"
             )
-        return data
+        return value

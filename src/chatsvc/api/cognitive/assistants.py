@@ -16,7 +16,16 @@ from chatsvc.api.cognitive.schemas import (
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.assistants import service as assistant_service
 from chatsvc.kit.validation import MAX_ID
-from chatsvc.kit.web import ERROR_RESPONSES, ErrorBody, PageDep, SessionDep, SettingsDep, SlashRouter, envelope, invalid_is_400
+from chatsvc.kit.web import (
+    ERROR_RESPONSES,
+    ErrorBody,
+    PageDep,
+    SessionDep,
+    SettingsDep,
+    SlashRouter,
+    envelope,
+    invalid_is_400,
+)
 
 router = SlashRouter(tags=["assistants"], responses=ERROR_RESPONSES)
 AssistantId = Annotated[int, Path(ge=1, le=MAX_ID, description="The assistant's id.")]
@@ -64,7 +73,7 @@ async def list_assistants_info(
     summary="Retrieve a specific assistant configuration",
     responses=NOT_FOUND,
 )
-async def get_assistant(id: AssistantId, session: SessionDep, auth: AuthDep) -> Any:  # noqa: A002
+async def get_assistant(id: AssistantId, session: SessionDep, auth: AuthDep) -> Any:
     return await assistant_service.get_assistant(session, auth.workspace_id, id)
 
 
@@ -76,7 +85,7 @@ async def get_assistant(id: AssistantId, session: SessionDep, auth: AuthDep) -> 
     responses=NOT_FOUND,
 )
 async def update_assistant(
-    id: AssistantId,  # noqa: A002
+    id: AssistantId,
     body: AssistantIn,
     session: SessionDep,
     auth: AdminDep,
@@ -94,7 +103,7 @@ async def update_assistant(
     responses=NOT_FOUND,
 )
 async def partial_update_assistant(
-    id: AssistantId,  # noqa: A002
+    id: AssistantId,
     body: AssistantPatch,
     session: SessionDep,
     auth: AdminDep,
@@ -112,6 +121,6 @@ async def partial_update_assistant(
     description="The assistant and its knowledge leave the API; chats made with it stay readable.",
     responses=NOT_FOUND,
 )
-async def delete_assistant(id: AssistantId, session: SessionDep, auth: AdminDep) -> Response:  # noqa: A002
+async def delete_assistant(id: AssistantId, session: SessionDep, auth: AdminDep) -> Response:
     await assistant_service.delete_assistant(session, auth.workspace_id, id)
     return Response(status_code=204)

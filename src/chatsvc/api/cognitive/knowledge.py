@@ -101,7 +101,7 @@ def _register(kind: Kind) -> None:
     @invalid_is_400
     async def update_item(
         assistant: AssistantId,
-        item: item_id,  # type: ignore[valid-type]
+        item: item_id,
         body: body_type,  # type: ignore[valid-type]
         session: SessionDep,
         auth: AdminDep,
@@ -113,13 +113,11 @@ def _register(kind: Kind) -> None:
 
     async def delete_item(
         assistant: AssistantId,
-        item: item_id,  # type: ignore[valid-type]
+        item: item_id,
         session: SessionDep,
         auth: AdminDep,
     ) -> dict[str, Any]:
-        await knowledge_service.delete_item(
-            session, auth.workspace_id, assistant, kind.model, item
-        )
+        await knowledge_service.delete_item(session, auth.workspace_id, assistant, kind.model, item)
         return {"id": item, "deleted": True}
 
     router.add_api_route(

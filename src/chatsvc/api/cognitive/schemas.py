@@ -13,9 +13,9 @@ from chatsvc.knowledge.schemas import CommonQuestionIn, FixedResponseIn, LessonI
 __all__ = [
     "AssistantIn",
     "AssistantInfoOut",
+    "AssistantInfoPage",
     "AssistantOut",
     "AssistantPage",
-    "AssistantInfoPage",
     "AssistantPatch",
     "CommonQuestionIn",
     "CommonQuestionOut",

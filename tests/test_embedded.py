@@ -1,0 +1,150 @@
+"""The embedded default (`make run`): SQLite, first-start bootstrap, the CLI, a real server."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatsvc.auth import service as auth_service
+from chatsvc.auth.bootstrap import bootstrap
+from chatsvc.auth.models import Role
+from chatsvc.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CHATSVC = [sys.executable, "-m", "chatsvc.cli"]
+
+
+async def test_first_start_makes_a_key_and_a_demo_assistant(
+    session: AsyncSession, settings: Settings
+) -> None:
+    result = await bootstrap(session, settings)
+    assert result is not None and result.generated_key is not None
+    auth = await auth_service.authenticate(session, result.generated_key)
+    assert auth is not None and auth.role is Role.ADMIN
+    from chatsvc.assistants import service as assistant_service
+
+    demo = await assistant_service.get_assistant(
+        session, auth.workspace_id, result.demo_assistant_id or 0
+    )
+    assert (demo.retrieval_faq, demo.retrieval_fixed_faq, demo.retrieval_lessons) == (2, 1, 1)
+    assert await bootstrap(session, settings) is None  # a second start changes nothing
+
+
+async def test_configured_bootstrap_key_is_used_and_never_printed(
+    session: AsyncSession, settings: Settings
+) -> None:
+    configured = settings.model_copy(
+        update={
+            "bootstrap_api_key": SecretStr("csk_configured-key-0123456789"),
+            "demo_assistant": False,
+        }
+    )
+    result = await bootstrap(session, configured)
+    assert result is not None
+    assert result.generated_key is None and result.demo_assistant_id is None
+    assert await auth_service.authenticate(session, "csk_configured-key-0123456789") is not None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSVC_")}
+    env["CHATSVC_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'chatsvc.db'}"
+    env.update(extra)
+    return env
+
+
+def test_cli_creates_workspaces_and_keys(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    run = {"env": env, "cwd": ROOT, "capture_output": True, "text": True, "timeout": 60}
+    assert subprocess.run([*CHATSVC, "migrate"], check=False, **run).returncode == 0  # type: ignore[call-overload]
+    made = subprocess.run([*CHATSVC, "create-workspace", "team"], check=False, **run)  # type: ignore[call-overload]
+    assert made.returncode == 0 and "team" in made.stdout
+    again = subprocess.run([*CHATSVC, "create-workspace", "team"], check=False, **run)  # type: ignore[call-overload]
+    assert again.returncode == 1 and "already exists" in again.stderr
+    key = subprocess.run(  # type: ignore[call-overload]
+        [*CHATSVC, "create-api-key", "--workspace", "team", "--role", "member", "--user", "bob"],
+        check=False,
+        **run,
+    )
+    assert key.returncode == 0 and key.stdout.strip().startswith("csk_")
+    orphan = subprocess.run(  # type: ignore[call-overload]
+        [*CHATSVC, "create-api-key", "--workspace", "team", "--role", "member"], check=False, **run
+    )
+    assert orphan.returncode == 1 and "username" in orphan.stderr
+    spec = subprocess.run([*CHATSVC, "openapi", "-o", str(tmp_path / "o.json")], check=False, **run)  # type: ignore[call-overload]
+    assert spec.returncode == 0 and (tmp_path / "o.json").read_text().startswith("{")
+
+
+def test_make_run_flow_serves_the_demo_assistant_on_sqlite(tmp_path: Path) -> None:
+    """What a newcomer does: migrate, serve, copy the printed key, list assistants."""
+    env = _env(tmp_path)
+    subprocess.run([*CHATSVC, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
+    port = _free_port()
+    server = subprocess.Popen(
+        [*CHATSVC, "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        output = ""
+        deadline = time.monotonic() + 30
+        while "Uvicorn running" not in output and time.monotonic() < deadline:
+            line = server.stdout.readline()
+            if not line:
+                break
+            output += line
+        match = re.search(r"\b(csk_[A-Za-z0-9_-]{20,})\b", output)
+        assert match, output
+        headers = {"X-Api-Key": match.group(1)}
+        base = f"http://127.0.0.1:{port}"
+        listing = httpx.get(f"{base}/assistants/info/", headers=headers, timeout=10).json()
+        assert listing["count"] == 1
+        assert listing["results"][0]["description"] == "Demo assistant"
+        created = httpx.post(
+            f"{base}/assistants/", json={"description": "Mine"}, headers=headers, timeout=10
+        )
+        assert created.status_code == 201
+        assert httpx.get(f"{base}/readyz", timeout=10).json()["checks"] == {"database": "ok"}
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def test_production_refuses_to_start_with_placeholders(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CHATSVC, "serve"],
+        env=_env(tmp_path, CHATSVC_ENV="production"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "CHATSVC_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--help"])
+def test_cli_help_lists_the_commands(flag: str) -> None:
+    out = subprocess.run([*CHATSVC, flag], capture_output=True, text=True, check=True).stdout
+    for command in ("serve", "migrate", "openapi", "create-workspace", "create-api-key"):
+        assert command in out
