@@ -33,7 +33,7 @@ ADMIN_URL = os.environ.get(
     "CHATSVC_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("CHATSVC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-TEST_DB = "chatsvc_test"
+TEST_DB = f"chatsvc_test_{os.getpid()}"  # one per run, so parallel runs do not collide
 
 
 def _reachable(url: str, default_port: int) -> bool:
