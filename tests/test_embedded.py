@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatsvc.auth import service as auth_service
 from chatsvc.auth.bootstrap import bootstrap
 from chatsvc.auth.models import Role
-from chatsvc.config import Settings
+from chatsvc.config import Environment, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CHATSVC = [sys.executable, "-m", "chatsvc.cli"]
@@ -148,3 +148,18 @@ def test_cli_help_lists_the_commands(flag: str) -> None:
     out = subprocess.run([*CHATSVC, flag], capture_output=True, text=True, check=True).stdout
     for command in ("serve", "migrate", "openapi", "create-workspace", "create-api-key"):
         assert command in out
+
+
+async def test_production_first_start_generates_nothing(
+    session: AsyncSession, settings: Settings
+) -> None:
+    production = settings.model_copy(
+        update={"env": Environment.PRODUCTION, "secret_key": SecretStr("s" * 40)}
+    )
+    assert await bootstrap(session, production) is None
+    with_key = production.model_copy(
+        update={"bootstrap_api_key": SecretStr("csk_production-key-0123456789")}
+    )
+    result = await bootstrap(session, with_key)
+    assert result is not None
+    assert result.generated_key is None and result.demo_assistant_id is None

@@ -69,10 +69,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assistants")),
     )
-    op.create_index(op.f("ix_assistants_deleted_at"), "assistants", ["deleted_at"], unique=False)
-    op.create_index(
-        op.f("ix_assistants_workspace_id"), "assistants", ["workspace_id"], unique=False
-    )
+    op.create_index("ix_assistants_workspace_id_id", "assistants", ["workspace_id", "id"])
     op.create_table(
         "principals",
         sa.Column("id", ID, nullable=False),
@@ -191,7 +188,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_common_questions")),
     )
     op.create_index(
-        op.f("ix_common_questions_assistant_id"), "common_questions", ["assistant_id"], unique=False
+        "ix_common_questions_assistant_id_id", "common_questions", ["assistant_id", "id"]
     )
     op.create_table(
         "fixed_responses",
@@ -211,9 +208,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_fixed_responses")),
     )
-    op.create_index(
-        op.f("ix_fixed_responses_assistant_id"), "fixed_responses", ["assistant_id"], unique=False
-    )
+    op.create_index("ix_fixed_responses_assistant_id_id", "fixed_responses", ["assistant_id", "id"])
     op.create_table(
         "lessons",
         sa.Column("context_of_application", sa.Text(), nullable=False),
@@ -232,16 +227,16 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_lessons")),
     )
-    op.create_index(op.f("ix_lessons_assistant_id"), "lessons", ["assistant_id"], unique=False)
+    op.create_index("ix_lessons_assistant_id_id", "lessons", ["assistant_id", "id"])
 
 
 def downgrade() -> None:
 
-    op.drop_index(op.f("ix_lessons_assistant_id"), table_name="lessons")
+    op.drop_index("ix_lessons_assistant_id_id", table_name="lessons")
     op.drop_table("lessons")
-    op.drop_index(op.f("ix_fixed_responses_assistant_id"), table_name="fixed_responses")
+    op.drop_index("ix_fixed_responses_assistant_id_id", table_name="fixed_responses")
     op.drop_table("fixed_responses")
-    op.drop_index(op.f("ix_common_questions_assistant_id"), table_name="common_questions")
+    op.drop_index("ix_common_questions_assistant_id_id", table_name="common_questions")
     op.drop_table("common_questions")
     op.drop_index(op.f("ix_assistant_tools_tool_id"), table_name="assistant_tools")
     op.drop_table("assistant_tools")
@@ -252,7 +247,6 @@ def downgrade() -> None:
     op.drop_table("tools")
     op.drop_index(op.f("ix_principals_workspace_id"), table_name="principals")
     op.drop_table("principals")
-    op.drop_index(op.f("ix_assistants_workspace_id"), table_name="assistants")
-    op.drop_index(op.f("ix_assistants_deleted_at"), table_name="assistants")
+    op.drop_index("ix_assistants_workspace_id_id", table_name="assistants")
     op.drop_table("assistants")
     op.drop_table("workspaces")

@@ -120,6 +120,15 @@ def cmd_create_api_key(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    print(
+        "chatsvc worker: there are no background jobs yet (they arrive with the background-work "
+        "issue); the API serves everything itself for now.",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatsvc", description="chatsvc service and admin tool")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--full-name")
     key.add_argument("--name", help="a label for the key")
     key.set_defaults(func=cmd_create_api_key)
+
+    worker = sub.add_parser("worker", help="run the background worker (not needed yet)")
+    worker.set_defaults(func=cmd_worker)
     return parser
 
 

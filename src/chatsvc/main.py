@@ -19,7 +19,7 @@ from chatsvc.config import Settings, get_settings
 from chatsvc.kit.db import create_engine, create_sessionmaker
 from chatsvc.kit.logging import configure_logging
 from chatsvc.kit.middleware import BodySizeLimitMiddleware, ObservabilityMiddleware
-from chatsvc.kit.web import install_error_handlers
+from chatsvc.kit.web import document_errors, install_error_handlers
 
 DESCRIPTION = """
 chatsvc is a self-hosted backend for chat assistants.
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    document_errors(app)
     app.include_router(ops.router)
     app.include_router(cognitive.router)
 

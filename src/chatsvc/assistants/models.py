@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, func, select
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from chatsvc.kit.db import Base, IdType, TimestampMixin
@@ -27,11 +27,11 @@ class AssistantTool(Base):
 
 class Assistant(TimestampMixin, Base):
     __tablename__ = "assistants"
+    # Lists walk a workspace's live assistants in id order: one ordered index-only scan.
+    __table_args__ = (Index("ix_assistants_workspace_id_id", "workspace_id", "id"),)
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(
-        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
-    )
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     description: Mapped[str] = mapped_column(String(255))
     info: Mapped[str | None] = mapped_column(String(255), default=None)
     system_prompt: Mapped[str] = mapped_column(Text, default="")
@@ -55,7 +55,7 @@ class Assistant(TimestampMixin, Base):
     colors: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     logo: Mapped[str | None] = mapped_column(String(2048), default=None)
     #: set when deleted: the assistant leaves the API, its chats stay readable
-    deleted_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
     tool_links: Mapped[list[AssistantTool]] = relationship(
         lazy="selectin",

@@ -11,7 +11,7 @@ from chatsvc.assistants import service as assistant_service
 from chatsvc.assistants.schemas import AssistantIn
 from chatsvc.auth import service as auth_service
 from chatsvc.auth.models import ApiKey, Role, Workspace
-from chatsvc.config import Settings
+from chatsvc.config import Environment, Settings
 from chatsvc.knowledge import service as knowledge_service
 from chatsvc.knowledge.schemas import CommonQuestionIn, FixedResponseIn, LessonIn
 
@@ -27,10 +27,16 @@ class BootstrapResult:
 
 
 async def bootstrap(session: AsyncSession, settings: Settings) -> BootstrapResult | None:
-    """Set up an empty database; None when a workspace already exists (nothing to do)."""
+    """Set up an empty database; None when a workspace already exists (nothing to do).
+
+    In production nothing is generated (a generated key would have to be printed to the logs):
+    only CHATSVC_BOOTSTRAP_API_KEY is registered, and no demo assistant is made."""
     configured = (
         settings.bootstrap_api_key.get_secret_value() if settings.bootstrap_api_key else None
     )
+    production = settings.env == Environment.PRODUCTION
+    if production and configured is None:
+        return None
     if await session.scalar(select(Workspace.id).limit(1)) is not None:
         if configured is not None:
             await _ensure_configured_key(session, configured)
@@ -47,7 +53,7 @@ async def bootstrap(session: AsyncSession, settings: Settings) -> BootstrapResul
     )
     demo_id = (
         await _create_demo_assistant(session, workspace.id, settings)
-        if settings.demo_assistant
+        if settings.demo_assistant and not production
         else None
     )
     return BootstrapResult(

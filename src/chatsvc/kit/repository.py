@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.kit.db import Base
@@ -25,13 +25,22 @@ class RepositoryBase(Generic[M]):
         return result.unique().scalar_one_or_none()
 
     async def paginate(self, statement: Select[M], params: PageParams) -> Page[M]:
+        """One page of `statement` (a select of one mapped class with an `id`, ordered) and the
+        total. The offset walks ids only; full rows (with their computed columns and relations)
+        are loaded for the page alone, so a deep page costs an index scan, not N row builds."""
         count_statement = select(func.count()).select_from(
-            statement.order_by(None).options().subquery()
+            statement.order_by(None).with_only_columns(literal_column("1")).subquery()
         )
         total = (await self.session.execute(count_statement)).scalar_one()
         if total == 0 or params.offset >= total:
             return Page(items=[], total=total, params=params)
-        rows = await self.session.execute(statement.offset(params.offset).limit(params.page_size))
+        entity = statement.column_descriptions[0]["entity"]
+        ids = (
+            await self.session.scalars(
+                statement.with_only_columns(entity.id).offset(params.offset).limit(params.page_size)
+            )
+        ).all()
+        rows = await self.session.execute(statement.where(entity.id.in_(ids)))
         return Page(items=list(rows.unique().scalars().all()), total=total, params=params)
 
     async def add(self, obj: M) -> M:

@@ -273,3 +273,39 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+# --- OpenAPI -------------------------------------------------------------------------------------
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI document show the real error body: validation errors (422) use ErrorBody
+    instead of FastAPI's default shape, which this service never sends."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault(
+            "ErrorBody", ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        components.setdefault(
+            "FieldErrorBody",
+            FieldErrorBody.model_json_schema(ref_template="#/components/schemas/{model}"),
+        )
+        components.get("ErrorBody", {}).pop("$defs", None)
+        ref = {"$ref": "#/components/schemas/ErrorBody"}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                invalid = operation.get("responses", {}).get("422")
+                if invalid is not None:
+                    invalid["description"] = "Invalid path, query or body parameter."
+                    invalid["content"] = {"application/json": {"schema": ref}}
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
