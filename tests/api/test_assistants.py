@@ -113,7 +113,7 @@ async def test_tool_ids_must_exist_in_the_workspace(
     )
     assert response.status_code == 400
     body = response.json()
-    assert {e["field"] for e in body["errors"]} == {"tools", "pretools"}
+    assert {e["field"] for e in body["errors"]} == {"body.tools", "body.pretools"}
     assert str(foreign) in body["detail"]
     assert (await tenant.admin.get("/assistants/")).json()["count"] == 0
 

@@ -229,19 +229,24 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ChatsvcError)
     status = next((s for t, s in STATUS_BY_ERROR.items() if isinstance(exc, t)), 400)
     headers = {"WWW-Authenticate": 'Bearer realm="chatsvc"'} if status == 401 else None
-    return error_response(request, status, exc.message, exc.code, exc.errors, headers)
+    # Services name the input field; on the wire it is a body field, as validation errors say.
+    errors = [FieldError(f"body.{e.field}", e.message) for e in exc.errors]
+    return error_response(request, status, exc.message, exc.code, errors, headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     route = request.scope.get("route")
-    status = route.validation_status if isinstance(route, ChatsvcRoute) else 422
     errors = []
+    in_body = True
     for error in exc.errors():
+        in_body = in_body and bool(error.get("loc")) and error["loc"][0] == "body"
         loc = [p for p in error.get("loc", ()) if not str(p).startswith("function-after")]
         message = str(error.get("msg", "invalid"))
         message = message.removeprefix("Value error, ")
         errors.append(FieldError(_location(loc), message))
+    # The seeds' 400 is for an invalid body; a malformed path or query stays 422 everywhere.
+    status = route.validation_status if isinstance(route, ChatsvcRoute) and in_body else 422
     summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
     return error_response(request, status, f"Invalid input: {summary}", "invalid", errors)
 
