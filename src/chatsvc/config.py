@@ -27,7 +27,13 @@ class GeneratorApp(BaseModel):
     base_url: AnyHttpUrl | None = None
     model: str | None = None
     api_key: SecretStr | None = None
+    #: seconds to connect / to wait for the first byte, and between two streamed chunks
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
     timeout_seconds: float = Field(default=60.0, gt=0)
+    #: offline generator only: pause between streamed words (0 = as fast as possible)
+    token_delay_seconds: float = Field(default=0.0, ge=0)
+    #: extra request headers (e.g. api-version for Azure OpenAI deployments)
+    headers: dict[str, str] = Field(default_factory=dict)
 
 
 def _default_generator_apps() -> dict[str, GeneratorApp]:
@@ -57,6 +63,12 @@ class Settings(BaseSettings):
     page_size_max: int = Field(default=100, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     knowledge_max_chars: int = Field(default=20_000, ge=1)
+    #: how long stream events stay replayable (Last-Event-ID) after a generation ends
+    stream_ttl_seconds: int = Field(default=3600, ge=10)
+    #: a PROCESSING chat whose lease expired (its process died) may be taken over
+    generation_lease_seconds: int = Field(default=120, ge=5)
+    #: SSE heartbeat comment interval
+    sse_ping_seconds: float = Field(default=15.0, gt=0)
     log_level: str = "INFO"
     access_log: bool = True
 

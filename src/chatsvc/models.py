@@ -2,8 +2,10 @@
 
 from chatsvc.assistants.models import Assistant, AssistantTool
 from chatsvc.auth.models import ApiKey, Principal, Workspace
+from chatsvc.chats.models import Chat, Message
 from chatsvc.kit.db import Base
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, Lesson
+from chatsvc.reports.models import Report
 from chatsvc.tools.models import Tool
 
 __all__ = [
@@ -11,10 +13,13 @@ __all__ = [
     "Assistant",
     "AssistantTool",
     "Base",
+    "Chat",
     "CommonQuestion",
     "FixedResponse",
     "Lesson",
+    "Message",
     "Principal",
+    "Report",
     "Tool",
     "Workspace",
 ]

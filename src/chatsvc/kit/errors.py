@@ -62,3 +62,17 @@ class Unavailable(ChatsvcError):
 
     def __init__(self, message: str, *, code: str = "unavailable") -> None:
         super().__init__(message, code)
+
+
+class UpstreamError(ChatsvcError):
+    """A generator or other upstream could not be reached or answered with an error (502)."""
+
+    def __init__(self, message: str, *, code: str = "upstream_error") -> None:
+        super().__init__(message, code)
+
+
+class UpstreamTimeout(ChatsvcError):
+    """A generator or other upstream did not answer in time (504)."""
+
+    def __init__(self, message: str, *, code: str = "upstream_timeout") -> None:
+        super().__init__(message, code)

@@ -25,6 +25,8 @@ from chatsvc.kit.errors import (
     NotFound,
     Unauthenticated,
     Unavailable,
+    UpstreamError,
+    UpstreamTimeout,
 )
 from chatsvc.kit.pagination import Page, PageParams
 
@@ -189,6 +191,8 @@ STATUS_BY_ERROR: dict[type[ChatsvcError], int] = {
     Unauthenticated: 401,
     Forbidden: 403,
     Unavailable: 503,
+    UpstreamError: 502,
+    UpstreamTimeout: 504,
 }
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or unknown API key."},

@@ -1,0 +1,108 @@
+"""Chats (a thread of the threads face is a chat) and their messages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from chatsvc.kit.db import Base, IdType, TimestampMixin
+
+
+class ExecutionStatus(StrEnum):
+    AVAILABLE = "AVAILABLE"
+    PROCESSING = "PROCESSING"
+    FAILED = "FAILED"
+
+
+class Role(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+    SYSTEM = "system"
+
+
+class MessageStatus(StrEnum):
+    COMPLETE = "complete"
+    CANCELLED = "cancelled"  # stopped by a cancel: the partial answer is kept
+    FAILED = "failed"
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class Chat(TimestampMixin, Base):
+    __tablename__ = "chats"
+    __table_args__ = (
+        Index("ix_chats_workspace_id_assistant_id_id", "workspace_id", "assistant_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # No cascade: a deleted assistant is only marked deleted, its chats stay readable.
+    assistant_id: Mapped[int] = mapped_column(ForeignKey("assistants.id"))
+    principal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("principals.id", ondelete="SET NULL"), index=True, default=None
+    )
+    title: Mapped[str] = mapped_column(String(255), default="")
+    like: Mapped[bool | None] = mapped_column(default=None)
+    comment: Mapped[str | None] = mapped_column(Text, default=None)
+    matrix_mode: Mapped[bool] = mapped_column(default=False)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    max_responses: Mapped[int] = mapped_column(Integer)
+    max_msg_length: Mapped[int] = mapped_column(Integer)
+    execution_status: Mapped[str] = mapped_column(String(16), default=ExecutionStatus.AVAILABLE)
+    #: why the last generation failed (kept until the next one starts)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    #: the msg_num the next message gets minus one; bumped under the row lock, so gap-free
+    last_msg_num: Mapped[int] = mapped_column(Integer, default=0)
+    #: assistant answers given (the end_message is given once when it reaches max_responses)
+    responses_count: Mapped[int] = mapped_column(Integer, default=0)
+    ended: Mapped[bool] = mapped_column(default=False)
+    #: the running (or last) generation and the lease that keeps PROCESSING from sticking
+    generation_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    is_archived: Mapped[bool] = mapped_column(default=False)
+
+
+class Message(TimestampMixin, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("chat_id", "msg_num"),
+        UniqueConstraint("chat_id", "idempotency_key"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
+    msg_num: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text, default="")
+    #: the msg_num of the user message an answer replies to
+    usr_msg_num: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: name of the fixed response that answered, verbatim, without the model
+    fixed: Mapped[str | None] = mapped_column(String(255), default=None)
+    references: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    tool_call_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    function_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    parameters: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    like: Mapped[bool | None] = mapped_column(default=None)
+    visible: Mapped[bool] = mapped_column(default=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    #: what the generator was actually sent, for operators
+    prompt: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.COMPLETE)
+    generation_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    sender_id: Mapped[int | None] = mapped_column(
+        ForeignKey("principals.id", ondelete="SET NULL"), default=None
+    )
+    replaces_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), default=None
+    )
