@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("generation_id", sa.String(length=36), nullable=True),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("is_archived", sa.Boolean(), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -63,6 +64,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_chats")),
         sa.UniqueConstraint("uuid", name=op.f("uq_chats_uuid")),
+        sa.UniqueConstraint(
+            "workspace_id", "idempotency_key", name=op.f("uq_chats_workspace_id_idempotency_key")
+        ),
     )
     op.create_index(op.f("ix_chats_principal_id"), "chats", ["principal_id"], unique=False)
     op.create_index(

@@ -35,6 +35,12 @@ class GeneratorApp(BaseModel):
     #: extra request headers (e.g. api-version for Azure OpenAI deployments)
     headers: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _complete(self) -> GeneratorApp:
+        if self.kind == "openai" and (self.base_url is None or not self.model):
+            raise ValueError("an openai generator app needs base_url and model")
+        return self
+
 
 def _default_generator_apps() -> dict[str, GeneratorApp]:
     return {"offline": GeneratorApp(kind="offline", description="Built-in offline generator")}

@@ -16,10 +16,13 @@ from starlette.middleware.cors import CORSMiddleware
 from chatsvc import __version__
 from chatsvc.api import cognitive, ops
 from chatsvc.config import Settings, get_settings
+from chatsvc.generation.registry import build_generators
+from chatsvc.generation.runner import GenerationManager
 from chatsvc.kit.db import create_engine, create_sessionmaker
 from chatsvc.kit.logging import configure_logging
 from chatsvc.kit.middleware import BodySizeLimitMiddleware, ObservabilityMiddleware
 from chatsvc.kit.web import document_errors, install_error_handlers
+from chatsvc.streaming.factory import build_broker
 
 DESCRIPTION = """
 chatsvc is a self-hosted backend for chat assistants.
@@ -48,10 +51,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from redis.asyncio import Redis
 
         app.state.redis = Redis.from_url(settings.redis_url)
-    app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False)
+    app.state.http = httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0),
+        trust_env=False,
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+    )
+    app.state.broker = build_broker(app.state.redis)
+    app.state.generations = GenerationManager(
+        app.state.sessionmaker,
+        app.state.broker,
+        build_generators(settings, app.state.http),
+        settings,
+    )
     try:
         yield
     finally:
+        await app.state.generations.shutdown()
+        await app.state.broker.close()
         await app.state.http.aclose()
         if app.state.redis is not None:
             await app.state.redis.aclose()
@@ -71,6 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[
             {"name": "assistants", "description": "Assistant configuration (cognitive face)."},
             {"name": "knowledge", "description": "Common questions, fixed responses, lessons."},
+            {"name": "chats", "description": "Chats, turns and their SSE streams."},
+            {"name": "messages", "description": "Single messages and their feedback."},
+            {"name": "generators", "description": "The configured generator apps."},
+            {"name": "reports", "description": "Structured feedback on chats and its metrics."},
             {"name": "operations", "description": "Health, readiness and metrics."},
         ],
     )

@@ -81,7 +81,7 @@ async def test_unknown_paths_and_methods_use_the_error_body(tenant: Tenant) -> N
     assert missing.status_code == 404
     assert missing.json()["code"] == "not_found"
     assert "/docs" in missing.json()["detail"]
-    wrong = await tenant.admin.post("/assistants/info/", json={})
+    wrong = await tenant.admin.put("/healthz")
     assert wrong.status_code == 405
     assert wrong.json()["code"] == "method_not_allowed"
 

@@ -10,7 +10,6 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from chatsvc.auth import service as auth_service
 from chatsvc.auth.service import AuthContext
 from chatsvc.kit.errors import Unauthenticated
-from chatsvc.kit.web import SessionDep
 
 api_key_header = APIKeyHeader(
     name="X-Api-Key", auto_error=False, description="The API key, as `X-Api-Key: KEY`."
@@ -20,7 +19,6 @@ bearer = HTTPBearer(auto_error=False, description="The API key, as `Authorizatio
 
 async def get_auth(
     request: Request,
-    session: SessionDep,
     header_key: Annotated[str | None, Depends(api_key_header)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> AuthContext:
@@ -31,7 +29,9 @@ async def get_auth(
             "`make run` prints a bootstrap admin key on first start.",
             code="missing_api_key",
         )
-    auth = await auth_service.authenticate(session, raw.strip())
+    # A short session of its own: a request that then streams or waits holds no connection.
+    async with request.app.state.sessionmaker() as session:
+        auth = await auth_service.authenticate(session, raw.strip())
     if auth is None:
         raise Unauthenticated("Unknown or revoked API key.", code="invalid_api_key")
     request.scope.setdefault("state", {})["principal_id"] = auth.principal_id

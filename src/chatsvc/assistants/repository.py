@@ -36,6 +36,15 @@ class AssistantRepository(RepositoryBase[Assistant]):
         )
         return found is not None
 
+    async def exists_any(self, workspace_id: int, assistant_id: int) -> bool:
+        """Deleted ones included: their chats stay readable."""
+        found = await self.session.scalar(
+            select(Assistant.id).where(
+                Assistant.id == assistant_id, Assistant.workspace_id == workspace_id
+            )
+        )
+        return found is not None
+
     async def list(self, workspace_id: int, params: PageParams) -> Page[Assistant]:
         return await self.paginate(self._live(workspace_id).order_by(Assistant.id), params)
 

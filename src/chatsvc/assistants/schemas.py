@@ -31,7 +31,7 @@ CSS_NAMED_COLORS = frozenset(
     saddlebrown salmon sandybrown seagreen seashell sienna silver skyblue slateblue
     slategray slategrey snow springgreen steelblue tan teal thistle tomato turquoise violet
     wheat white whitesmoke yellow yellowgreen transparent currentcolor
-    """.split()  # noqa: SIM905 - a word list reads better than 150 quoted lines
+    """.split()
 )
 _HEX = re.compile(r"^#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 _FUNCTIONAL = re.compile(

@@ -40,6 +40,7 @@ class Chat(TimestampMixin, Base):
     __tablename__ = "chats"
     __table_args__ = (
         Index("ix_chats_workspace_id_assistant_id_id", "workspace_id", "assistant_id", "id"),
+        UniqueConstraint("workspace_id", "idempotency_key"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -69,6 +70,8 @@ class Chat(TimestampMixin, Base):
     generation_id: Mapped[str | None] = mapped_column(String(36), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     is_archived: Mapped[bool] = mapped_column(default=False)
+    #: the Idempotency-Key of the request that created the chat, so a retry finds it
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
 
 
 class Message(TimestampMixin, Base):

@@ -3,7 +3,7 @@ generator (offline, OpenAI-compatible, later tool-calling ones)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,4 +60,4 @@ class Generator(Protocol):
     (no first byte / no next chunk in time). Closing the iterator (aclose) must close any
     upstream request at once: that is how a cancel stops a generation."""
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[GeneratorEvent]: ...
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[GeneratorEvent, None]: ...

@@ -2,8 +2,10 @@
 
 from fastapi import APIRouter
 
-from chatsvc.api.cognitive import assistants, knowledge
+from chatsvc.api.cognitive import assistants, chats, knowledge, reports
 
 router = APIRouter()
 router.include_router(assistants.router)
 router.include_router(knowledge.router)
+router.include_router(chats.router)
+router.include_router(reports.router)

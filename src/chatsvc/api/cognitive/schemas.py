@@ -117,3 +117,94 @@ class LessonOut(OutModel):
 
 def dump(model: type[OutModel], obj: Any) -> dict[str, Any]:
     return model.model_validate(obj).model_dump(mode="json")
+
+
+class ReferenceOut(BaseModel):
+    reference_num: int
+    source: str
+    showed_num: int
+
+
+class MessageOut(OutModel):
+    """A message of a chat. `references` is a list of sources (the seed's "string" placeholder),
+    `fixed` the name of the fixed response that answered verbatim, `status` complete, cancelled or
+    failed."""
+
+    id: int
+    role: str
+    content: str
+    msg_num: int
+    usr_msg_num: int | None
+    fixed: str | None
+    metadata: dict[str, Any] = Field(validation_alias="meta")
+    references: list[ReferenceOut]
+    tool_call_id: str | None
+    function_name: str | None
+    parameters: dict[str, Any] | None
+    like: bool | None
+    visible: bool
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChatOut(BaseModel):
+    """A chat. `messages` is the list of its messages in order (the seed's "string" placeholder);
+    `error` says why the last generation failed when execution_status is FAILED."""
+
+    id: int
+    title: str
+    assistant: int
+    messages: list[MessageOut]
+    max_responses: int
+    max_msg_length: int
+    comment: str | None
+    like: bool | None
+    created_at: datetime
+    updated_at: datetime
+    matrix_mode: bool
+    execution_status: str
+    error: str | None
+    metadata: dict[str, Any]
+
+
+class ChatFullOut(ChatOut):
+    """A chat with every reference its answers used."""
+
+    references: list[ReferenceOut]
+
+
+class GeneratorAppOut(BaseModel):
+    name: str
+    kind: str
+    model: str | None
+    description: str
+    default: bool
+
+
+class CancelOut(BaseModel):
+    chat: int
+    generation_id: str | None = Field(description="The generation asked to stop, if any ran.")
+    cancelled: bool = Field(description="False when nothing was running (nothing to stop).")
+
+
+def chat_out(chat: Any, messages: list[Any], *, full: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": chat.id,
+        "title": chat.title,
+        "assistant": chat.assistant_id,
+        "messages": [MessageOut.model_validate(m).model_dump(mode="json") for m in messages],
+        "max_responses": chat.max_responses,
+        "max_msg_length": chat.max_msg_length,
+        "comment": chat.comment,
+        "like": chat.like,
+        "created_at": chat.created_at,
+        "updated_at": chat.updated_at,
+        "matrix_mode": chat.matrix_mode,
+        "execution_status": chat.execution_status,
+        "error": chat.error,
+        "metadata": chat.meta,
+    }
+    if full:
+        body["references"] = [ref for m in messages for ref in (m.references or [])]
+    return body

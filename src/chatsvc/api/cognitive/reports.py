@@ -1,0 +1,217 @@
+"""Cognitive face: /reports/ (feedback on chats, with aggregate counts) and /reports/metrics/."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query, Request, Response
+from pydantic import AliasChoices, BaseModel, Field
+
+from chatsvc.api.cognitive.schemas import OutModel
+from chatsvc.api.deps import AdminDep, AuthDep
+from chatsvc.kit.validation import MAX_ID
+from chatsvc.kit.web import (
+    ERROR_RESPONSES,
+    ErrorBody,
+    PageDep,
+    SessionDep,
+    SlashRouter,
+    envelope,
+    invalid_is_400,
+)
+from chatsvc.reports import service as report_service
+from chatsvc.reports.schemas import (
+    Category,
+    Reason,
+    ReportFilters,
+    ReportIn,
+    ReportPatch,
+    Severity,
+    Status,
+)
+
+router = SlashRouter(tags=["reports"], responses=ERROR_RESPONSES)
+ReportId = Annotated[int, Path(ge=1, le=MAX_ID, description="The report's id.")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such report in this workspace."}
+}
+CHAT_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such chat in this workspace."}
+}
+REPORT_OR_CHAT_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such report, or no such chat, in this workspace."}
+}
+BAD_FILTER: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorBody,
+        "description": "A malformed date (the detail names the parameter), or start_date after "
+        "end_date.",
+    }
+}
+
+
+def _day(description: str, example: str) -> Any:
+    """A date query parameter, documented as one but parsed by the domain (see report_filters)."""
+    return Query(
+        description=f"{description} (YYYY-MM-DD; whole days in UTC, this day included).",
+        examples=[example],
+        json_schema_extra={"format": "date"},
+    )
+
+
+# --- wire schemas --------------------------------------------------------------------------------
+
+
+class ReportOut(OutModel):
+    id: int
+    category: Category
+    reason: Reason
+    severity: Severity
+    topic: str
+    comments: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    chat: int = Field(
+        validation_alias=AliasChoices("chat_id", "chat"), description="The reported chat's id."
+    )
+
+
+class ReportMetricsOut(BaseModel):
+    """Counts of the matching reports. Every value of each enum is a key, zero included, so a
+    dashboard can rely on the keys."""
+
+    total_reports: int
+    status_counts: dict[Status, int] = Field(description="Reports per status.")
+    category_counts: dict[Category, int] = Field(description="Reports per category.")
+    reason_counts: dict[Reason, int] = Field(description="Reports per reason.")
+    severity_counts: dict[Severity, int] = Field(description="Reports per severity.")
+
+
+class ReportPage(ReportMetricsOut):
+    """The seed's counts and, next to them, the matching reports themselves, one page at a time."""
+
+    count: int = Field(description="Number of matching reports (equals total_reports).")
+    next: str | None = Field(description="Absolute URL of the next page, or null.")
+    previous: str | None = Field(description="Absolute URL of the previous page, or null.")
+    results: list[ReportOut] = Field(description="One page of the matching reports, oldest first.")
+
+
+def report_filters(
+    topic: Annotated[str | None, Query(description="Only reports with exactly this topic.")] = None,
+    assistant: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ID, description="Only reports on chats with this assistant (its id)."),
+    ] = None,
+    start_date: Annotated[
+        str | None, _day("Only reports created on or after this day", "2025-05-01")
+    ] = None,
+    end_date: Annotated[
+        str | None, _day("Only reports created on or before this day", "2025-05-31")
+    ] = None,
+) -> ReportFilters:
+    # Dates are parsed by the domain so a malformed one is a 400 naming the parameter, as the
+    # seed documents, rather than the 422 of other malformed query parameters.
+    return ReportFilters.from_query(
+        topic=topic, assistant=assistant, start_date=start_date, end_date=end_date
+    )
+
+
+FiltersDep = Annotated[ReportFilters, Depends(report_filters)]
+
+
+# --- routes --------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/reports/",
+    response_model=ReportPage,
+    summary="Report counts and the matching reports",
+    description="Counts of the matching reports grouped by status, category, reason and "
+    "severity (every enum value is a key, zero included), and one page of the reports "
+    "themselves in `count`, `next`, `previous`, `results` (oldest first). No match is not an "
+    "error: the counts are zero and the page is empty.",
+    responses=BAD_FILTER,
+)
+async def list_reports(
+    request: Request, session: SessionDep, auth: AuthDep, filters: FiltersDep, page: PageDep
+) -> dict[str, Any]:
+    metrics = await report_service.report_metrics(session, auth.workspace_id, filters)
+    result = await report_service.list_reports(session, auth.workspace_id, filters, page)
+    return asdict(metrics) | envelope(request, result, result.items)
+
+
+@router.post(
+    "/reports/",
+    response_model=ReportOut,
+    status_code=200,
+    summary="Create a new report for a chat interaction",
+    description="Any key of the workspace may report on one of its chats.",
+    responses={200: {"description": "Report submitted successfully."}, **CHAT_NOT_FOUND},
+)
+@invalid_is_400
+async def create_report(body: ReportIn, session: SessionDep, auth: AuthDep) -> Any:
+    return await report_service.create_report(session, auth.workspace_id, body)
+
+
+@router.get(
+    "/reports/metrics/",
+    response_model=ReportMetricsOut,
+    summary="Report metrics",
+    description="Counts of the matching reports grouped by status, category, reason and "
+    "severity; every enum value is a key, zero included.",
+    responses=BAD_FILTER,
+)
+async def report_metrics(session: SessionDep, auth: AuthDep, filters: FiltersDep) -> Any:
+    return asdict(await report_service.report_metrics(session, auth.workspace_id, filters))
+
+
+@router.get(
+    "/reports/{id}/",
+    response_model=ReportOut,
+    summary="Retrieve a chat report",
+    responses=NOT_FOUND,
+)
+async def get_report(id: ReportId, session: SessionDep, auth: AuthDep) -> Any:
+    return await report_service.get_report(session, auth.workspace_id, id)
+
+
+@router.put(
+    "/reports/{id}/",
+    response_model=ReportOut,
+    summary="Update a chat report",
+    description="Replaces the report: every required field is sent; topic and comments left out "
+    "become empty. Admin keys only.",
+    responses=REPORT_OR_CHAT_NOT_FOUND,
+)
+@invalid_is_400
+async def update_report(id: ReportId, body: ReportIn, session: SessionDep, auth: AdminDep) -> Any:
+    return await report_service.update_report(session, auth.workspace_id, id, body.model_dump())
+
+
+@router.patch(
+    "/reports/{id}/",
+    response_model=ReportOut,
+    summary="Partially update a chat report",
+    description="Changes only the fields sent; none may be null. Admin keys only.",
+    responses=REPORT_OR_CHAT_NOT_FOUND,
+)
+@invalid_is_400
+async def partial_update_report(
+    id: ReportId, body: ReportPatch, session: SessionDep, auth: AdminDep
+) -> Any:
+    return await report_service.update_report(session, auth.workspace_id, id, body.changes())
+
+
+@router.delete(
+    "/reports/{id}/",
+    status_code=204,
+    summary="Delete a chat report",
+    description="Deletes the report permanently. Admin keys only.",
+    responses=NOT_FOUND,
+)
+async def delete_report(id: ReportId, session: SessionDep, auth: AdminDep) -> Response:
+    await report_service.delete_report(session, auth.workspace_id, id)
+    return Response(status_code=204)

@@ -1,0 +1,353 @@
+"""Chat rules: who sees which chat, limits (max_msg_length, max_responses, end_message), gap-free
+message numbers, idempotent turns, and the one-generation-per-chat claim. Each function runs in
+the caller's transaction; turns are committed before their generation starts."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatsvc.assistants import service as assistant_service
+from chatsvc.assistants.models import Assistant
+from chatsvc.assistants.repository import AssistantRepository
+from chatsvc.auth.service import AuthContext
+from chatsvc.chats.models import Chat, ExecutionStatus, Message, MessageStatus, Role
+from chatsvc.chats.repository import ChatRepository, ChatScope, MessageRepository
+from chatsvc.chats.schemas import (
+    AssistantMessageIn,
+    ChatFeedbackIn,
+    OptionalUserMessageIn,
+    ToolCallMessageIn,
+)
+from chatsvc.kit.db import utcnow
+from chatsvc.kit.errors import Conflict, FieldError, Invalid, NotFound
+from chatsvc.kit.pagination import Page, PageParams
+
+TITLE_LENGTH = 80
+
+
+def scope_of(auth: AuthContext) -> ChatScope:
+    """Admins see every chat of the workspace; members only their own."""
+    return ChatScope(auth.workspace_id, None if auth.is_admin else auth.principal_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A user message accepted for an answer."""
+
+    chat_id: int
+    user_msg_num: int
+    #: the generation that answers it; None when it was answered at once (end_message). On a
+    #: replay it may have ended already: following it replays its events while they are kept.
+    generation_id: str | None
+    #: True when an Idempotency-Key matched an earlier turn: nothing new was stored
+    replayed: bool = False
+
+
+async def get_chat(session: AsyncSession, auth: AuthContext, chat_id: int) -> Chat:
+    chat = await ChatRepository(session).get(scope_of(auth), chat_id)
+    if chat is None:
+        raise NotFound(f"Chat {chat_id} not found.")
+    return chat
+
+
+async def messages_of(session: AsyncSession, chat_id: int) -> list[Message]:
+    return await MessageRepository(session).for_chat(chat_id)
+
+
+async def messages_of_many(session: AsyncSession, chat_ids: list[int]) -> dict[int, list[Message]]:
+    return await MessageRepository(session).for_chats(chat_ids)
+
+
+async def list_chats(
+    session: AsyncSession, auth: AuthContext, assistant_id: int, params: PageParams
+) -> Page[Chat]:
+    # Chats of a deleted assistant stay readable, so only the workspace is checked here.
+    if not await AssistantRepository(session).exists_any(auth.workspace_id, assistant_id):
+        raise NotFound(f"Assistant {assistant_id} not found.")
+    return await ChatRepository(session).list_for_assistant(scope_of(auth), assistant_id, params)
+
+
+async def create_chat(
+    session: AsyncSession,
+    auth: AuthContext,
+    assistant_id: int,
+    data: OptionalUserMessageIn,
+    *,
+    idempotency_key: str | None,
+    lease_seconds: int,
+    require_streaming: bool = False,
+) -> tuple[Chat, Turn | None]:
+    """A new chat with the assistant's limits and initial_message, and the turn of its first user
+    message when one is given. A retry with the same Idempotency-Key returns the first chat."""
+    repository = ChatRepository(session)
+    if idempotency_key:
+        existing = await repository.by_idempotency_key(scope_of(auth), idempotency_key)
+        if existing is not None:
+            return existing, await _replayed_turn(session, existing, idempotency_key)
+    assistant = await assistant_service.get_assistant(session, auth.workspace_id, assistant_id)
+    if require_streaming and not assistant.streaming_available:
+        raise Invalid(f"Assistant {assistant_id} does not stream (streaming_available is false).")
+    if data.message is not None:
+        _check_length(data.message, assistant.max_msg_length)
+    chat = Chat(
+        workspace_id=auth.workspace_id,
+        assistant_id=assistant.id,
+        principal_id=auth.principal_id,
+        title=data.title or "",
+        meta=dict(data.metadata),
+        max_responses=assistant.max_responses,
+        max_msg_length=assistant.max_msg_length,
+        idempotency_key=idempotency_key,
+    )
+    await repository.add(chat)
+    if assistant.initial_message:
+        await _append(
+            session, chat, Role.ASSISTANT, assistant.initial_message, meta={"initial": True}
+        )
+    turn = None
+    if data.message is not None:
+        turn = await _accept_user_message(
+            session,
+            auth,
+            chat,
+            assistant,
+            data.message,
+            dict(data.metadata),
+            idempotency_key,
+            lease_seconds,
+        )
+    return chat, turn
+
+
+async def submit_user_message(
+    session: AsyncSession,
+    auth: AuthContext,
+    chat_id: int,
+    text: str,
+    metadata: dict[str, Any],
+    *,
+    idempotency_key: str | None,
+    lease_seconds: int,
+) -> Turn:
+    """Store a user message and claim the chat for its answer (409 while another runs)."""
+    chat = await get_chat(session, auth, chat_id)
+    if idempotency_key:
+        replay = await _replayed_turn(session, chat, idempotency_key)
+        if replay is not None:
+            return replay
+    assistant = await _live_assistant(session, chat)
+    return await _accept_user_message(
+        session, auth, chat, assistant, text, metadata, idempotency_key, lease_seconds
+    )
+
+
+async def claim_pending(
+    session: AsyncSession, auth: AuthContext, chat_id: int, *, lease_seconds: int
+) -> tuple[Chat, Turn | None]:
+    """For GET: when the last message is from the user and no generation runs, claim the chat
+    for one (exactly one of many concurrent callers wins). Returns the chat and the turn to
+    answer, or None when there is nothing to start."""
+    chat = await get_chat(session, auth, chat_id)
+    if chat.execution_status == ExecutionStatus.PROCESSING or chat.ended:
+        return chat, None
+    last = await MessageRepository(session).last(chat.id)
+    if last is None or last.role != Role.USER:
+        return chat, None
+    assistant = await AssistantRepository(session).get(chat.workspace_id, chat.assistant_id)
+    if assistant is None:
+        return chat, None
+    generation_id = str(uuid.uuid4())
+    now = utcnow()
+    claimed = await ChatRepository(session).claim_generation(
+        chat.id, generation_id, now, now + timedelta(seconds=lease_seconds)
+    )
+    if not claimed:
+        return chat, None
+    last.generation_id = generation_id
+    await session.flush()
+    return chat, Turn(chat.id, last.msg_num, generation_id)
+
+
+async def add_message(
+    session: AsyncSession,
+    auth: AuthContext,
+    chat_id: int,
+    data: AssistantMessageIn | ToolCallMessageIn,
+    *,
+    role: Role,
+) -> Message:
+    """add_user_message / add_assistant_message / add_tool_call_message: store, never generate."""
+    chat = await get_chat(session, auth, chat_id)
+    if isinstance(data, ToolCallMessageIn):
+        return await _append(
+            session,
+            chat,
+            Role.ASSISTANT,
+            data.content,
+            meta={},
+            tool_call_id=data.tool_call_id,
+            function_name=data.function_name,
+            parameters=dict(data.parameters),
+        )
+    if role == Role.USER:
+        _check_length(data.message, chat.max_msg_length)
+    message = await _append(
+        session, chat, role, data.message, meta=dict(data.metadata), sender_id=auth.principal_id
+    )
+    if role == Role.USER and not chat.title:
+        chat.title = _title(data.message)
+    return message
+
+
+async def update_feedback(
+    session: AsyncSession, auth: AuthContext, chat_id: int, data: ChatFeedbackIn
+) -> Chat:
+    chat = await get_chat(session, auth, chat_id)
+    changes = data.model_dump(include=data.model_fields_set)
+    if changes.get("matrix_mode"):
+        assistant = await AssistantRepository(session).get(chat.workspace_id, chat.assistant_id)
+        if assistant is None or not assistant.matrix_mode_available:
+            raise Invalid(
+                "matrix_mode is not available for this chat's assistant.",
+                errors=[FieldError("matrix_mode", "matrix_mode_available is false")],
+            )
+    for key, value in changes.items():
+        setattr(chat, key, value)
+    chat.updated_at = utcnow()
+    await session.flush()
+    return chat
+
+
+async def get_message(session: AsyncSession, auth: AuthContext, message_id: int) -> Message:
+    message = await MessageRepository(session).get_scoped(scope_of(auth), message_id)
+    if message is None:
+        raise NotFound(f"Message {message_id} not found.")
+    return message
+
+
+async def like_message(
+    session: AsyncSession, auth: AuthContext, message_id: int, like: bool | None
+) -> Message:
+    message = await get_message(session, auth, message_id)
+    message.like = like
+    message.updated_at = utcnow()
+    await session.flush()
+    return message
+
+
+# --- internals ------------------------------------------------------------------------------
+
+
+async def _live_assistant(session: AsyncSession, chat: Chat) -> Assistant:
+    assistant = await AssistantRepository(session).get(chat.workspace_id, chat.assistant_id)
+    if assistant is None:
+        raise Invalid(
+            f"The assistant of chat {chat.id} was deleted: the chat can be read but not continued.",
+            code="assistant_deleted",
+        )
+    return assistant
+
+
+def _check_length(text: str, limit: int) -> None:
+    if len(text) > limit:
+        raise Invalid(
+            f"The message is {len(text)} characters long; this chat accepts at most {limit} "
+            "(max_msg_length).",
+            code="message_too_long",
+            errors=[FieldError("message", f"longer than max_msg_length ({limit})")],
+        )
+
+
+def _title(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+async def _append(
+    session: AsyncSession, chat: Chat, role: Role, content: str, **fields: Any
+) -> Message:
+    msg_num = await ChatRepository(session).next_msg_num(chat.id)
+    meta = fields.pop("meta", {})
+    message = Message(
+        chat_id=chat.id, msg_num=msg_num, role=role, content=content, meta=meta, **fields
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def _accept_user_message(
+    session: AsyncSession,
+    auth: AuthContext,
+    chat: Chat,
+    assistant: Assistant,
+    text: str,
+    metadata: dict[str, Any],
+    idempotency_key: str | None,
+    lease_seconds: int,
+) -> Turn:
+    _check_length(text, chat.max_msg_length)
+    generation_id = str(uuid.uuid4())
+    now = utcnow()
+    repository = ChatRepository(session)
+    # The claim also takes the chat row's lock: what is read after it is current.
+    if not await repository.claim_generation(
+        chat.id, generation_id, now, now + timedelta(seconds=lease_seconds)
+    ):
+        raise Conflict(
+            f"A generation is already running on chat {chat.id}: wait for it to finish or cancel "
+            f"it (POST /chats/{chat.id}/cancel/), then send the message again.",
+            code="generation_running",
+        )
+    await session.refresh(chat)
+    if chat.ended:
+        raise Invalid(
+            f"Chat {chat.id} has ended: it reached its limit of {chat.max_responses} answers "
+            "(max_responses). Start a new chat.",
+            code="chat_ended",
+        )
+    user = await _append(
+        session,
+        chat,
+        Role.USER,
+        text,
+        meta=metadata,
+        sender_id=auth.principal_id,
+        idempotency_key=idempotency_key,
+        generation_id=generation_id,
+    )
+    if not chat.title:
+        chat.title = _title(text)
+    if chat.responses_count >= chat.max_responses:
+        # The limit is reached: answer end_message once, without the model, and close the chat.
+        await _append(
+            session,
+            chat,
+            Role.ASSISTANT,
+            assistant.end_message or "This chat has reached its limit of answers.",
+            meta={"end": True},
+            usr_msg_num=user.msg_num,
+            generation_id=generation_id,
+        )
+        await repository.release_generation(
+            chat.id, generation_id, ExecutionStatus.AVAILABLE, ended=True
+        )
+        await session.refresh(chat)
+        return Turn(chat.id, user.msg_num, None)
+    return Turn(chat.id, user.msg_num, generation_id)
+
+
+async def _replayed_turn(session: AsyncSession, chat: Chat, key: str) -> Turn | None:
+    message = await MessageRepository(session).by_idempotency_key(chat.id, key)
+    if message is None:
+        return None
+    return Turn(chat.id, message.msg_num, message.generation_id, replayed=True)
+
+
+def answer_status(message: Message) -> str:
+    return message.status or MessageStatus.COMPLETE

@@ -1,0 +1,86 @@
+"""Report queries, always scoped to one workspace: filtered pages and per-dimension counts grouped
+in the database."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import ColumnElement, Select, String, func, literal, select, union_all
+
+from chatsvc.chats.models import Chat
+from chatsvc.kit.pagination import Page, PageParams
+from chatsvc.kit.repository import RepositoryBase
+from chatsvc.reports.models import Report
+from chatsvc.reports.schemas import ReportFilters
+
+#: the counted columns, keyed as schemas.DIMENSIONS
+_COLUMNS = {
+    "status": Report.status,
+    "category": Report.category,
+    "reason": Report.reason,
+    "severity": Report.severity,
+}
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, UTC)
+
+
+class ReportRepository(RepositoryBase[Report]):
+    model = Report
+
+    def _where(self, workspace_id: int, filters: ReportFilters) -> list[ColumnElement[bool]]:
+        conditions = [Report.workspace_id == workspace_id]
+        if filters.topic is not None:
+            conditions.append(Report.topic == filters.topic)
+        if filters.assistant_id is not None:
+            chats = select(Chat.id).where(
+                Chat.workspace_id == workspace_id, Chat.assistant_id == filters.assistant_id
+            )
+            conditions.append(Report.chat_id.in_(chats))
+        if filters.start_date is not None:
+            conditions.append(Report.created_at >= _midnight(filters.start_date))
+        if filters.end_date is not None and filters.end_date < date.max:
+            # The end day is included: everything before the next midnight.
+            conditions.append(Report.created_at < _midnight(filters.end_date + timedelta(days=1)))
+        return conditions
+
+    def _filtered(self, workspace_id: int, filters: ReportFilters) -> Select[Report]:
+        return select(Report).where(*self._where(workspace_id, filters))
+
+    async def get(self, workspace_id: int, report_id: int) -> Report | None:
+        return await self.get_one_or_none(
+            self._filtered(workspace_id, ReportFilters()).where(Report.id == report_id)
+        )
+
+    async def list(
+        self, workspace_id: int, filters: ReportFilters, params: PageParams
+    ) -> Page[Report]:
+        return await self.paginate(
+            self._filtered(workspace_id, filters).order_by(Report.id), params
+        )
+
+    async def counts(self, workspace_id: int, filters: ReportFilters) -> dict[str, dict[str, int]]:
+        """{dimension: {value: count}} for the values present, in one round trip: a GROUP BY per
+        dimension, joined with UNION ALL, so at most a few dozen rows come back."""
+        conditions = self._where(workspace_id, filters)
+        grouped = [
+            select(
+                literal(name, String).label("dimension"),
+                column.label("value"),
+                func.count().label("n"),
+            )
+            .where(*conditions)
+            .group_by(column)
+            for name, column in _COLUMNS.items()
+        ]
+        found: dict[str, dict[str, int]] = {name: {} for name in _COLUMNS}
+        for dimension, value, n in await self.session.execute(union_all(*grouped)):
+            found[dimension][value] = n
+        return found
+
+    async def chat_in_workspace(self, workspace_id: int, chat_id: int) -> bool:
+        found = await self.session.scalar(
+            select(Chat.id).where(Chat.id == chat_id, Chat.workspace_id == workspace_id)
+        )
+        return found is not None

@@ -1,0 +1,176 @@
+"""Validated chat reports as every face hands them to the service: the four enums, the writable
+fields, the filters of a report list and the aggregate counts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints, model_validator
+
+from chatsvc.kit.errors import Invalid
+from chatsvc.kit.validation import MAX_ID, InputModel
+
+
+class Category(StrEnum):
+    """How the answer was judged: CORRECT, INCORRECT, INCOMPLETE, IRRELEVANT, INAPPROPRIATE or
+    OTHER."""
+
+    CORRECT = "CORRECT"
+    INCORRECT = "INCORRECT"
+    INCOMPLETE = "INCOMPLETE"
+    IRRELEVANT = "IRRELEVANT"
+    INAPPROPRIATE = "INAPPROPRIATE"
+    OTHER = "OTHER"
+
+
+class Reason(StrEnum):
+    """Why: NOT_IN_DOCS (the knowledge lacks it), WRONG_INFO, OUTDATED_INFO, MISUNDERSTOOD (the
+    question), HALLUCINATION, TOOL_ERROR, SLOW or OTHER."""
+
+    NOT_IN_DOCS = "NOT_IN_DOCS"
+    WRONG_INFO = "WRONG_INFO"
+    OUTDATED_INFO = "OUTDATED_INFO"
+    MISUNDERSTOOD = "MISUNDERSTOOD"
+    HALLUCINATION = "HALLUCINATION"
+    TOOL_ERROR = "TOOL_ERROR"
+    SLOW = "SLOW"
+    OTHER = "OTHER"
+
+
+class Severity(StrEnum):
+    """How much it matters, from least to most: INFO, LOW, MEDIUM, HIGH, CRITICAL."""
+
+    INFO = "INFO"
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+class Status(StrEnum):
+    """Where the report stands: NO_ISSUES (nothing to fix), OPEN, IN_REVIEW, RESOLVED or
+    DISMISSED."""
+
+    NO_ISSUES = "NO_ISSUES"
+    OPEN = "OPEN"
+    IN_REVIEW = "IN_REVIEW"
+    RESOLVED = "RESOLVED"
+    DISMISSED = "DISMISSED"
+
+
+#: the counted columns of a report and the values each may take
+DIMENSIONS: dict[str, type[StrEnum]] = {
+    "status": Status,
+    "category": Category,
+    "reason": Reason,
+    "severity": Severity,
+}
+
+Topic = Annotated[str, StringConstraints(max_length=255)]
+Comments = Annotated[str, StringConstraints(max_length=20_000)]
+ChatId = Annotated[int, Field(ge=1, le=MAX_ID, description="The id of the reported chat.")]
+
+
+class ReportIn(InputModel):
+    """Every writable field of a report; topic and comments default to empty text."""
+
+    category: Category
+    reason: Reason
+    severity: Severity
+    status: Status
+    topic: Topic = ""
+    comments: Comments = ""
+    chat: ChatId
+
+
+class ReportPatch(InputModel):
+    """A partial update: only the fields sent are changed; none may be null."""
+
+    category: Category | None = None
+    reason: Reason | None = None
+    severity: Severity | None = None
+    status: Status | None = None
+    topic: Topic | None = None
+    comments: Comments | None = None
+    chat: ChatId | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if value is None and key in cls.model_fields:
+                    raise ValueError(f"{key} may not be null")
+        return data
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(include=self.model_fields_set)
+
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_day(name: str, value: str | None) -> date | None:
+    """A YYYY-MM-DD filter value (empty means none); Invalid naming the parameter otherwise."""
+    if not value:
+        return None
+    try:
+        if not _DAY.match(value):
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Invalid(
+            f"{name} must be a date as YYYY-MM-DD, got {value!r}.", code="invalid_date"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFilters:
+    """Which reports a list or a metric covers; None means no filter. Days are whole UTC days,
+    both ends included, and the start may not come after the end."""
+
+    topic: str | None = None
+    assistant_id: int | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.topic is not None and "\x00" in self.topic:
+            raise Invalid("topic contains a NUL character, which no report can have.")
+        if self.start_date and self.end_date and self.start_date > self.end_date:
+            raise Invalid(
+                f"start_date ({self.start_date}) is after end_date ({self.end_date}).",
+                code="invalid_date_range",
+            )
+
+    @classmethod
+    def from_query(
+        cls,
+        *,
+        topic: str | None = None,
+        assistant: int | None = None,
+        start_date: str | None = None,
+        end_date: str | None = None,
+    ) -> ReportFilters:
+        """Filters from query-string text: empty values mean no filter."""
+        return cls(
+            topic=topic or None,
+            assistant_id=assistant,
+            start_date=parse_day("start_date", start_date),
+            end_date=parse_day("end_date", end_date),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportMetrics:
+    """Counts of the filtered reports per dimension; every enum value is a key, zero included."""
+
+    total_reports: int
+    status_counts: dict[str, int]
+    category_counts: dict[str, int]
+    reason_counts: dict[str, int]
+    severity_counts: dict[str, int]
