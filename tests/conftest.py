@@ -11,13 +11,18 @@ import asyncio
 import os
 import socket
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -25,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from chatsvc.auth import service as auth_service
 from chatsvc.auth.models import Role
 from chatsvc.config import Environment, GeneratorApp, Settings
-from chatsvc.kit.db import create_engine
+from chatsvc.kit.db import create_engine, unit_of_work
 from chatsvc.main import create_app
 from chatsvc.migrate import upgrade
 
@@ -217,3 +222,81 @@ async def other_tenant(
     yield found
     await found.admin.aclose()
     await found.member.aclose()
+
+
+# --- live: a real server on loopback, real commits ---------------------------------------------
+#
+# Chats run detached generations in tasks of their own, concurrently with requests, so they need
+# real transactions (not one rolled-back connection) and a real HTTP server (an SSE stream must
+# arrive in pieces and a client must be able to hang up). Each test gets a workspace of its own in
+# the run's database, which is dropped at the end of the run.
+
+
+@dataclass
+class Live:
+    base_url: str
+    app: FastAPI
+    workspace_id: int
+    admin_key: str
+    member_key: str
+    admin: httpx.AsyncClient
+    member: httpx.AsyncClient
+
+    def client(self, key: str, **kwargs: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, headers={"X-Api-Key": key}, **kwargs)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[tuple[str, FastAPI]]:
+    """The app under uvicorn on a free loopback port, in this event loop."""
+    app = create_app(settings)
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def live_tenant(settings: Settings) -> AsyncIterator[Live]:
+    async with serve(settings) as (base_url, app):
+        slug = f"live-{uuid.uuid4().hex[:12]}"
+        async with unit_of_work(app.state.sessionmaker) as db:
+            workspace = await auth_service.create_workspace(db, slug)
+            _a, admin_key = await auth_service.create_api_key(
+                db, workspace.id, Role.ADMIN, username="ada", full_name="Ada Admin"
+            )
+            _m, member_key = await auth_service.create_api_key(
+                db, workspace.id, Role.MEMBER, username="max", full_name="Max Member"
+            )
+            workspace_id = workspace.id
+        timeout = httpx.Timeout(30.0)
+        async with (
+            httpx.AsyncClient(
+                base_url=base_url, headers={"X-Api-Key": admin_key}, timeout=timeout
+            ) as admin,
+            httpx.AsyncClient(
+                base_url=base_url, headers={"X-Api-Key": member_key}, timeout=timeout
+            ) as member,
+        ):
+            yield Live(base_url, app, workspace_id, admin_key, member_key, admin, member)
+
+
+@pytest.fixture
+async def live(pg_url: str) -> AsyncIterator[Live]:
+    async with live_tenant(make_settings(pg_url)) as found:
+        yield found

@@ -234,7 +234,12 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     status = next((s for t, s in STATUS_BY_ERROR.items() if isinstance(exc, t)), 400)
     headers = {"WWW-Authenticate": 'Bearer realm="chatsvc"'} if status == 401 else None
     # Services name the input field; on the wire it is a body field, as validation errors say.
-    errors = [FieldError(f"body.{e.field}", e.message) for e in exc.errors]
+    errors = [
+        e
+        if e.field.startswith(("query.", "path.", "header."))
+        else FieldError(f"body.{e.field}", e.message)
+        for e in exc.errors
+    ]
     return error_response(request, status, exc.message, exc.code, errors, headers)
 
 

@@ -353,7 +353,7 @@ async def _get_and_generate(
     body = await _chat_body(request, auth, chat_id)
     if stream:
         return _sse(request, chat_id, None, fallback=body)
-    return JSONResponse(ChatOut.model_validate(body).model_dump(mode="json"))
+    return JSONResponse(body)
 
 
 @router.get(

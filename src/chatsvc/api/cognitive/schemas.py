@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from chatsvc.assistants.schemas import AssistantIn, AssistantPatch
 from chatsvc.knowledge.schemas import CommonQuestionIn, FixedResponseIn, LessonIn
@@ -136,7 +136,7 @@ class MessageOut(OutModel):
     msg_num: int
     usr_msg_num: int | None
     fixed: str | None
-    metadata: dict[str, Any] = Field(validation_alias="meta")
+    metadata: dict[str, Any] = Field(validation_alias=AliasChoices("meta", "metadata"))
     references: list[ReferenceOut]
     tool_call_id: str | None
     function_name: str | None
@@ -168,9 +168,17 @@ class ChatOut(BaseModel):
     metadata: dict[str, Any]
 
 
-class ChatFullOut(ChatOut):
-    """A chat with every reference its answers used."""
+class MessageFullOut(MessageOut):
+    prompt: dict[str, Any] | None = Field(
+        description="What the generator was sent for this answer (generator, temperature, "
+        "messages), for operators."
+    )
 
+
+class ChatFullOut(ChatOut):
+    """A chat with every reference its answers used, and the prompts sent."""
+
+    messages: list[MessageFullOut]  # type: ignore[assignment]
     references: list[ReferenceOut]
 
 
@@ -189,17 +197,19 @@ class CancelOut(BaseModel):
 
 
 def chat_out(chat: Any, messages: list[Any], *, full: bool = False) -> dict[str, Any]:
+    """The wire form of a chat, ready for JSON (one pass over its messages)."""
+    message_model = MessageFullOut if full else MessageOut
     body: dict[str, Any] = {
         "id": chat.id,
         "title": chat.title,
         "assistant": chat.assistant_id,
-        "messages": [MessageOut.model_validate(m).model_dump(mode="json") for m in messages],
+        "messages": [message_model.model_validate(m).model_dump(mode="json") for m in messages],
         "max_responses": chat.max_responses,
         "max_msg_length": chat.max_msg_length,
         "comment": chat.comment,
         "like": chat.like,
-        "created_at": chat.created_at,
-        "updated_at": chat.updated_at,
+        "created_at": chat.created_at.isoformat(),
+        "updated_at": chat.updated_at.isoformat(),
         "matrix_mode": chat.matrix_mode,
         "execution_status": chat.execution_status,
         "error": chat.error,
