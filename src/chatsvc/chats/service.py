@@ -167,6 +167,7 @@ async def claim_pending(
         chat.id, generation_id, now, now + timedelta(seconds=lease_seconds)
     )
     if not claimed:
+        await session.refresh(chat)  # another caller won: report its generation
         return chat, None
     last.generation_id = generation_id
     await session.flush()
