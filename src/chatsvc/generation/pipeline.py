@@ -21,9 +21,24 @@ FAQ_IN_PROMPT = 3
 
 @dataclass(frozen=True, slots=True)
 class Knowledge:
-    faqs: Sequence[CommonQuestion] = ()
+    """What an assistant knows, ready for a turn: its FAQ as a built BM25 index."""
+
+    faq_index: retrieval.Bm25Index = retrieval.EMPTY_INDEX
     fixed: Sequence[FixedResponse] = ()
     lessons: Sequence[Lesson] = ()
+
+    @classmethod
+    def of(
+        cls,
+        faqs: Sequence[CommonQuestion] = (),
+        fixed: Sequence[FixedResponse] = (),
+        lessons: Sequence[Lesson] = (),
+    ) -> Knowledge:
+        return cls(faq_index(faqs), fixed, lessons)
+
+
+def faq_index(faqs: Sequence[CommonQuestion]) -> retrieval.Bm25Index:
+    return retrieval.Bm25Index([retrieval.Document(q.id, q.name, q.content) for q in faqs])
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +89,8 @@ def plan_answer(
             return VerbatimAnswer(content=match.content, fixed=match.name)
 
     hits: list[KnowledgeHit] = []
-    if assistant.faq_available and knowledge.faqs:
-        documents = [retrieval.Document(q.id, q.name, q.content) for q in knowledge.faqs]
-        for scored in retrieval.bm25(text, documents, limit=FAQ_IN_PROMPT):
+    if assistant.faq_available and len(knowledge.faq_index):
+        for scored in knowledge.faq_index.search(text, limit=FAQ_IN_PROMPT):
             hits.append(
                 KnowledgeHit("faq", scored.document.item_id, scored.document.name,
                              scored.document.content, scored.score)
@@ -101,7 +115,7 @@ def plan_answer(
     if (
         assistant.not_info_message
         and assistant.faq_available
-        and knowledge.faqs
+        and len(knowledge.faq_index)
         and not hits
         and not specific_lessons
     ):

@@ -3,6 +3,7 @@ matching of fixed responses, and the context test of lessons. Pure functions, no
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import unicodedata
@@ -45,29 +46,49 @@ class Scored:
     score: float
 
 
+class Bm25Index:
+    """Okapi BM25 over documents, built once (tokenising is the expensive part) and searched per
+    turn through an inverted index: a query costs the postings of its terms, not one pass over
+    every document. The question (name) counts twice: it is what users ask."""
+
+    def __init__(self, documents: Sequence[Document]) -> None:
+        self.documents = list(documents)
+        self.postings: dict[str, list[tuple[int, int]]] = {}
+        self.lengths: list[int] = []
+        for index, document in enumerate(self.documents):
+            bag = Counter(terms(f"{document.name} {document.name} {document.content}"))
+            self.lengths.append(sum(bag.values()))
+            for term, count in bag.items():
+                self.postings.setdefault(term, []).append((index, count))
+        self.average = (sum(self.lengths) / len(self.lengths)) if self.lengths else 1.0
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    def search(self, query: str, *, limit: int = 3) -> list[Scored]:
+        """The documents sharing terms with the query, best first (score > 0 only)."""
+        total = len(self.documents)
+        scores: dict[int, float] = {}
+        for term in set(terms(query)):
+            postings = self.postings.get(term)
+            if not postings:
+                continue
+            idf = math.log(1 + (total - len(postings) + 0.5) / (len(postings) + 0.5))
+            for index, tf in postings:
+                norm = K1 * (1 - B + B * self.lengths[index] / (self.average or 1.0))
+                scores[index] = scores.get(index, 0.0) + idf * tf * (K1 + 1) / (tf + norm)
+        best = heapq.nsmallest(
+            limit, scores.items(), key=lambda item: (-item[1], self.documents[item[0]].item_id)
+        )
+        return [Scored(self.documents[index], score) for index, score in best if score > 0]
+
+
+EMPTY_INDEX = Bm25Index(())
+
+
 def bm25(query: str, documents: Sequence[Document], *, limit: int = 3) -> list[Scored]:
-    """The documents that share terms with the query, best first (score > 0 only). The question
-    (name) counts twice: it is what users ask."""
-    query_terms = set(terms(query))
-    if not query_terms or not documents:
-        return []
-    bags = [Counter(terms(f"{d.name} {d.name} {d.content}")) for d in documents]
-    lengths = [sum(bag.values()) for bag in bags]
-    average = (sum(lengths) / len(lengths)) or 1.0
-    frequency = Counter(term for bag in bags for term in query_terms if term in bag)
-    total = len(documents)
-    scored: list[Scored] = []
-    for document, bag, length in zip(documents, bags, lengths, strict=True):
-        score = 0.0
-        for term in query_terms:
-            tf = bag.get(term, 0)
-            if tf:
-                idf = math.log(1 + (total - frequency[term] + 0.5) / (frequency[term] + 0.5))
-                score += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / average))
-        if score > 0:
-            scored.append(Scored(document, score))
-    scored.sort(key=lambda s: (-s.score, s.document.item_id))
-    return scored[:limit]
+    """One-off search (builds the index each time; the pipeline keeps built indexes)."""
+    return Bm25Index(documents).search(query, limit=limit)
 
 
 def fixed_match(message: str, candidates: Sequence[tuple[Document, str]]) -> Document | None:

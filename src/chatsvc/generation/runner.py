@@ -8,19 +8,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatsvc.assistants.models import Assistant
 from chatsvc.chats.models import Chat, ExecutionStatus, Message, MessageStatus, Role
 from chatsvc.chats.repository import ChatRepository, MessageRepository
 from chatsvc.config import Settings
-from chatsvc.generation.pipeline import Knowledge, ModelCall, Plan, VerbatimAnswer, plan_answer
+from chatsvc.generation import retrieval
+from chatsvc.generation.pipeline import (
+    Knowledge,
+    ModelCall,
+    Plan,
+    VerbatimAnswer,
+    faq_index,
+    plan_answer,
+)
 from chatsvc.generation.types import Generator, TextDelta
 from chatsvc.kit.db import unit_of_work, utcnow
 from chatsvc.kit.errors import ChatsvcError, UpstreamError, UpstreamTimeout
@@ -55,6 +64,7 @@ class GenerationManager:
         self.generators = generators
         self.settings = settings
         self._running: dict[str, _Running] = {}
+        self.faq_cache = FaqIndexCache()
 
     # --- control ---------------------------------------------------------------------------
 
@@ -251,7 +261,7 @@ class GenerationManager:
                 for m in messages
                 if m.msg_num < user_msg_num and m.visible and m.tool_call_id is None
             ]
-            knowledge = await _knowledge(session, assistant)
+            knowledge = await _knowledge(session, assistant, self.faq_cache)
             return plan_answer(assistant, history, user.content, knowledge)
 
     async def _complete(
@@ -311,7 +321,51 @@ class GenerationManager:
             )
 
 
-async def _knowledge(session: AsyncSession, assistant: Assistant) -> Knowledge:
+class FaqIndexCache:
+    """Built BM25 indexes of assistants' FAQ, kept while the FAQ is unchanged (same count, last
+    id and last update), so a turn does not re-read and re-tokenise the whole FAQ. Bounded LRU."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._entries: OrderedDict[int, tuple[tuple[Any, ...], retrieval.Bm25Index]] = OrderedDict()
+
+    async def get(self, session: AsyncSession, assistant_id: int) -> retrieval.Bm25Index:
+        fingerprint = tuple(
+            (
+                await session.execute(
+                    select(
+                        func.count(CommonQuestion.id),
+                        func.max(CommonQuestion.id),
+                        func.max(CommonQuestion.updated_at),
+                    ).where(CommonQuestion.assistant_id == assistant_id)
+                )
+            ).one()
+        )
+        cached = self._entries.get(assistant_id)
+        if cached is not None and cached[0] == fingerprint:
+            self._entries.move_to_end(assistant_id)
+            return cached[1]
+        rows = list(
+            (
+                await session.scalars(
+                    select(CommonQuestion)
+                    .where(CommonQuestion.assistant_id == assistant_id)
+                    .order_by(CommonQuestion.id)
+                )
+            ).all()
+        )
+        # Tokenising thousands of items takes a while: keep it off the event loop.
+        index = await asyncio.to_thread(faq_index, rows) if len(rows) > 200 else faq_index(rows)
+        self._entries[assistant_id] = (fingerprint, index)
+        self._entries.move_to_end(assistant_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return index
+
+
+async def _knowledge(
+    session: AsyncSession, assistant: Assistant, faq_cache: FaqIndexCache
+) -> Knowledge:
     async def rows(model: type[Any], wanted: bool) -> list[Any]:
         if not wanted:
             return []
@@ -321,7 +375,9 @@ async def _knowledge(session: AsyncSession, assistant: Assistant) -> Knowledge:
         return list(result.all())
 
     return Knowledge(
-        faqs=await rows(CommonQuestion, assistant.faq_available),
+        faq_index=await faq_cache.get(session, assistant.id)
+        if assistant.faq_available
+        else retrieval.EMPTY_INDEX,
         fixed=await rows(FixedResponse, assistant.fixed_available),
         lessons=await rows(Lesson, assistant.lessons_available),
     )
