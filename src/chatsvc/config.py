@@ -43,7 +43,12 @@ class GeneratorApp(BaseModel):
 
 
 def _default_generator_apps() -> dict[str, GeneratorApp]:
-    return {"offline": GeneratorApp(kind="offline", description="Built-in offline generator")}
+    # A small pause between words so that a stream looks like one in a first try.
+    return {
+        "offline": GeneratorApp(
+            kind="offline", description="Built-in offline generator", token_delay_seconds=0.02
+        )
+    }
 
 
 class Settings(BaseSettings):
