@@ -32,7 +32,7 @@ from chatsvc.generation.pipeline import (
 )
 from chatsvc.generation.types import Generator, TextDelta
 from chatsvc.kit.db import unit_of_work, utcnow
-from chatsvc.kit.errors import ChatsvcError, UpstreamError, UpstreamTimeout
+from chatsvc.kit.errors import ChatsvcError, Invalid, UpstreamError, UpstreamTimeout
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, Lesson
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry, StreamBroker
@@ -150,6 +150,15 @@ class GenerationManager:
                 after = entry.id
                 if entry.event in events.TERMINAL:
                     return
+
+    async def check_position(self, generation_id: str, after: str) -> None:
+        """Refuse a resume position the broker cannot read (before any byte is streamed)."""
+        try:
+            await self.broker.read(
+                events.stream_key(generation_id), after, block_seconds=0, count=1
+            )
+        except ValueError as exc:
+            raise Invalid(str(exc), code="bad_last_event_id") from None
 
     async def wait(self, chat_id: int, generation_id: str) -> BrokerEntry | None:
         """Block until the generation ends; its terminal event (None if it vanished)."""
