@@ -164,6 +164,14 @@ class MessageRepository(RepositoryBase[Message]):
             .limit(1)
         )
 
+    async def has_generation(self, chat_id: int, generation_id: str) -> bool:
+        found = await self.session.scalar(
+            select(Message.id)
+            .where(Message.chat_id == chat_id, Message.generation_id == generation_id)
+            .limit(1)
+        )
+        return found is not None
+
     async def get_scoped(self, scope: ChatScope, message_id: int) -> Message | None:
         statement = (
             select(Message)

@@ -55,6 +55,18 @@ async def get_chat(session: AsyncSession, auth: AuthContext, chat_id: int) -> Ch
     return chat
 
 
+async def ensure_generation_of(
+    session: AsyncSession, auth: AuthContext, chat_id: int, generation_id: str
+) -> None:
+    """404 unless the caller sees the chat and the generation answered (or answers) in it: a
+    stream is only readable through its own chat."""
+    chat = await get_chat(session, auth, chat_id)
+    if chat.generation_id != generation_id and not await MessageRepository(session).has_generation(
+        chat.id, generation_id
+    ):
+        raise NotFound(f"No stream {generation_id} in chat {chat_id}.", code="stream_not_found")
+
+
 async def messages_of(session: AsyncSession, chat_id: int) -> list[Message]:
     return await MessageRepository(session).for_chat(chat_id)
 

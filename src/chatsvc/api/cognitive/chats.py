@@ -336,9 +336,9 @@ async def _get_and_generate(
             resumed, after = events.parse_event_id(resume)
         except ValueError as exc:
             raise Invalid(str(exc), code="bad_last_event_id") from None
-        async with request.app.state.sessionmaker() as session:
-            await chat_service.get_chat(session, auth, chat_id)  # 404 unless the caller sees it
         await manager.check_position(resumed, after)
+        async with request.app.state.sessionmaker() as session:
+            await chat_service.ensure_generation_of(session, auth, chat_id, resumed)
         return _sse(request, chat_id, resumed, after=after)
     async with unit_of_work(request.app.state.sessionmaker) as session:
         chat, pending = await chat_service.claim_pending(
