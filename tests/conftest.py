@@ -81,18 +81,35 @@ async def pg_url() -> AsyncIterator[str]:
             "CHATSVC_TEST_REDIS_URL; `make test` starts it for you.",
             returncode=3,
         )
+    async with _migrated_database(TEST_DB) as url:
+        yield url
+
+
+@asynccontextmanager
+async def _migrated_database(name: str) -> AsyncIterator[str]:
+    """A database of this run, built by the migrations, dropped at the end."""
     admin = create_engine(ADMIN_URL)
     async with admin.connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)"))
-        await connection.execute(text(f"CREATE DATABASE {TEST_DB}"))
-    url = make_url(ADMIN_URL).set(database=TEST_DB).render_as_string(hide_password=False)
-    await asyncio.to_thread(upgrade, url)  # the schema comes from the migrations
-    yield url
-    async with admin.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)"))
-    await admin.dispose()
+        await connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        await connection.execute(text(f"CREATE DATABASE {name}"))
+    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        await asyncio.to_thread(upgrade, url)  # the schema comes from the migrations
+        yield url
+    finally:
+        async with admin.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+async def live_pg_url(pg_url: str) -> AsyncIterator[str]:
+    """A second database for tests that commit (live servers): what they commit must not show in
+    the rolled-back tests, which may expect an empty database (the first-start bootstrap)."""
+    async with _migrated_database(f"{TEST_DB}_live") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -297,6 +314,6 @@ async def live_tenant(settings: Settings) -> AsyncIterator[Live]:
 
 
 @pytest.fixture
-async def live(pg_url: str) -> AsyncIterator[Live]:
-    async with live_tenant(make_settings(pg_url)) as found:
+async def live(live_pg_url: str) -> AsyncIterator[Live]:
+    async with live_tenant(make_settings(live_pg_url)) as found:
         yield found

@@ -131,20 +131,22 @@ def app_for(fake: FakeOpenAI | str, **fields: object) -> GeneratorApp:
     return GeneratorApp.model_validate(values)
 
 
-def settings_with(pg_url: str, apps: dict[str, GeneratorApp], **overrides: object) -> Settings:
+def settings_with(live_pg_url: str, apps: dict[str, GeneratorApp], **overrides: object) -> Settings:
     return make_settings(
-        pg_url, generator_apps={"offline": GeneratorApp(kind="offline"), **apps}, **overrides
+        live_pg_url, generator_apps={"offline": GeneratorApp(kind="offline"), **apps}, **overrides
     )
 
 
 @asynccontextmanager
 async def live_with_fake(
-    pg_url: str, *, redis: bool = True, **knobs: Any
+    live_pg_url: str, *, redis: bool = True, **knobs: Any
 ) -> AsyncIterator[tuple[Live, FakeOpenAI]]:
     """A live server whose generator app "gpt" is a fake OpenAI server with `knobs`."""
     async with running_openai_server(**knobs) as fake:
         overrides: dict[str, object] = {} if redis else {"redis_url": None}
-        async with live_tenant(settings_with(pg_url, {"gpt": app_for(fake)}, **overrides)) as live:
+        async with live_tenant(
+            settings_with(live_pg_url, {"gpt": app_for(fake)}, **overrides)
+        ) as live:
             yield live, fake
 
 
@@ -203,9 +205,9 @@ def closed_port() -> int:
 
 
 async def test_a_streamed_turn_sends_every_event_with_an_id_and_stores_the_same_answer(
-    pg_url: str,
+    live_pg_url: str,
 ) -> None:
-    async with live_tenant(make_settings(pg_url)) as live:
+    async with live_tenant(make_settings(live_pg_url)) as live:
         assistant = await make_assistant(live.admin, generation_config="offline")
         response = await live.admin.post(
             f"/assistants/{assistant}/common_questions/",
@@ -263,8 +265,8 @@ async def test_a_streamed_turn_sends_every_event_with_an_id_and_stores_the_same_
         assert idle[0].data["messages"][-1]["content"] == FAQ_ANSWER
 
 
-async def test_a_new_chat_with_a_message_streams_its_answer(pg_url: str) -> None:
-    async with live_with_fake(pg_url, tokens=numbered(8)) as (live, fake):
+async def test_a_new_chat_with_a_message_streams_its_answer(live_pg_url: str) -> None:
+    async with live_with_fake(live_pg_url, tokens=numbered(8)) as (live, fake):
         assistant = await make_assistant(live.admin, generation_config="gpt")
         async with sse(
             live.admin, "POST", f"/assistants/{assistant}/chats_stream/", json={"message": "hi"}
@@ -293,11 +295,11 @@ async def test_a_new_chat_with_a_message_streams_its_answer(pg_url: str) -> None
 
 @pytest.mark.parametrize("broker", ["redis", "memory"])
 async def test_a_client_that_leaves_loses_nothing_and_resumes_where_it_left(
-    pg_url: str, broker: str
+    live_pg_url: str, broker: str
 ) -> None:
     tokens = numbered(30)
     full = "".join(tokens)
-    async with live_with_fake(pg_url, redis=broker == "redis", tokens=tokens, gap=0.03) as (
+    async with live_with_fake(live_pg_url, redis=broker == "redis", tokens=tokens, gap=0.03) as (
         live,
         fake,
     ):
@@ -363,8 +365,8 @@ async def test_a_client_that_leaves_loses_nothing_and_resumes_where_it_left(
         assert (await settled(live.admin, chat))["messages"][-1]["content"] == sent
 
 
-async def test_a_malformed_last_event_id_is_400(pg_url: str) -> None:
-    async with live_tenant(make_settings(pg_url)) as live:
+async def test_a_malformed_last_event_id_is_400(live_pg_url: str) -> None:
+    async with live_tenant(make_settings(live_pg_url)) as live:
         assistant = await make_assistant(live.admin)
         chat = await new_chat(live.admin, assistant)
         for bad in ("garbage", "123", f"{uuid.uuid4()}", ":1-0"):
@@ -379,10 +381,10 @@ async def test_a_malformed_last_event_id_is_400(pg_url: str) -> None:
         assert response.status_code == 400
 
 
-async def test_a_last_event_id_with_a_malformed_entry_id_is_400(pg_url: str) -> None:
+async def test_a_last_event_id_with_a_malformed_entry_id_is_400(live_pg_url: str) -> None:
     """The generation part is well formed but the broker's part is not: refused before streaming
     (otherwise the broker's read raises once the 200 is sent, and the client sees a cut stream)."""
-    async with live_tenant(make_settings(pg_url)) as live:
+    async with live_tenant(make_settings(live_pg_url)) as live:
         assistant = await make_assistant(live.admin)
         chat = await new_chat(live.admin, assistant)
         bad = f"{uuid.uuid4()}:not-an-entry-id"
@@ -392,12 +394,14 @@ async def test_a_last_event_id_with_a_malformed_entry_id_is_400(pg_url: str) -> 
         assert response.status_code == 400, response.text
 
 
-async def test_resuming_reads_only_generations_of_the_chat_named_in_the_path(pg_url: str) -> None:
+async def test_resuming_reads_only_generations_of_the_chat_named_in_the_path(
+    live_pg_url: str,
+) -> None:
     """Last-Event-ID names a generation; it must be one of the chat in the path, or a caller who
     learns a generation id (it is in every event id) replays a chat it may not read: here a member
     reads an admin's chat through a chat of its own. (The resume branch of `_get_and_generate` in
     api/cognitive/chats.py checks only that the caller sees the chat in the path.)"""
-    async with live_tenant(make_settings(pg_url)) as live:
+    async with live_tenant(make_settings(live_pg_url)) as live:
         assistant = await make_assistant(live.admin)
         secret = await new_chat(live.admin, assistant)
         async with sse(
@@ -419,9 +423,9 @@ async def test_resuming_reads_only_generations_of_the_chat_named_in_the_path(pg_
 # --- 3. concurrent GETs generate once -------------------------------------------------------------
 
 
-async def test_concurrent_gets_start_exactly_one_generation(pg_url: str) -> None:
+async def test_concurrent_gets_start_exactly_one_generation(live_pg_url: str) -> None:
     tokens = numbered(10)
-    async with live_with_fake(pg_url, tokens=tokens, gap=0.02) as (live, fake):
+    async with live_with_fake(live_pg_url, tokens=tokens, gap=0.02) as (live, fake):
         assistant = await make_assistant(live.admin, generation_config="gpt")
         chat = await new_chat(live.admin, assistant)
         added = await live.admin.post(
@@ -462,9 +466,9 @@ async def test_concurrent_gets_start_exactly_one_generation(pg_url: str) -> None
 # --- 4. idempotent retries ------------------------------------------------------------------------
 
 
-async def test_a_retried_post_with_the_same_key_returns_the_first_turn(pg_url: str) -> None:
+async def test_a_retried_post_with_the_same_key_returns_the_first_turn(live_pg_url: str) -> None:
     tokens = numbered(15)
-    async with live_with_fake(pg_url, tokens=tokens, gap=0.04) as (live, fake):
+    async with live_with_fake(live_pg_url, tokens=tokens, gap=0.04) as (live, fake):
         assistant = await make_assistant(live.admin, generation_config="gpt")
         chat = await new_chat(live.admin, assistant)
         key = {"Idempotency-Key": f"turn-{uuid.uuid4()}"}
@@ -517,8 +521,8 @@ async def test_a_retried_post_with_the_same_key_returns_the_first_turn(pg_url: s
         assert len(fake.requests) == 2
 
 
-async def test_a_retried_new_chat_with_the_same_key_is_the_same_chat(pg_url: str) -> None:
-    async with live_tenant(make_settings(pg_url)) as live:
+async def test_a_retried_new_chat_with_the_same_key_is_the_same_chat(live_pg_url: str) -> None:
+    async with live_tenant(make_settings(live_pg_url)) as live:
         assistant = await make_assistant(live.admin)
         key = {"Idempotency-Key": f"chat-{uuid.uuid4()}"}
         one = await live.admin.post(
@@ -540,10 +544,10 @@ async def test_a_retried_new_chat_with_the_same_key_is_the_same_chat(pg_url: str
 
 
 async def test_cancel_stops_the_generation_keeps_the_partial_answer_and_frees_the_chat(
-    pg_url: str,
+    live_pg_url: str,
 ) -> None:
     tokens = numbered(10)
-    async with live_with_fake(pg_url, tokens=tokens, hang_after=3) as (live, fake):
+    async with live_with_fake(live_pg_url, tokens=tokens, hang_after=3) as (live, fake):
         assistant = await make_assistant(live.admin, generation_config="gpt")
         chat = await new_chat(live.admin, assistant)
         async with sse(
@@ -582,10 +586,10 @@ async def test_cancel_stops_the_generation_keeps_the_partial_answer_and_frees_th
 # --- 6. upstream errors ---------------------------------------------------------------------------
 
 
-async def test_an_unreachable_generator_is_502_and_leaves_the_chat_usable(pg_url: str) -> None:
+async def test_an_unreachable_generator_is_502_and_leaves_the_chat_usable(live_pg_url: str) -> None:
     down = app_for(f"http://127.0.0.1:{closed_port()}/v1")
     async with running_openai_server(tokens=numbered(3)) as fake:
-        settings = settings_with(pg_url, {"down": down, "gpt": app_for(fake)})
+        settings = settings_with(live_pg_url, {"down": down, "gpt": app_for(fake)})
         async with live_tenant(settings) as live:
             assistant = await make_assistant(live.admin, generation_config="down")
             chat = await new_chat(live.admin, assistant)
@@ -616,11 +620,11 @@ async def test_an_unreachable_generator_is_502_and_leaves_the_chat_usable(pg_url
     ids=["slow-first-token", "http-500", "error-mid-stream"],
 )
 async def test_upstream_failures_answer_502_or_504_and_mark_the_chat_failed(
-    pg_url: str, knobs: dict[str, Any], status: int
+    live_pg_url: str, knobs: dict[str, Any], status: int
 ) -> None:
     async with running_openai_server(tokens=numbered(5), **knobs) as fake:
         apps = {"gpt": app_for(fake, timeout_seconds=0.3)}
-        async with live_tenant(settings_with(pg_url, apps)) as live:
+        async with live_tenant(settings_with(live_pg_url, apps)) as live:
             assistant = await make_assistant(live.admin, generation_config="gpt")
             chat = await new_chat(live.admin, assistant)
             response = await live.admin.post(f"/chats/{chat}/", json={"message": "blocking"})
