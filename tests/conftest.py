@@ -184,6 +184,7 @@ class Tenant:
     member_key: str
     admin: httpx.AsyncClient
     member: httpx.AsyncClient
+    member_principal_id: int = 0
 
 
 @pytest.fixture
@@ -205,9 +206,10 @@ async def make_tenant(connection: AsyncConnection, client: httpx.AsyncClient, sl
         _a, admin_key = await auth_service.create_api_key(
             db, workspace.id, Role.ADMIN, username=f"{slug}-admin", full_name="Ada Admin"
         )
-        _m, member_key = await auth_service.create_api_key(
+        member_row, member_key = await auth_service.create_api_key(
             db, workspace.id, Role.MEMBER, username=f"{slug}-member", full_name="Max Member"
         )
+        member_principal_id = member_row.principal_id
         await db.commit()
     transport = client._transport
     admin = httpx.AsyncClient(
@@ -218,7 +220,7 @@ async def make_tenant(connection: AsyncConnection, client: httpx.AsyncClient, sl
         base_url="http://testserver",
         headers={"Authorization": f"Bearer {member_key}"},
     )
-    return Tenant(workspace.id, admin_key, member_key, admin, member)
+    return Tenant(workspace.id, admin_key, member_key, admin, member, member_principal_id)
 
 
 @pytest.fixture

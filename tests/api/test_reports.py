@@ -60,11 +60,15 @@ async def new_assistant(client: httpx.AsyncClient) -> int:
     return assistant_id
 
 
-async def new_chat(connection: AsyncConnection, workspace_id: int, assistant_id: int) -> int:
+async def new_chat(
+    connection: AsyncConnection, workspace_id: int, assistant_id: int, principal_id: int | None
+) -> int:
+    """A chat made by `principal_id` (the member of the tests reports on its own chats)."""
     async with _sessionmaker(connection)() as db:
         chat = Chat(
             workspace_id=workspace_id,
             assistant_id=assistant_id,
+            principal_id=principal_id,
             max_responses=10,
             max_msg_length=100,
         )
@@ -121,13 +125,17 @@ async def assistant_id(tenant: Tenant) -> int:
 
 @pytest.fixture
 async def chat_id(tenant: Tenant, assistant_id: int, pg_connection: AsyncConnection) -> int:
-    return await new_chat(pg_connection, tenant.workspace_id, assistant_id)
+    return await new_chat(
+        pg_connection, tenant.workspace_id, assistant_id, tenant.member_principal_id
+    )
 
 
 @pytest.fixture
 async def foreign_chat_id(other_tenant: Tenant, pg_connection: AsyncConnection) -> int:
     assistant = await new_assistant(other_tenant.admin)
-    return await new_chat(pg_connection, other_tenant.workspace_id, assistant)
+    return await new_chat(
+        pg_connection, other_tenant.workspace_id, assistant, other_tenant.member_principal_id
+    )
 
 
 # --- create and read -----------------------------------------------------------------------------
@@ -266,7 +274,9 @@ async def test_put_replaces_and_patch_changes_only_what_is_sent(
     }
     assert patched.json()["updated_at"] >= created["updated_at"]
 
-    second_chat = await new_chat(pg_connection, tenant.workspace_id, assistant_id)
+    second_chat = await new_chat(
+        pg_connection, tenant.workspace_id, assistant_id, tenant.member_principal_id
+    )
     replacement = {
         "category": "CORRECT",
         "reason": "NOT_IN_DOCS",
@@ -461,7 +471,9 @@ async def test_topic_and_assistant_filters(
     tenant: Tenant, assistant_id: int, chat_id: int, pg_connection: AsyncConnection
 ) -> None:
     other_assistant = await new_assistant(tenant.admin)
-    other_chat = await new_chat(pg_connection, tenant.workspace_id, other_assistant)
+    other_chat = await new_chat(
+        pg_connection, tenant.workspace_id, other_assistant, tenant.member_principal_id
+    )
     a = await report(tenant.member, chat_id, topic="billing")
     b = await report(tenant.member, chat_id, topic="shipping", status="RESOLVED")
     c = await report(tenant.member, other_chat, topic="billing")
@@ -604,3 +616,13 @@ async def test_openapi_documents_the_seed_paths_statuses_and_enums(
     assert set(page) == METRIC_KEYS | {"count", "next", "previous", "results"}
     assert page["status_counts"]["propertyNames"] == {"$ref": "#/components/schemas/Status"}
     assert set(schemas["ReportOut"]["properties"]) == SEED_KEYS
+
+
+async def test_a_member_reports_only_on_chats_it_made(
+    tenant: Tenant, pg_connection: AsyncConnection
+) -> None:
+    assistant = await new_assistant(tenant.admin)
+    admins_chat = await new_chat(pg_connection, tenant.workspace_id, assistant, None)
+    refused = await tenant.member.post("/reports/", json=body(admins_chat))
+    assert_error(refused, 404, "chat_not_found")
+    assert (await tenant.admin.post("/reports/", json=body(admins_chat))).status_code == 200

@@ -78,9 +78,3 @@ class ReportRepository(RepositoryBase[Report]):
         for dimension, value, n in await self.session.execute(union_all(*grouped)):
             found[dimension][value] = n
         return found
-
-    async def chat_in_workspace(self, workspace_id: int, chat_id: int) -> bool:
-        found = await self.session.scalar(
-            select(Chat.id).where(Chat.id == chat_id, Chat.workspace_id == workspace_id)
-        )
-        return found is not None

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chatsvc.chats.repository import ChatRepository, ChatScope
 from chatsvc.kit.db import utcnow
 from chatsvc.kit.errors import NotFound
 from chatsvc.kit.pagination import Page, PageParams
@@ -47,10 +48,13 @@ async def get_report(session: AsyncSession, workspace_id: int, report_id: int) -
     return report
 
 
-async def create_report(session: AsyncSession, workspace_id: int, data: ReportIn) -> Report:
+async def create_report(
+    session: AsyncSession, workspace_id: int, data: ReportIn, *, principal_id: int | None = None
+) -> Report:
+    """A report on a chat the caller sees: with `principal_id` (a member), only its own chats."""
     values = _columns(data.model_dump())
     repository = ReportRepository(session)
-    await _ensure_chat(repository, workspace_id, values["chat_id"])
+    await _ensure_chat(session, ChatScope(workspace_id, principal_id), values["chat_id"])
     return await repository.add(Report(workspace_id=workspace_id, **values))
 
 
@@ -62,7 +66,7 @@ async def update_report(
     report = await get_report(session, workspace_id, report_id)
     columns = _columns(values)
     if "chat_id" in columns:
-        await _ensure_chat(repository, workspace_id, columns["chat_id"])
+        await _ensure_chat(session, ChatScope(workspace_id, None), columns["chat_id"])
     columns["updated_at"] = utcnow()
     return await repository.update(report, columns)
 
@@ -81,8 +85,8 @@ def _columns(values: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
-async def _ensure_chat(repository: ReportRepository, workspace_id: int, chat_id: int) -> None:
-    # Another workspace's chat is reported exactly like a missing one: its existence is not ours
-    # to reveal.
-    if not await repository.chat_in_workspace(workspace_id, chat_id):
+async def _ensure_chat(session: AsyncSession, scope: ChatScope, chat_id: int) -> None:
+    # A chat the caller cannot see is reported exactly like a missing one: its existence is not
+    # ours to reveal.
+    if await ChatRepository(session).get(scope, chat_id) is None:
         raise NotFound(f"Chat {chat_id} not found.", code="chat_not_found")

@@ -153,7 +153,12 @@ async def list_reports(
 )
 @invalid_is_400
 async def create_report(body: ReportIn, session: SessionDep, auth: AuthDep) -> Any:
-    return await report_service.create_report(session, auth.workspace_id, body)
+    return await report_service.create_report(
+        session,
+        auth.workspace_id,
+        body,
+        principal_id=None if auth.is_admin else auth.principal_id,
+    )
 
 
 @router.get(
