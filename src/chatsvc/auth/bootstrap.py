@@ -42,15 +42,7 @@ async def bootstrap(session: AsyncSession, settings: Settings) -> BootstrapResul
             await _ensure_configured_key(session, configured)
         return None
     workspace = await auth_service.create_workspace(session, DEFAULT_WORKSPACE, "Default workspace")
-    _key, raw = await auth_service.create_api_key(
-        session,
-        workspace.id,
-        Role.ADMIN,
-        username=auth_service.BOOTSTRAP_USERNAME,
-        full_name="Bootstrap admin",
-        name="bootstrap",
-        raw_key=configured,
-    )
+    raw = await _bootstrap_key(session, workspace.id, configured)
     demo_id = (
         await _create_demo_assistant(session, workspace.id, settings)
         if settings.demo_assistant and not production
@@ -67,15 +59,21 @@ async def _ensure_configured_key(session: AsyncSession, raw: str) -> None:
     if await session.scalar(select(ApiKey.id).where(ApiKey.key_hash == auth_service.hash_key(raw))):
         return
     workspace = await auth_service.get_workspace_by_slug(session, DEFAULT_WORKSPACE)
-    await auth_service.create_api_key(
+    await _bootstrap_key(session, workspace.id, raw)
+
+
+async def _bootstrap_key(session: AsyncSession, workspace_id: int, raw: str | None) -> str:
+    """The admin key of the bootstrap admin user: `raw` when given, else a new one."""
+    _key, key = await auth_service.create_api_key(
         session,
-        workspace.id,
+        workspace_id,
         Role.ADMIN,
         username=auth_service.BOOTSTRAP_USERNAME,
         full_name="Bootstrap admin",
         name="bootstrap",
         raw_key=raw,
     )
+    return key
 
 
 async def _create_demo_assistant(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatsvc.config import Settings
+from chatsvc.kit.db import unit_of_work
 from chatsvc.kit.errors import (
     ChatsvcError,
     Conflict,
@@ -47,14 +48,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, committed when the endpoint returns, before the response is sent."""
-    async with request.app.state.sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
+    async with unit_of_work(request.app.state.sessionmaker) as session:
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
@@ -81,15 +76,6 @@ PageDep = Annotated[PageParams, Depends(page_params)]
 
 def _page_url(request: Request, page: int) -> str:
     return str(request.url.include_query_params(page=page))
-
-
-class Paginated(BaseModel):
-    """The `{count, next, previous, results}` envelope."""
-
-    count: int = Field(description="Total number of results.")
-    next: str | None = Field(description="Absolute URL of the next page, or null.")
-    previous: str | None = Field(description="Absolute URL of the previous page, or null.")
-    results: list[Any]
 
 
 def envelope(request: Request, page: Page[T], results: Sequence[Any]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ def parse_event_id(value: str) -> tuple[str, str]:
 
 
 def message_payload(message: Message) -> dict[str, Any]:
+    """The stored message, with the fields of the message object of the REST faces."""
     return {
         "id": message.id,
         "role": message.role,
@@ -45,6 +46,11 @@ def message_payload(message: Message) -> dict[str, Any]:
         "fixed": message.fixed,
         "metadata": message.meta,
         "references": message.references,
+        "tool_call_id": message.tool_call_id,
+        "function_name": message.function_name,
+        "parameters": message.parameters,
+        "like": message.like,
+        "visible": message.visible,
         "status": message.status,
         "created_at": message.created_at.isoformat(),
         "updated_at": message.updated_at.isoformat(),

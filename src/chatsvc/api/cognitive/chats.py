@@ -185,15 +185,6 @@ async def list_generator_apps(auth: AuthDep, settings: SettingsDep) -> list[dict
 # --- chats of an assistant ------------------------------------------------------------------------
 
 
-async def _list(
-    request: Request, response: Response, session: Any, auth: AuthContext, assistant: int, page: Any
-) -> list[dict[str, Any]]:
-    result = await chat_service.list_chats(session, auth, assistant, page)
-    set_list_headers(request, response, result)
-    messages = await chat_service.messages_of_many(session, [chat.id for chat in result.items])
-    return [chat_out(chat, messages[chat.id]) for chat in result.items]
-
-
 @router.get(
     "/assistants/{assistant}/chats/",
     response_model=list[ChatOut],
@@ -210,24 +201,22 @@ async def list_chats(
     auth: AuthDep,
     page: PageDep,
 ) -> list[dict[str, Any]]:
-    return await _list(request, response, session, auth, assistant, page)
+    result = await chat_service.list_chats(session, auth, assistant, page)
+    set_list_headers(request, response, result)
+    messages = await chat_service.messages_of_many(session, [chat.id for chat in result.items])
+    return [chat_out(chat, messages[chat.id]) for chat in result.items]
 
 
-@router.get(
+# The seed lists streaming-enabled chats separately; every chat can stream, so it is one list.
+router.add_api_route(
     "/assistants/{assistant}/chats_stream/",
+    list_chats,
+    methods=["GET"],
+    name="list_stream_chats",
     response_model=list[ChatOut],
     summary="Get all streaming-enabled chats for an assistant",
     responses=NOT_FOUND,
 )
-async def list_stream_chats(
-    request: Request,
-    response: Response,
-    assistant: AssistantId,
-    session: SessionDep,
-    auth: AuthDep,
-    page: PageDep,
-) -> list[dict[str, Any]]:
-    return await _list(request, response, session, auth, assistant, page)
 
 
 async def _create(
@@ -390,13 +379,6 @@ async def post_chat_message(
     )
 
 
-async def _feedback(
-    session: Any, auth: AuthContext, chat_id: int, body: ChatFeedbackIn
-) -> dict[str, Any]:
-    chat = await chat_service.update_feedback(session, auth, chat_id, body)
-    return chat_out(chat, await chat_service.messages_of(session, chat.id))
-
-
 @router.put(
     "/chats/{id}/",
     response_model=ChatOut,
@@ -411,7 +393,8 @@ async def update_chat(
     session: SessionDep,
     auth: AuthDep,
 ) -> dict[str, Any]:
-    return await _feedback(session, auth, id, body)
+    chat = await chat_service.update_feedback(session, auth, id, body)
+    return chat_out(chat, await chat_service.messages_of(session, chat.id))
 
 
 @router.post(
@@ -546,20 +529,15 @@ async def post_stream_message(
     )
 
 
-@router.put(
+router.add_api_route(
     "/chats_stream/{id}/",
+    update_chat,
+    methods=["PUT"],
+    name="update_stream_chat",
     response_model=ChatOut,
     summary="Update chat feedback or matrix mode settings",
     responses=NOT_FOUND,
 )
-@invalid_is_400
-async def update_stream_chat(
-    id: ChatId,
-    body: ChatFeedbackIn,
-    session: SessionDep,
-    auth: AuthDep,
-) -> dict[str, Any]:
-    return await _feedback(session, auth, id, body)
 
 
 # --- messages -------------------------------------------------------------------------------------
