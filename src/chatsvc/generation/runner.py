@@ -119,14 +119,21 @@ class GenerationManager:
             running.cancelled.set()
         await self.broker.request_cancel(generation_id, self.settings.stream_ttl_seconds)
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, grace_seconds: float = 10.0) -> None:
+        """Let running generations finish for a while; then stop them as a cancel does (their
+        partial answers are kept), and, as a last resort, cut them off (marked FAILED)."""
         tasks = [running.task for running in self._running.values()]
-        for running in self._running.values():
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+        for running in list(self._running.values()):
             running.cancelled.set()
-        if tasks:
-            await asyncio.wait(tasks, timeout=10)
-        for task in tasks:
+        if pending:
+            _done, pending = await asyncio.wait(pending, timeout=5)
+        for task in pending:
             task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
 
     # --- reading ---------------------------------------------------------------------------
 
