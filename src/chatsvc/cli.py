@@ -1,4 +1,4 @@
-"""The `chatsvc` command: serve, migrate, openapi, create-workspace, create-api-key."""
+"""The `chatsvc` command: serve, worker, migrate, openapi, create-workspace, create-api-key."""
 
 from __future__ import annotations
 
@@ -121,12 +121,18 @@ def cmd_create_api_key(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    print(
-        "chatsvc worker: there are no background jobs yet (they arrive with the background-work "
-        "issue); the API serves everything itself for now.",
-        file=sys.stderr,
-    )
-    return 2
+    if not settings.redis_url:
+        print(
+            "chatsvc worker: CHATSVC_REDIS_URL is not set. The worker takes its jobs from Redis; "
+            "without Redis (the embedded default) `chatsvc serve` runs jobs in its own process "
+            "and no worker is needed.",
+            file=sys.stderr,
+        )
+        return 2
+    from chatsvc import worker
+
+    worker.run(settings)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--name", help="a label for the key")
     key.set_defaults(func=cmd_create_api_key)
 
-    worker = sub.add_parser("worker", help="run the background worker (not needed yet)")
+    worker = sub.add_parser(
+        "worker", help="run the background job worker (needs CHATSVC_REDIS_URL)"
+    )
     worker.set_defaults(func=cmd_worker)
     return parser
 

@@ -78,10 +78,40 @@ class Settings(BaseSettings):
     stream_ttl_seconds: int = Field(default=3600, ge=10)
     #: a PROCESSING chat whose lease expired (its process died) may be taken over
     generation_lease_seconds: int = Field(default=120, ge=5)
+    #: background jobs: a running job's lease (renewed while it runs; a worker that dies lets it
+    #: expire and the sweeper hands the job to another), attempts before a job fails for good,
+    #: how often the sweeper looks, and where jobs write the files they produce
+    job_lease_seconds: int = Field(default=300, ge=2)
+    job_max_attempts: int = Field(default=5, ge=1)
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    artifact_dir: str = "./artifacts"
     #: SSE heartbeat comment interval
     sse_ping_seconds: float = Field(default=15.0, gt=0)
     log_level: str = "INFO"
     access_log: bool = True
+
+    # -- Outbound calls made for a workspace (MCP servers, HTTP retrieval, export callbacks) ----
+    # Read by chatsvc.kit.outbound.OutboundPolicy.from_settings. Lists are JSON in the
+    # environment, e.g. CHATSVC_OUTBOUND_ALLOW_LIST='["10.20.0.0/16", "mcp.corp.example"]'.
+    #: schemes a workspace URL may use ("https", "http")
+    outbound_allowed_schemes: list[Literal["http", "https"]] = Field(
+        default=["https"], min_length=1
+    )
+    #: ports a workspace URL may use; unset: 443, plus 80 when http is allowed
+    outbound_allowed_ports: list[Annotated[int, Field(ge=1, le=65535)]] | None = None
+    #: admit private, loopback, CGNAT and unique-local addresses (never link-local/metadata)
+    outbound_allow_private: bool = False
+    #: CIDRs or exact hostnames admitted even though they are not public
+    outbound_allow_list: list[str] = Field(default_factory=list)
+    outbound_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    #: the whole exchange: resolution, connect, request and every byte of the answer
+    outbound_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: 0 refuses redirects; N follows up to N hops, each checked like the first
+    outbound_max_redirects: int = Field(default=0, ge=0, le=10)
+    # Webhook callbacks (chatsvc.webhooks.delivery.deliver): attempts per delivery and backoff.
+    webhook_attempts: int = Field(default=5, ge=1, le=20)
+    webhook_base_delay_seconds: float = Field(default=1.0, ge=0)
+    webhook_max_delay_seconds: float = Field(default=30.0, ge=0)
 
     bootstrap_api_key: SecretStr | None = None
     demo_assistant: bool = True

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +20,8 @@ from chatsvc.api import cognitive, ops
 from chatsvc.config import Settings, get_settings
 from chatsvc.generation.registry import build_generators
 from chatsvc.generation.runner import GenerationManager
+from chatsvc.jobs.queue import ArqQueue, InProcessQueue, JobQueue
+from chatsvc.jobs.runner import JobContext, execute, load_handlers, run_sweeper
 from chatsvc.kit.db import create_engine, create_sessionmaker
 from chatsvc.kit.logging import configure_logging
 from chatsvc.kit.middleware import BodySizeLimitMiddleware, ObservabilityMiddleware
@@ -63,9 +67,36 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         build_generators(settings, app.state.http),
         settings,
     )
+    # Jobs: triggers go to the arq workers through Redis, or (embedded) run in this process,
+    # which then also sweeps. The handler reads app.state.jobs when it runs, not now.
+    load_handlers()
+    queue: JobQueue
+    if settings.redis_url:
+        queue = ArqQueue.from_url(settings.redis_url)
+    else:
+        queue = InProcessQueue(lambda job_id: execute(app.state.jobs, job_id))
+    app.state.jobs_queue = queue
+    app.state.jobs = JobContext(
+        sessionmaker=app.state.sessionmaker,
+        settings=settings,
+        queue=queue,
+        http=app.state.http,
+        broker=app.state.broker,
+        generations=app.state.generations,
+    )
+    sweeper = (
+        asyncio.create_task(run_sweeper(app.state.jobs), name="sweeper")
+        if isinstance(queue, InProcessQueue)
+        else None
+    )
     try:
         yield
     finally:
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        await queue.close()
         await app.state.generations.shutdown()
         await app.state.broker.close()
         await app.state.http.aclose()
@@ -91,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "messages", "description": "Single messages and their feedback."},
             {"name": "generators", "description": "The configured generator apps."},
             {"name": "reports", "description": "Structured feedback on chats and its metrics."},
+            {"name": "jobs", "description": "Background jobs: state, progress, result."},
             {"name": "operations", "description": "Health, readiness and metrics."},
         ],
     )

@@ -3,6 +3,7 @@
 from chatsvc.assistants.models import Assistant, AssistantTool
 from chatsvc.auth.models import ApiKey, Principal, Workspace
 from chatsvc.chats.models import Chat, Message
+from chatsvc.jobs.models import Job
 from chatsvc.kit.db import Base
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, Lesson
 from chatsvc.reports.models import Report
@@ -16,6 +17,7 @@ __all__ = [
     "Chat",
     "CommonQuestion",
     "FixedResponse",
+    "Job",
     "Lesson",
     "Message",
     "Principal",

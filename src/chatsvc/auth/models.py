@@ -30,6 +30,9 @@ class Workspace(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(255))
+    #: signs the workspace's outbound callbacks ("whsec_" + base64 of 32 random bytes); made at
+    #: creation, or on first use for workspaces created before it existed
+    webhook_secret: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class Principal(TimestampMixin, Base):

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.auth.models import ApiKey, Principal, PrincipalKind, Role, Workspace
 from chatsvc.kit.errors import Conflict, Forbidden, Invalid, NotFound
 
 KEY_PREFIX = "csk_"
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 SERVICE_USERNAME = "service"
 BOOTSTRAP_USERNAME = "admin"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -45,6 +47,10 @@ def generate_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+def generate_webhook_secret() -> str:
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 async def authenticate(session: AsyncSession, raw_key: str) -> AuthContext | None:
     """The caller behind an API key, or None when the key is unknown or revoked."""
     if not raw_key or len(raw_key) > 256:
@@ -72,7 +78,7 @@ async def create_workspace(session: AsyncSession, slug: str, name: str | None = 
         raise Invalid(f"Workspace slug {slug!r} must be lowercase letters, digits and dashes.")
     if await session.scalar(select(Workspace.id).where(Workspace.slug == slug)) is not None:
         raise Conflict(f"Workspace {slug!r} already exists.")
-    workspace = Workspace(slug=slug, name=name or slug)
+    workspace = Workspace(slug=slug, name=name or slug, webhook_secret=generate_webhook_secret())
     session.add(workspace)
     await session.flush()
     session.add(
@@ -85,6 +91,30 @@ async def create_workspace(session: AsyncSession, slug: str, name: str | None = 
     )
     await session.flush()
     return workspace
+
+
+async def webhook_secret(session: AsyncSession, workspace_id: int) -> str:
+    """The workspace's callback signing secret, made and stored on first use when it has none.
+    Concurrent first uses agree: only the UPDATE that finds it still empty writes."""
+    current = await session.scalar(
+        select(Workspace.webhook_secret).where(Workspace.id == workspace_id)
+    )
+    if current:
+        return current
+    await session.execute(
+        update(Workspace)
+        .where(Workspace.id == workspace_id, Workspace.webhook_secret.is_(None))
+        .values(webhook_secret=generate_webhook_secret())
+        .execution_options(synchronize_session=False)
+    )
+    stored = await session.scalar(
+        select(Workspace.webhook_secret)
+        .where(Workspace.id == workspace_id)
+        .execution_options(populate_existing=True)
+    )
+    if not stored:
+        raise NotFound(f"Workspace {workspace_id} not found.")
+    return stored
 
 
 async def get_workspace_by_slug(session: AsyncSession, slug: str) -> Workspace:

@@ -103,6 +103,14 @@ class GenerationManager:
     # --- control ---------------------------------------------------------------------------
 
     def start(self, chat_id: int, generation_id: str, user_msg_num: int) -> None:
+        """Run the generation detached, as a task of this process."""
+        self._track(chat_id, generation_id, user_msg_num)
+
+    async def run(self, chat_id: int, generation_id: str, user_msg_num: int) -> None:
+        """Run the generation to its end (a background job's body)."""
+        await self._track(chat_id, generation_id, user_msg_num)
+
+    def _track(self, chat_id: int, generation_id: str, user_msg_num: int) -> asyncio.Task[None]:
         cancelled = asyncio.Event()
         task = asyncio.create_task(
             self._run(chat_id, generation_id, user_msg_num, cancelled),
@@ -110,6 +118,7 @@ class GenerationManager:
         )
         self._running[generation_id] = _Running(task, cancelled)
         task.add_done_callback(lambda _t: self._running.pop(generation_id, None))
+        return task
 
     async def cancel(self, generation_id: str) -> None:
         """Stop a generation wherever it runs: this process directly, others through the

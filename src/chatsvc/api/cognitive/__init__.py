@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from chatsvc.api.cognitive import assistants, chats, knowledge, reports
+from chatsvc.api.cognitive import assistants, chats, jobs, knowledge, reports
 
 router = APIRouter()
 router.include_router(assistants.router)
 router.include_router(knowledge.router)
 router.include_router(chats.router)
 router.include_router(reports.router)
+router.include_router(jobs.router)

@@ -1,0 +1,287 @@
+"""Running jobs: the registry of job kinds, `execute` (claim, run the handler under a renewed
+lease, record the outcome, retry with backoff) and the sweeper loop. The same code runs in the arq
+worker and in the API process's in-process queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import json
+import logging
+import pkgutil
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import chatsvc
+from chatsvc.config import Settings
+from chatsvc.generation.runner import GenerationManager
+from chatsvc.jobs import service as job_service
+from chatsvc.jobs.models import Job, JobState
+from chatsvc.jobs.queue import JobQueue
+from chatsvc.kit.db import unit_of_work, utcnow
+from chatsvc.kit.errors import ChatsvcError
+from chatsvc.streaming import events
+from chatsvc.streaming.broker import StreamBroker
+
+logger = logging.getLogger("chatsvc.jobs")
+MAX_RETRY_DELAY_SECONDS = 60
+
+
+class PermanentJobError(Exception):
+    """Raised by a handler for a failure that retrying cannot fix (a bad payload, a peer that
+    refuses the request): the job fails at once, with this message as its error."""
+
+
+class LeaseLost(Exception):
+    """This run no longer holds the job (its lease expired and another run took it over)."""
+
+
+@dataclass
+class JobContext:
+    """What a job handler may use: the process's long-lived resources. One per process."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Settings
+    queue: JobQueue
+    http: httpx.AsyncClient
+    broker: StreamBroker
+    generations: GenerationManager
+
+    async def progress(self, job: Job, done: int, total: int | None = None) -> None:
+        """Record the job's progress and renew its lease. Raises LeaseLost when another run has
+        taken the job over, so the handler stops instead of doing the work twice."""
+        async with unit_of_work(self.sessionmaker) as session:
+            held = await job_service.progress(
+                session,
+                job.id,
+                done,
+                total,
+                lease_seconds=self.settings.job_lease_seconds,
+                attempt=job.attempts,
+            )
+        if not held:
+            raise LeaseLost(f"job {job.id} attempt {job.attempts} lost its lease")
+
+
+Handler = Callable[[JobContext, Job], Coroutine[Any, Any, dict[str, Any] | None]]
+#: job kind → handler; a handler returns the job's result (JSON), may be run more than once for
+#: one job (at-least-once delivery, crashes), and so must be idempotent
+HANDLERS: dict[str, Handler] = {}
+
+
+def register(kind: str) -> Callable[[Handler], Handler]:
+    """Register the handler of a job kind: `@register("export")`."""
+
+    def decorator(handler: Handler) -> Handler:
+        existing = HANDLERS.get(kind)
+        if existing is not None and existing is not handler:
+            raise ValueError(f"job kind {kind!r} is registered twice")
+        HANDLERS[kind] = handler
+        return handler
+
+    return decorator
+
+
+def load_handlers() -> None:
+    """Import every domain's `jobs` module (chatsvc.<domain>.jobs), where its kinds register
+    themselves; the worker and the API process call this at start-up."""
+    for module in pkgutil.iter_modules(chatsvc.__path__):
+        if not module.ispkg:
+            continue
+        name = f"chatsvc.{module.name}.jobs"
+        if module.name != "jobs" and importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
+# --- one run -------------------------------------------------------------------------------------
+
+
+async def execute(ctx: JobContext, job_id: int) -> None:
+    """Run job `job_id` once, if it can be claimed. A trigger for a job that is finished, running
+    elsewhere or out of attempts does nothing, so delivering a trigger twice is harmless."""
+    async with unit_of_work(ctx.sessionmaker) as session:
+        job = await job_service.claim(session, job_id, ctx.settings.job_lease_seconds)
+    if job is None:
+        logger.info(
+            "job %s: not claimable (finished, running elsewhere or out of attempts)", job_id
+        )
+        return
+    attempt = job.attempts
+    handler = HANDLERS.get(job.kind)
+    if handler is None:
+        await _failed(ctx, job, f"No handler for job kind {job.kind!r}.", retry=False)
+        return
+    logger.info("job %s (%s): attempt %s of %s", job_id, job.kind, attempt, job.max_attempts)
+    lost = asyncio.Event()
+    work = asyncio.create_task(handler(ctx, job), name=f"job-{job_id}-{attempt}")
+    keeper = asyncio.create_task(_keep_lease(ctx, job, work, lost))
+    try:
+        result = await work
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if lost.is_set() and not (current is not None and current.cancelling()):
+            logger.warning("job %s attempt %s stopped: its lease was taken over", job_id, attempt)
+            return
+        # The process is stopping: hand the job back so that another run starts it at once.
+        await asyncio.shield(_release(ctx, job))
+        raise
+    except LeaseLost:
+        logger.warning("job %s attempt %s stopped: its lease was taken over", job_id, attempt)
+    except PermanentJobError as exc:
+        await _failed(ctx, job, str(exc) or type(exc).__name__, retry=False)
+    except ChatsvcError as exc:
+        await _failed(ctx, job, exc.message, retry=True)
+    except Exception as exc:
+        logger.exception("job %s (%s) attempt %s failed", job_id, job.kind, attempt)
+        # The traceback is in the log; the status endpoint shows users no internals.
+        await _failed(ctx, job, f"Internal error ({type(exc).__name__}).", retry=True)
+    else:
+        await _succeeded(ctx, job, result)
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+
+
+async def _keep_lease(
+    ctx: JobContext, job: Job, work: asyncio.Task[Any], lost: asyncio.Event
+) -> None:
+    """Renews the lease while the handler runs; stops the handler when the lease was lost."""
+    lease = ctx.settings.job_lease_seconds
+    while True:
+        await asyncio.sleep(max(0.5, lease / 3))
+        try:
+            async with unit_of_work(ctx.sessionmaker) as session:
+                held = await job_service.heartbeat(session, job.id, lease, attempt=job.attempts)
+        except Exception:
+            # A database hiccup: try again; if it lasts, the lease expires and the job moves on.
+            logger.warning("job %s: renewing the lease failed", job.id, exc_info=True)
+            continue
+        if not held:
+            lost.set()
+            work.cancel()
+            return
+
+
+async def _succeeded(ctx: JobContext, job: Job, result: dict[str, Any] | None) -> None:
+    if result is not None and not isinstance(result, dict):
+        await _failed(ctx, job, "The job's handler returned a non-object result.", retry=False)
+        return
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError):
+        await _failed(ctx, job, "The job's handler returned a result that is not JSON.", False)
+        return
+    async with unit_of_work(ctx.sessionmaker) as session:
+        recorded = await job_service.succeed(session, job.id, result, attempt=job.attempts)
+    if recorded:
+        logger.info("job %s (%s) succeeded on attempt %s", job.id, job.kind, job.attempts)
+    else:
+        logger.warning(
+            "job %s attempt %s: result dropped, another run holds it", job.id, job.attempts
+        )
+
+
+async def _failed(ctx: JobContext, job: Job, error: str, retry: bool) -> None:
+    delay = min(2**job.attempts, MAX_RETRY_DELAY_SECONDS)
+    async with unit_of_work(ctx.sessionmaker) as session:
+        after = await job_service.fail(
+            session, job.id, error, retry, attempt=job.attempts, defer_seconds=delay
+        )
+    if after is None or after.state != JobState.QUEUED:
+        logger.info("job %s (%s) failed: %s", job.id, job.kind, error)
+        return
+    logger.info("job %s (%s) will be retried in %ss: %s", job.id, job.kind, delay, error)
+    try:
+        await ctx.queue.enqueue(job.id, defer_seconds=delay)
+    except Exception:
+        logger.exception("re-enqueueing job %s failed; the sweeper will send it again", job.id)
+
+
+async def _release(ctx: JobContext, job: Job) -> None:
+    try:
+        async with unit_of_work(ctx.sessionmaker) as session:
+            await job_service.release(session, job.id, attempt=job.attempts)
+    except Exception:
+        logger.exception("job %s: handing it back failed; its lease will expire", job.id)
+
+
+# --- the sweeper ---------------------------------------------------------------------------------
+
+
+async def sweep_once(ctx: JobContext) -> job_service.SweepReport:
+    """One sweep, committed, then its triggers sent and stuck generations' streams ended."""
+    async with unit_of_work(ctx.sessionmaker) as session:
+        report = await job_service.sweep_report(session, utcnow())
+    for job_id in report.job_ids:
+        try:
+            await ctx.queue.enqueue(job_id)
+        except Exception:
+            logger.exception("re-enqueueing job %s failed; the next sweep tries again", job_id)
+    for chat_id, generation_id in report.chats:
+        logger.warning("chat %s: generation %s died; chat marked FAILED", chat_id, generation_id)
+        if generation_id is None:
+            continue
+        # A client still following the dead generation's stream gets its terminal event.
+        key = events.stream_key(generation_id)
+        payload = {
+            "code": "interrupted",
+            "detail": job_service.STUCK_CHAT_ERROR,
+            "status": 503,
+            "chat_id": chat_id,
+        }
+        try:
+            await ctx.broker.publish(key, events.ERROR, payload)
+            await ctx.broker.finish(key, ctx.settings.stream_ttl_seconds)
+        except Exception:
+            logger.warning("chat %s: could not end its stream", chat_id, exc_info=True)
+    if report.job_ids or report.chats:
+        logger.info(
+            "sweep: %s job(s) re-enqueued, %s chat(s) failed",
+            len(report.job_ids),
+            len(report.chats),
+        )
+    return report
+
+
+async def run_sweeper(ctx: JobContext) -> None:
+    """Sweep every settings.sweep_interval_seconds until cancelled. Every worker may run one:
+    each expired row is changed by one sweep only."""
+    while True:
+        try:
+            await sweep_once(ctx)
+        except Exception:
+            logger.exception("sweep failed")
+        await asyncio.sleep(ctx.settings.sweep_interval_seconds)
+
+
+# --- a job kind for tests and smoke checks -------------------------------------------------------
+
+
+@register("noop")
+async def noop(ctx: JobContext, job: Job) -> dict[str, Any]:
+    """Does nothing, slowly: `steps` steps (default 1), sleeping `sleep` seconds before each, with
+    progress after each. `fail_times`: fail the first N attempts (to exercise retries). Result
+    {"steps": steps}. Being idempotent is easy here: it starts over on every attempt."""
+    try:
+        steps = int(job.payload.get("steps", 1))
+        sleep = float(job.payload.get("sleep", 0))
+        fail_times = int(job.payload.get("fail_times", 0))
+    except (TypeError, ValueError) as exc:
+        raise PermanentJobError(f"Invalid noop payload: {exc}") from None
+    if not 0 <= steps <= 10_000 or not 0 <= sleep <= 3600:
+        raise PermanentJobError("A noop job takes 0 to 10000 steps of 0 to 3600 seconds.")
+    await ctx.progress(job, 0, steps)
+    for step in range(steps):
+        if sleep:
+            await asyncio.sleep(sleep)
+        await ctx.progress(job, step + 1, steps)
+    if job.attempts <= fail_times:
+        raise RuntimeError(f"noop: failing attempt {job.attempts} as asked")
+    return {"steps": steps}

@@ -1,0 +1,2 @@
+"""Outgoing webhooks: Standard Webhooks signatures (`signing`) and retried, signed delivery
+through the guarded outbound client (`delivery`)."""

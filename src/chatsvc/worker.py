@@ -1,0 +1,111 @@
+"""The arq worker (`chatsvc worker`): runs job triggers from Redis and the sweeper. Job functions
+only call the runner, which calls domain services; the job table decides what runs, so arq's own
+retries and results are turned off or out of the way."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import httpx
+from arq.connections import RedisSettings
+from arq.worker import func, run_worker
+from redis.asyncio import Redis
+
+from chatsvc.config import Settings, get_settings
+from chatsvc.generation.registry import build_generators
+from chatsvc.generation.runner import GenerationManager
+from chatsvc.jobs.queue import RUN_JOB, ArqQueue, dump_json, load_json
+from chatsvc.jobs.runner import JobContext, execute, load_handlers, run_sweeper
+from chatsvc.kit.db import create_engine, create_sessionmaker
+from chatsvc.kit.logging import configure_logging
+from chatsvc.streaming.factory import build_broker
+
+logger = logging.getLogger("chatsvc.worker")
+#: arq cancels a run after this; our lease (renewed while the handler runs) is what detects a dead
+#: worker, so this is only a backstop against a handler that hangs for good
+JOB_TIMEOUT_SECONDS = 24 * 3600
+
+
+async def run_job(ctx: dict[str, Any], job_id: int) -> None:
+    """The only arq function: run job `job_id` of the job table (claiming it first)."""
+    await execute(ctx["chatsvc"], int(job_id))
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx.get("settings") or get_settings()
+    configure_logging(settings.log_level)
+    load_handlers()
+    engine = create_engine(
+        settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size
+    )
+    assert settings.redis_url is not None
+    redis = Redis.from_url(settings.redis_url)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False)
+    sessionmaker = create_sessionmaker(engine)
+    broker = build_broker(redis)
+    job_context = JobContext(
+        sessionmaker=sessionmaker,
+        settings=settings,
+        # arq's own pool (JSON serializer set by WorkerSettings); the worker closes it
+        queue=ArqQueue(ctx["redis"], owned=False),
+        http=http,
+        broker=broker,
+        generations=GenerationManager(
+            sessionmaker, broker, build_generators(settings, http), settings
+        ),
+    )
+    ctx.update(
+        chatsvc=job_context,
+        engine=engine,
+        stream_redis=redis,
+        sweeper=asyncio.create_task(run_sweeper(job_context), name="sweeper"),
+    )
+    logger.info("worker ready; sweeping every %ss", settings.sweep_interval_seconds)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    sweeper: asyncio.Task[None] | None = ctx.get("sweeper")
+    if sweeper is not None:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+    job_context: JobContext | None = ctx.get("chatsvc")
+    if job_context is not None:
+        await job_context.generations.shutdown()
+        await job_context.broker.close()
+        await job_context.http.aclose()
+    if ctx.get("stream_redis") is not None:
+        await ctx["stream_redis"].aclose()
+    if ctx.get("engine") is not None:
+        await ctx["engine"].dispose()
+
+
+class WorkerSettings:
+    """arq settings; `chatsvc worker` adds the Redis settings and the chatsvc Settings."""
+
+    functions = [func(run_job, name=RUN_JOB)]
+    on_startup = startup
+    on_shutdown = shutdown
+    job_serializer = dump_json
+    job_deserializer = load_json
+    # Our retries are new triggers decided by the job table; arq only re-runs a trigger whose
+    # worker died or stopped, and must not give up on it before the job table does.
+    max_tries = 1000
+    job_timeout = JOB_TIMEOUT_SECONDS
+    # Results live in the job table; keeping none in Redis also lets a trigger id be reused.
+    keep_result = 0
+    max_jobs = 10
+
+
+def run(settings: Settings) -> None:
+    """Run the worker until SIGINT/SIGTERM (arq cancels running jobs; they are handed back)."""
+    if not settings.redis_url:
+        raise ValueError("the worker needs CHATSVC_REDIS_URL")
+    run_worker(
+        WorkerSettings,  # type: ignore[arg-type]
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        ctx={"settings": settings},
+    )
