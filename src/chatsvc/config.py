@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     webhook_attempts: int = Field(default=5, ge=1, le=20)
     webhook_base_delay_seconds: float = Field(default=1.0, ge=0)
     webhook_max_delay_seconds: float = Field(default=30.0, ge=0)
+    #: an export file up to this size is POSTed to its callback; a larger one is announced by a
+    #: JSON notice naming its download path (GET /jobs/{id}/artifact/)
+    webhook_max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
 
     bootstrap_api_key: SecretStr | None = None
     demo_assistant: bool = True

@@ -93,6 +93,7 @@ async def create_chat(
     idempotency_key: str | None,
     lease_seconds: int,
     require_streaming: bool = False,
+    require_realtime: bool = False,
 ) -> tuple[Chat, Turn | None]:
     """A new chat with the assistant's limits and initial_message, and the turn of its first user
     message when one is given. A retry with the same Idempotency-Key returns the first chat."""
@@ -104,6 +105,12 @@ async def create_chat(
     assistant = await assistant_service.get_assistant(session, auth.workspace_id, assistant_id)
     if require_streaming and not assistant.streaming_available:
         raise Invalid(f"Assistant {assistant_id} does not stream (streaming_available is false).")
+    if require_realtime and not assistant.realtime_available:
+        raise Invalid(
+            f"Assistant {assistant_id} is not configured for realtime chat "
+            "(realtime_available is false).",
+            code="not_realtime",
+        )
     if data.message is not None:
         _check_length(data.message, assistant.max_msg_length)
     chat = Chat(

@@ -393,7 +393,7 @@ def _formatter(neutralise_formulas: bool) -> Callable[[Sequence[Any]], list[Any]
     return cells
 
 
-async def _check_scope(session: AsyncSession, filters: ExportFilters) -> None:
+async def check_scope(session: AsyncSession, filters: ExportFilters) -> None:
     """A chat or assistant filter must name one of the workspace's (deleted assistants count):
     another workspace's id is reported as missing, never exported as an empty file."""
     if filters.chat_id is not None:
@@ -429,7 +429,7 @@ async def _count(session: AsyncSession, filters: ExportFilters) -> int:
 
 async def count_rows(session: AsyncSession, filters: ExportFilters) -> int:
     """How many data rows an export with these filters writes (at this moment)."""
-    await _check_scope(session, filters)
+    await check_scope(session, filters)
     return await _count(session, filters)
 
 
@@ -504,7 +504,7 @@ async def write_csv(
     so memory does not grow with the export. With `progress`, the rows are counted first and
     `progress(done, total)` is awaited every `progress_every` rows and once at the end with
     (rows, rows); it must not use this session, which is busy streaming."""
-    await _check_scope(session, filters)
+    await check_scope(session, filters)
     return await _write(
         session,
         filters,
@@ -574,7 +574,7 @@ async def export_to_file(
     _check_name(name)
     final = directory / name
     async with sessionmaker() as session:
-        await _check_scope(session, filters)
+        await check_scope(session, filters)
         if await asyncio.to_thread(final.is_file):
             rows, size, digest = await asyncio.to_thread(describe_file, final)
             if progress is not None:  # a retried job shows as complete, like the first run

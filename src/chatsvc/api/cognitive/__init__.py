@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from chatsvc.api.cognitive import assistants, chats, jobs, knowledge, reports
+from chatsvc.api.cognitive import assistants, chats, exports, jobs, knowledge, reports
 
 router = APIRouter()
 router.include_router(assistants.router)
@@ -10,3 +10,4 @@ router.include_router(knowledge.router)
 router.include_router(chats.router)
 router.include_router(reports.router)
 router.include_router(jobs.router)
+router.include_router(exports.router)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Header, Path, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import EventSourceResponse
 
 from chatsvc.api.cognitive.schemas import (
@@ -21,6 +22,7 @@ from chatsvc.api.cognitive.schemas import (
 from chatsvc.api.deps import AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats import service as chat_service
+from chatsvc.chats.jobs import CHAT_GENERATION
 from chatsvc.chats.models import Role
 from chatsvc.chats.schemas import (
     AssistantMessageIn,
@@ -33,6 +35,7 @@ from chatsvc.chats.schemas import (
 from chatsvc.chats.service import Turn
 from chatsvc.generation.registry import describe_apps
 from chatsvc.generation.runner import GenerationManager
+from chatsvc.jobs.queue import submit
 from chatsvc.kit.db import unit_of_work
 from chatsvc.kit.errors import ChatsvcError, Invalid, UpstreamError, UpstreamTimeout
 from chatsvc.kit.sse import last_event_id, sse_response, wants_event_stream
@@ -569,3 +572,142 @@ async def like_message(
     auth: AuthDep,
 ) -> Any:
     return await chat_service.like_message(session, auth, id, body.like)
+
+
+# --- async chats (answered by a background job) ---------------------------------------------
+
+
+async def _enqueue_turn(
+    request: Request, session: AsyncSession, auth: AuthContext, turn: Turn | None
+) -> None:
+    """Queue the turn's generation as a job, triggered after this transaction commits."""
+    if turn is None or turn.generation_id is None or turn.replayed:
+        return
+    await submit(
+        session,
+        request.app.state.jobs_queue,
+        request.app.state.settings,
+        auth.workspace_id,
+        CHAT_GENERATION,
+        {
+            "chat_id": turn.chat_id,
+            "generation_id": turn.generation_id,
+            "user_msg_num": turn.user_msg_num,
+        },
+        idempotency_key=f"generation-{turn.generation_id}",
+        created_by=auth.principal_id,
+    )
+
+
+ASYNC_DOC = (
+    "Answers at once with execution_status PROCESSING while a background job generates; poll "
+    "GET /chats/{id}/async/ or follow GET /chats_stream/{id}/ (SSE). A failed generation (the "
+    "seed's 502/504) shows as FAILED with `error` on the chat."
+)
+
+router.add_api_route(
+    "/assistants/{assistant}/chats/async/",
+    list_chats,
+    methods=["GET"],
+    name="list_async_chats",
+    response_model=list[ChatOut],
+    summary="Get all chats asynchronously for an assistant",
+    responses=NOT_FOUND,
+)
+
+
+@router.post(
+    "/assistants/{assistant}/chats/async/",
+    response_model=ChatOut,
+    status_code=201,
+    summary="Create a new chat asynchronously",
+    description=ASYNC_DOC,
+    responses=NOT_FOUND,
+)
+@invalid_is_400
+async def create_async_chat(
+    request: Request,
+    assistant: AssistantId,
+    body: OptionalUserMessageIn,
+    auth: AuthDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    settings = request.app.state.settings
+    async with unit_of_work(request.app.state.sessionmaker) as session:
+        chat, turn = await chat_service.create_chat(
+            session,
+            auth,
+            assistant,
+            body,
+            idempotency_key=idempotency_key,
+            lease_seconds=settings.generation_lease_seconds,
+            require_realtime=True,
+        )
+        await _enqueue_turn(request, session, auth, turn)
+        chat_id = chat.id
+    response = JSONResponse(await _chat_body(request, auth, chat_id), status_code=201)
+    response.headers["Location"] = f"/chats/{chat_id}/async/"
+    return response
+
+
+@router.get(
+    "/chats/{id}/async/",
+    response_model=ChatOut,
+    summary="Retrieve a chat and generate an assistant response if needed",
+    description="Never waits: when the last message is from the user and no generation runs, a "
+    "background job starts one (execution_status PROCESSING).",
+    responses=NOT_FOUND,
+)
+async def get_async_chat(request: Request, id: ChatId, auth: AuthDep) -> Response:
+    settings = request.app.state.settings
+    async with unit_of_work(request.app.state.sessionmaker) as session:
+        _chat, pending = await chat_service.claim_pending(
+            session, auth, id, lease_seconds=settings.generation_lease_seconds
+        )
+        await _enqueue_turn(request, session, auth, pending)
+    return JSONResponse(await _chat_body(request, auth, id))
+
+
+@router.post(
+    "/chats/{id}/async/",
+    response_model=ChatOut,
+    status_code=201,
+    summary="Create a new message in a chat asynchronously",
+    description=ASYNC_DOC,
+    responses={
+        **NOT_FOUND,
+        409: {"model": ErrorBody, "description": "A generation is already running."},
+    },
+)
+@invalid_is_400
+async def post_async_message(
+    request: Request,
+    id: ChatId,
+    body: UserMessageIn,
+    auth: AuthDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    settings = request.app.state.settings
+    async with unit_of_work(request.app.state.sessionmaker) as session:
+        turn = await chat_service.submit_user_message(
+            session,
+            auth,
+            id,
+            body.message,
+            dict(body.metadata),
+            idempotency_key=idempotency_key,
+            lease_seconds=settings.generation_lease_seconds,
+        )
+        await _enqueue_turn(request, session, auth, turn)
+    return JSONResponse(await _chat_body(request, auth, id), status_code=201)
+
+
+router.add_api_route(
+    "/chats/{id}/async/",
+    update_chat,
+    methods=["PUT"],
+    name="update_async_chat",
+    response_model=ChatOut,
+    summary="Update like, add a comment, or toggle matrix mode in a chat",
+    responses=NOT_FOUND,
+)

@@ -71,7 +71,7 @@ def _artifact_name(job: Job) -> str | None:
     return name
 
 
-def _job_out(request: Request, job: Job) -> JobOut:
+def job_out(request: Request, job: Job) -> JobOut:
     artifact = _artifact_name(job)
     return JobOut(
         id=job.id,
@@ -101,7 +101,7 @@ async def get_job(request: Request, id: JobId, session: SessionDep, auth: AuthDe
     """State, progress (done of total), result, a link to its file and the last error. Poll it
     until `state` is succeeded or failed."""
     job = await job_service.get_job(session, auth.workspace_id, id, created_by=_owner(auth))
-    return _job_out(request, job)
+    return job_out(request, job)
 
 
 @router.get(

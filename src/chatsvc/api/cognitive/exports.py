@@ -1,0 +1,59 @@
+"""Cognitive face: POST /exports/ starts a CSV export of conversations as a background job
+(not in the seed: the messages-v1 face's period export uses the same job)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Header, Request
+from fastapi.responses import JSONResponse
+
+from chatsvc.api.cognitive.jobs import JobOut, job_out
+from chatsvc.api.deps import AdminDep
+from chatsvc.exports.requests import ExportRequestIn, request_export
+from chatsvc.kit.web import (
+    ERROR_RESPONSES,
+    ErrorBody,
+    SessionDep,
+    SettingsDep,
+    SlashRouter,
+    invalid_is_400,
+)
+
+router = SlashRouter(tags=["jobs"], responses=ERROR_RESPONSES)
+
+
+@router.post(
+    "/exports/",
+    response_model=JobOut,
+    status_code=202,
+    summary="Export conversations as CSV",
+    description="One row per message. Follow the job at GET /jobs/{id}/; the file is at "
+    "GET /jobs/{id}/artifact/ once it succeeded, and is POSTed to `callback_url` when given. "
+    "A repeated Idempotency-Key returns the first job (200).",
+    responses={
+        200: {"model": JobOut, "description": "The job of an earlier request with this key."},
+        404: {"model": ErrorBody, "description": "The chat or assistant is not in the workspace."},
+    },
+)
+@invalid_is_400
+async def create_export(
+    request: Request,
+    body: ExportRequestIn,
+    session: SessionDep,
+    auth: AdminDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Any:
+    job, created = await request_export(
+        session,
+        request.app.state.jobs_queue,
+        settings,
+        workspace_id=auth.workspace_id,
+        principal_id=auth.principal_id,
+        data=body,
+        idempotency_key=idempotency_key,
+    )
+    return JSONResponse(
+        job_out(request, job).model_dump(mode="json"), status_code=202 if created else 200
+    )

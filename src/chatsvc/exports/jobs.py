@@ -1,0 +1,82 @@
+"""The export job: write the CSV artifact (with progress on the job), then, when a callback URL
+was given, hand its delivery to a job of its own (retried on its own, delivered once per id)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from chatsvc.exports import service as export_service
+from chatsvc.exports.schemas import ExportFilters
+from chatsvc.jobs.models import Job
+from chatsvc.jobs.queue import submit
+from chatsvc.jobs.runner import JobContext, register
+from chatsvc.kit.db import unit_of_work
+from chatsvc.webhooks.jobs import DELIVER_CALLBACK
+
+EXPORT = "export"
+
+
+def artifact_name(job_id: int) -> str:
+    return f"export-{job_id}.csv"
+
+
+def filters_payload(filters: ExportFilters) -> dict[str, Any]:
+    return {
+        "chat_id": filters.chat_id,
+        "assistant_id": filters.assistant_id,
+        "start": filters.start.isoformat() if filters.start else None,
+        "end": filters.end.isoformat() if filters.end else None,
+        "language": filters.language,
+    }
+
+
+def filters_from(workspace_id: int, payload: dict[str, Any]) -> ExportFilters:
+    def moment(value: Any) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return ExportFilters(
+        workspace_id=workspace_id,
+        chat_id=payload.get("chat_id"),
+        assistant_id=payload.get("assistant_id"),
+        start=moment(payload.get("start")),
+        end=moment(payload.get("end")),
+        language=payload.get("language") or "enUs",
+    )
+
+
+@register(EXPORT)
+async def run_export(ctx: JobContext, job: Job) -> dict[str, Any]:
+    filters = filters_from(job.workspace_id, job.payload["filters"])
+
+    async def progress(done: int, total: int | None) -> None:
+        await ctx.progress(job, done, total)
+
+    # The file name is the export's identity: a retried job finds the finished file.
+    result = await export_service.export_to_file(
+        ctx.sessionmaker,
+        filters,
+        Path(ctx.settings.artifact_dir),
+        artifact_name(job.id),
+        progress,
+    )
+    callback = job.payload.get("callback_url")
+    if callback:
+        async with unit_of_work(ctx.sessionmaker) as session:
+            await submit(
+                session,
+                ctx.queue,
+                ctx.settings,
+                job.workspace_id,
+                DELIVER_CALLBACK,
+                {"export_job_id": job.id, "url": callback},
+                idempotency_key=f"export-{job.id}",
+                created_by=job.created_by,
+            )
+    return {
+        "artifact": result.path.name,
+        "rows": result.rows,
+        "bytes": result.bytes,
+        "sha256": result.sha256,
+    }
