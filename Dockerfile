@@ -46,7 +46,7 @@ WORKDIR /app
 COPY alembic.ini ./
 COPY migrations ./migrations
 # Only used by the SQLite default above; set CHATSVC_DATABASE_URL for PostgreSQL.
-RUN mkdir -p /app/data && chown chatsvc:chatsvc /app/data
+RUN mkdir -p /app/data/artifacts && chown -R chatsvc:chatsvc /app/data
 
 USER 10001:10001
 
