@@ -307,3 +307,31 @@ async def test_generator_apps_are_listed_without_secrets(live: Live) -> None:
     assert names["offline"]["kind"] == "offline"
     assert names["offline"]["default"] is True
     assert "base_url" not in names["offline"]
+
+
+async def test_a_chat_whose_generation_died_is_taken_over_by_the_next_get(live: Live) -> None:
+    """A process that died mid-generation leaves PROCESSING behind; once its lease has expired,
+    the next GET answers instead of waiting forever (no sweeper needed)."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from chatsvc.chats.models import Chat
+    from chatsvc.kit.db import unit_of_work, utcnow
+
+    assistant = await make_assistant(live)
+    chat = await make_chat(live, assistant)
+    await live.admin.post(f"/chats/{chat}/add_user_message/", json={"message": "hello?"})
+    async with unit_of_work(live.app.state.sessionmaker) as session:
+        await session.execute(
+            update(Chat)
+            .where(Chat.id == chat)
+            .values(
+                execution_status="PROCESSING",
+                generation_id="00000000-0000-4000-8000-000000000000",
+                lease_expires_at=utcnow() - timedelta(seconds=1),
+            )
+        )
+    answered = (await live.admin.get(f"/chats/{chat}/")).json()
+    assert answered["execution_status"] == "AVAILABLE"
+    assert [m["role"] for m in answered["messages"]] == ["user", "assistant"]

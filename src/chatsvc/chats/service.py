@@ -172,7 +172,10 @@ async def claim_pending(
     for one (exactly one of many concurrent callers wins). Returns the chat and the turn to
     answer, or None when there is nothing to start."""
     chat = await get_chat(session, auth, chat_id)
-    if chat.execution_status == ExecutionStatus.PROCESSING or chat.ended:
+    now = utcnow()
+    live_lease = chat.lease_expires_at is None or chat.lease_expires_at > now
+    # A PROCESSING chat whose lease expired lost its generation (its process died): take it over.
+    if (chat.execution_status == ExecutionStatus.PROCESSING and live_lease) or chat.ended:
         return chat, None
     last = await MessageRepository(session).last(chat.id)
     if last is None or last.role != Role.USER:
@@ -181,7 +184,6 @@ async def claim_pending(
     if assistant is None:
         return chat, None
     generation_id = str(uuid.uuid4())
-    now = utcnow()
     claimed = await ChatRepository(session).claim_generation(
         chat.id, generation_id, now, now + timedelta(seconds=lease_seconds)
     )
