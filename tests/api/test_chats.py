@@ -335,3 +335,29 @@ async def test_a_chat_whose_generation_died_is_taken_over_by_the_next_get(live: 
     answered = (await live.admin.get(f"/chats/{chat}/")).json()
     assert answered["execution_status"] == "AVAILABLE"
     assert [m["role"] for m in answered["messages"]] == ["user", "assistant"]
+
+
+async def test_a_failed_chat_keeps_its_error_until_an_explicit_retry(live_pg_url: str) -> None:
+    from chatsvc.config import GeneratorApp
+    from tests.conftest import live_tenant, make_settings
+
+    closed = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
+    apps = {
+        "offline": GeneratorApp(kind="offline"),
+        "down": GeneratorApp(kind="openai", base_url=closed, model="m", timeout_seconds=2),
+    }
+    async with live_tenant(make_settings(live_pg_url, generator_apps=apps)) as live:
+        assistant = await make_assistant(live, generation_config="down")
+        chat = await make_chat(live, assistant)
+        failed = await live.admin.post(f"/chats/{chat}/", json={"message": "hello"})
+        assert failed.status_code == 502
+        for path in (f"/chats/{chat}/", f"/chats/{chat}/async/"):
+            polled = (await live.admin.get(path)).json()
+            assert polled["execution_status"] == "FAILED"
+            assert polled["error"]
+            assert [m["role"] for m in polled["messages"]] == ["user"]
+        await live.admin.patch(f"/assistants/{assistant}/", json={"generation_config": "offline"})
+        retried = await live.admin.get(f"/chats/{chat}/", params={"retry": "true"})
+        assert retried.status_code == 200
+        assert retried.json()["execution_status"] == "AVAILABLE"
+        assert [m["role"] for m in retried.json()["messages"]] == ["user", "assistant"]

@@ -166,16 +166,24 @@ async def submit_user_message(
 
 
 async def claim_pending(
-    session: AsyncSession, auth: AuthContext, chat_id: int, *, lease_seconds: int
+    session: AsyncSession,
+    auth: AuthContext,
+    chat_id: int,
+    *,
+    lease_seconds: int,
+    retry_failed: bool = False,
 ) -> tuple[Chat, Turn | None]:
     """For GET: when the last message is from the user and no generation runs, claim the chat
     for one (exactly one of many concurrent callers wins). Returns the chat and the turn to
-    answer, or None when there is nothing to start."""
+    answer, or None when there is nothing to start. A FAILED chat keeps its error for pollers
+    to see; only `retry_failed` (an explicit retry) answers its last message again."""
     chat = await get_chat(session, auth, chat_id)
     now = utcnow()
     live_lease = chat.lease_expires_at is None or chat.lease_expires_at > now
     # A PROCESSING chat whose lease expired lost its generation (its process died): take it over.
     if (chat.execution_status == ExecutionStatus.PROCESSING and live_lease) or chat.ended:
+        return chat, None
+    if chat.execution_status == ExecutionStatus.FAILED and not retry_failed:
         return chat, None
     last = await MessageRepository(session).last(chat.id)
     if last is None or last.role != Role.USER:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Header, Path, Request, Response
+from fastapi import Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import EventSourceResponse
@@ -63,6 +63,13 @@ IdempotencyKey = Annotated[
         max_length=255,
         description="Retrying a POST with the same key returns (or re-attaches to) the first "
         "turn instead of sending the message twice.",
+    ),
+]
+RetryFailed = Annotated[
+    bool,
+    Query(
+        description="Answer the last user message again when the previous generation FAILED "
+        "(without it, a FAILED chat is returned as it is, with its error).",
     ),
 ]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -318,7 +325,7 @@ async def _post_message(
 
 
 async def _get_and_generate(
-    request: Request, auth: AuthContext, chat_id: int, *, stream: bool
+    request: Request, auth: AuthContext, chat_id: int, *, stream: bool, retry: bool = False
 ) -> Response:
     manager = _manager(request)
     settings = request.app.state.settings
@@ -334,7 +341,11 @@ async def _get_and_generate(
         return _sse(request, chat_id, resumed, after=after)
     async with unit_of_work(request.app.state.sessionmaker) as session:
         chat, pending = await chat_service.claim_pending(
-            session, auth, chat_id, lease_seconds=settings.generation_lease_seconds
+            session,
+            auth,
+            chat_id,
+            lease_seconds=settings.generation_lease_seconds,
+            retry_failed=retry,
         )
         running = chat.generation_id if chat.execution_status == "PROCESSING" else None
     generation_id = pending.generation_id if pending is not None else running
@@ -358,8 +369,10 @@ async def _get_and_generate(
     "(exactly one, however many clients ask at once) and the response waits for it.",
     responses=TURN_ERRORS,
 )
-async def get_chat(request: Request, id: ChatId, auth: AuthDep) -> Response:
-    return await _get_and_generate(request, auth, id, stream=False)
+async def get_chat(
+    request: Request, id: ChatId, auth: AuthDep, retry: RetryFailed = False
+) -> Response:
+    return await _get_and_generate(request, auth, id, stream=False, retry=retry)
 
 
 @router.post(
@@ -502,8 +515,12 @@ async def cancel_chat(
     "that event. Nothing to stream: one `chat` event. Without it: JSON, like GET /chats/{id}/.",
     responses={**TURN_ERRORS, 200: SSE_DOC},
 )
-async def get_stream_chat(request: Request, id: ChatId, auth: AuthDep) -> Response:
-    return await _get_and_generate(request, auth, id, stream=wants_event_stream(request))
+async def get_stream_chat(
+    request: Request, id: ChatId, auth: AuthDep, retry: RetryFailed = False
+) -> Response:
+    return await _get_and_generate(
+        request, auth, id, stream=wants_event_stream(request), retry=retry
+    )
 
 
 @router.post(
@@ -658,11 +675,17 @@ async def create_async_chat(
     "background job starts one (execution_status PROCESSING).",
     responses=NOT_FOUND,
 )
-async def get_async_chat(request: Request, id: ChatId, auth: AuthDep) -> Response:
+async def get_async_chat(
+    request: Request, id: ChatId, auth: AuthDep, retry: RetryFailed = False
+) -> Response:
     settings = request.app.state.settings
     async with unit_of_work(request.app.state.sessionmaker) as session:
         _chat, pending = await chat_service.claim_pending(
-            session, auth, id, lease_seconds=settings.generation_lease_seconds
+            session,
+            auth,
+            id,
+            lease_seconds=settings.generation_lease_seconds,
+            retry_failed=retry,
         )
         await _enqueue_turn(request, session, auth, pending)
     return JSONResponse(await _chat_body(request, auth, id))
