@@ -1,5 +1,6 @@
-"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task group per request and a hop per
-streamed chunk): request id, JSON access log and Prometheus metrics in one pass, and a body cap."""
+"""Pure ASGI middleware (not the Starlette base-class kind: that costs a task group per request
+and a hop per streamed chunk): request id, JSON access log and Prometheus metrics in one pass,
+and a body cap."""
 
 from __future__ import annotations
 

@@ -238,6 +238,28 @@ async def _create(
     *,
     stream: bool,
 ) -> Response:
+    chat_id, turn = await _open_chat(
+        request, auth, assistant, body, idempotency_key, require_streaming=stream
+    )
+    response = await _answer(
+        request, auth, turn, chat_id, stream=stream and wants_event_stream(request), status_code=201
+    )
+    response.headers["Location"] = f"/chats/{chat_id}/"
+    return response
+
+
+async def _open_chat(
+    request: Request,
+    auth: AuthContext,
+    assistant: int,
+    body: OptionalUserMessageIn,
+    idempotency_key: str | None,
+    *,
+    require_streaming: bool = False,
+    background: bool = False,
+) -> tuple[int, Turn | None]:
+    """Create the chat (and accept its first message) in one committed transaction; a
+    background turn's job is triggered once that transaction commits."""
     settings = request.app.state.settings
     async with unit_of_work(request.app.state.sessionmaker) as session:
         chat, turn = await chat_service.create_chat(
@@ -247,14 +269,12 @@ async def _create(
             body,
             idempotency_key=idempotency_key,
             lease_seconds=settings.generation_lease_seconds,
-            require_streaming=stream,
+            require_streaming=require_streaming,
+            require_realtime=background,
         )
-        chat_id = chat.id
-    response = await _answer(
-        request, auth, turn, chat_id, stream=stream and wants_event_stream(request), status_code=201
-    )
-    response.headers["Location"] = f"/chats/{chat_id}/"
-    return response
+        if background:
+            await _enqueue_turn(request, session, auth, turn)
+        return chat.id, turn
 
 
 @router.post(
@@ -310,6 +330,21 @@ async def _post_message(
     stream: bool,
     status_code: int,
 ) -> Response:
+    turn = await _accept(request, auth, chat_id, body, idempotency_key)
+    return await _answer(request, auth, turn, chat_id, stream=stream, status_code=status_code)
+
+
+async def _accept(
+    request: Request,
+    auth: AuthContext,
+    chat_id: int,
+    body: UserMessageIn,
+    idempotency_key: str | None,
+    *,
+    background: bool = False,
+) -> Turn:
+    """Store the user message and claim the chat, in one committed transaction; a background
+    turn's job is triggered once that transaction commits."""
     settings = request.app.state.settings
     async with unit_of_work(request.app.state.sessionmaker) as session:
         turn = await chat_service.submit_user_message(
@@ -321,7 +356,9 @@ async def _post_message(
             idempotency_key=idempotency_key,
             lease_seconds=settings.generation_lease_seconds,
         )
-    return await _answer(request, auth, turn, chat_id, stream=stream, status_code=status_code)
+        if background:
+            await _enqueue_turn(request, session, auth, turn)
+    return turn
 
 
 async def _get_and_generate(
@@ -649,19 +686,9 @@ async def create_async_chat(
     auth: AuthDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    settings = request.app.state.settings
-    async with unit_of_work(request.app.state.sessionmaker) as session:
-        chat, turn = await chat_service.create_chat(
-            session,
-            auth,
-            assistant,
-            body,
-            idempotency_key=idempotency_key,
-            lease_seconds=settings.generation_lease_seconds,
-            require_realtime=True,
-        )
-        await _enqueue_turn(request, session, auth, turn)
-        chat_id = chat.id
+    chat_id, _turn = await _open_chat(
+        request, auth, assistant, body, idempotency_key, background=True
+    )
     response = JSONResponse(await _chat_body(request, auth, chat_id), status_code=201)
     response.headers["Location"] = f"/chats/{chat_id}/async/"
     return response
@@ -710,18 +737,7 @@ async def post_async_message(
     auth: AuthDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    settings = request.app.state.settings
-    async with unit_of_work(request.app.state.sessionmaker) as session:
-        turn = await chat_service.submit_user_message(
-            session,
-            auth,
-            id,
-            body.message,
-            dict(body.metadata),
-            idempotency_key=idempotency_key,
-            lease_seconds=settings.generation_lease_seconds,
-        )
-        await _enqueue_turn(request, session, auth, turn)
+    await _accept(request, auth, id, body, idempotency_key, background=True)
     return JSONResponse(await _chat_body(request, auth, id), status_code=201)
 
 
