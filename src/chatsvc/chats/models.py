@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chatsvc.kit.db import Base, IdType, TimestampMixin
@@ -41,6 +41,13 @@ class Chat(TimestampMixin, Base):
     __table_args__ = (
         Index("ix_chats_workspace_id_assistant_id_id", "workspace_id", "assistant_id", "id"),
         UniqueConstraint("workspace_id", "idempotency_key"),
+        # The sweeper looks for PROCESSING chats whose lease expired: only those are indexed.
+        Index(
+            "ix_chats_processing_lease",
+            "lease_expires_at",
+            postgresql_where=text("execution_status = 'PROCESSING'"),
+            sqlite_where=text("execution_status = 'PROCESSING'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
