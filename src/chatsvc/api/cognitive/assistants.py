@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Path, Request, Response
+from fastapi import Request, Response
 
+from chatsvc.api.cognitive.params import AssistantId
 from chatsvc.api.cognitive.schemas import (
     AssistantIn,
     AssistantInfoPage,
@@ -15,7 +16,6 @@ from chatsvc.api.cognitive.schemas import (
 )
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.assistants import service as assistant_service
-from chatsvc.kit.validation import MAX_ID
 from chatsvc.kit.web import (
     ERROR_RESPONSES,
     ErrorBody,
@@ -28,7 +28,6 @@ from chatsvc.kit.web import (
 )
 
 router = SlashRouter(tags=["assistants"], responses=ERROR_RESPONSES)
-AssistantId = Annotated[int, Path(ge=1, le=MAX_ID, description="The assistant's id.")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such assistant in this workspace."}
 }

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Header, Path, Query, Request, Response
+from fastapi import Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import EventSourceResponse
 
+from chatsvc.api.cognitive.params import AssistantId, ChatId, MessageId
 from chatsvc.api.cognitive.schemas import (
     CancelOut,
     ChatFullOut,
@@ -39,7 +40,6 @@ from chatsvc.jobs.queue import submit
 from chatsvc.kit.db import unit_of_work
 from chatsvc.kit.errors import ChatsvcError, Invalid, UpstreamError, UpstreamTimeout
 from chatsvc.kit.sse import last_event_id, sse_response, wants_event_stream
-from chatsvc.kit.validation import MAX_ID
 from chatsvc.kit.web import (
     ERROR_RESPONSES,
     ErrorBody,
@@ -54,9 +54,6 @@ from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry
 
 router = SlashRouter(tags=["chats"], responses=ERROR_RESPONSES)
-ChatId = Annotated[int, Path(ge=1, le=MAX_ID, description="The chat's id.")]
-AssistantId = Annotated[int, Path(ge=1, le=MAX_ID, description="The assistant's id.")]
-MessageId = Annotated[int, Path(ge=1, le=MAX_ID, description="The message's id.")]
 IdempotencyKey = Annotated[
     str | None,
     Header(

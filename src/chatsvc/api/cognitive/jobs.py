@@ -6,22 +6,21 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Path, Request
+from fastapi import Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from chatsvc.api.cognitive.params import JobId
 from chatsvc.api.deps import AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.jobs import service as job_service
 from chatsvc.jobs.models import Job, JobState
 from chatsvc.kit.errors import NotFound
-from chatsvc.kit.validation import MAX_ID
 from chatsvc.kit.web import ERROR_RESPONSES, ErrorBody, SessionDep, SettingsDep, SlashRouter
 
 router = SlashRouter(tags=["jobs"], responses=ERROR_RESPONSES)
-JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {
         "model": ErrorBody,

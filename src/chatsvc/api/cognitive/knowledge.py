@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Path, Request, Response
 
+from chatsvc.api.cognitive.params import AssistantId
 from chatsvc.api.cognitive.schemas import (
     CommonQuestionIn,
     CommonQuestionOut,
@@ -35,7 +36,6 @@ from chatsvc.knowledge.models import CommonQuestion, FixedResponse, KnowledgeIte
 from chatsvc.knowledge.schemas import KnowledgeIn
 
 router = SlashRouter(tags=["knowledge"], responses=ERROR_RESPONSES)
-AssistantId = Annotated[int, Path(ge=1, le=MAX_ID, description="The assistant's id.")]
 
 
 @dataclass(frozen=True)
