@@ -19,10 +19,8 @@ import asyncio
 import dataclasses
 import datetime
 import ipaddress
-import socket
 import ssl
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,7 +28,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -40,6 +37,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from chatsvc.webhooks.signing import SignatureInvalid, verify
+from tests.fakes._threaded import ThreadedServer
 
 
 @dataclass
@@ -115,8 +113,7 @@ class CallbackReceiver:
         self._port = port
         self._log_level = log_level
         self._recorded = _Recorded(failures_left=self.behaviour.fail_first)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._ca_pem: bytes | None = None
 
@@ -192,48 +189,32 @@ class CallbackReceiver:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> CallbackReceiver:
-        if self._thread is not None:
+        if self._server is not None:
             raise RuntimeError("the callback receiver is already running")
-        # Bound here, before the thread starts, so the port is known and cannot be taken.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
-        self._port = sock.getsockname()[1]
         tls: dict[str, Any] = {}
         if self._tls:
             self._tempdir = tempfile.TemporaryDirectory(prefix="callback-receiver-")
             certfile, keyfile = self._write_certificate(Path(self._tempdir.name))
             tls = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
-        config = uvicorn.Config(
+        server = ThreadedServer(
             self._app,
+            host=self._host,
+            port=self._port,
+            name="callback receiver",
             interface="asgi3",  # a bound method: uvicorn's guess would say ASGI2
-            log_config=None,
             log_level=self._log_level,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
             **tls,
         )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="callback-receiver", daemon=True
-        )
-        self._server, self._thread = server, thread
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the callback receiver did not start")
-            time.sleep(0.005)
+        self._port = server.port
+        self._server = server
+        server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is None or self._thread is None:
+        if self._server is None:
             return
-        self._server.should_exit = True
-        self._server.force_exit = True
-        self._thread.join(timeout=10)
-        self._server = self._thread = None
+        self._server.stop()
+        self._server = None
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None

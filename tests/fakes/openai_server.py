@@ -23,8 +23,6 @@ import dataclasses
 import json
 import logging
 import re
-import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,6 +35,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
+
+from tests.fakes._threaded import ThreadedServer
 
 _WORD = re.compile(r"\s*\S+\s*|\s+")
 
@@ -122,8 +122,7 @@ class FakeOpenAI:
         self._log_level = log_level
         self._counters = _Counters()
         self._stopping = False
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
@@ -180,43 +179,27 @@ class FakeOpenAI:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> FakeOpenAI:
-        if self._thread is not None:
+        if self._server is not None:
             raise RuntimeError("the fake OpenAI server is already running")
         logging.getLogger("uvicorn.error").addFilter(_QUIET)
-        # Bound here, before the thread starts, so the port is known and cannot be taken.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
+        server = ThreadedServer(
             self.app,
-            log_config=None,
+            host=self._host,
+            port=self._port,
+            name="fake OpenAI server",
             log_level=self._log_level,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
         )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fake-openai", daemon=True
-        )
-        self._server, self._thread, self._stopping = server, thread, False
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake OpenAI server did not start")
-            time.sleep(0.005)
+        self._port = server.port
+        self._server, self._stopping = server, False
+        server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is None or self._thread is None:
+        if self._server is None:
             return
         self._stopping = True  # ends hangs and waits, so shutdown does not wait on them
-        self._server.should_exit = True
-        self._server.force_exit = True
-        self._thread.join(timeout=10)
-        self._server = self._thread = None
+        self._server.stop()
+        self._server = None
 
     def __enter__(self) -> FakeOpenAI:
         return self.start()
