@@ -51,6 +51,28 @@ def _default_generator_apps() -> dict[str, GeneratorApp]:
     }
 
 
+class RetrievalBackend(BaseModel):
+    """Where a retrieval tool searches: `knowledge` (built in: the workspace's FAQ and lessons,
+    BM25) or `http` (POST {query, filters, top_k} to `url`, through the guarded client)."""
+
+    kind: Literal["knowledge", "http"] = "knowledge"
+    name: str = ""
+    url: AnyHttpUrl | None = None
+    #: header values may reference workspace secrets: {{secret:NAME}}
+    headers: dict[str, str] = Field(default_factory=dict)
+    top_k: int = Field(default=3, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _complete(self) -> RetrievalBackend:
+        if self.kind == "http" and self.url is None:
+            raise ValueError("an http retrieval backend needs url")
+        return self
+
+
+def _default_retrieval_backends() -> dict[int, RetrievalBackend]:
+    return {1: RetrievalBackend(kind="knowledge", name="Workspace knowledge")}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHATSVC_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -115,6 +137,30 @@ class Settings(BaseSettings):
     #: an export file up to this size is POSTed to its callback; a larger one is announced by a
     #: JSON notice naming its download path (GET /jobs/{id}/artifact/)
     webhook_max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
+
+    # -- Tools (issue #4) ---------------------------------------------------------------------
+    #: deadline of one tool call in the tool-calling loop (script, MCP, retrieval); a late or
+    #: failing tool gives the model an error result, the chat does not fail
+    tool_timeout_seconds: float = Field(default=20.0, gt=0)
+    #: a tool result is cut to this many characters before the model sees it
+    tool_result_max_chars: int = Field(default=20_000, ge=100)
+    #: retrieval backends that retrieval tools name by `retrieval_id` (JSON in the environment)
+    retrieval_backends: dict[int, RetrievalBackend] = Field(
+        default_factory=_default_retrieval_backends
+    )
+    #: script tools: worker processes, and each run's limits
+    script_workers: int = Field(default=2, ge=1, le=64)
+    script_memory_mb: int = Field(default=64, ge=8)
+    script_timeout_seconds: float = Field(default=2.0, gt=0)
+    script_stack_kb: int = Field(default=256, ge=16)
+    #: a call waits this long for a free worker, then fails clearly
+    script_queue_wait_seconds: float = Field(default=2.0, ge=0)
+    #: console.log output kept per run, and the largest JSON result accepted
+    script_max_output_bytes: int = Field(default=64 * 1024, ge=1024)
+    #: MCP servers: deadlines and how long a server's remote tool list is reused
+    mcp_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    mcp_call_timeout_seconds: float = Field(default=20.0, gt=0)
+    mcp_tools_cache_seconds: float = Field(default=300.0, ge=0)
 
     bootstrap_api_key: SecretStr | None = None
     demo_assistant: bool = True

@@ -27,6 +27,7 @@ from chatsvc.kit.logging import configure_logging
 from chatsvc.kit.middleware import BodySizeLimitMiddleware, ObservabilityMiddleware
 from chatsvc.kit.web import document_errors, install_error_handlers
 from chatsvc.streaming.factory import build_broker
+from chatsvc.tools.runtime import ToolRuntime
 
 DESCRIPTION = """
 chatsvc is a self-hosted backend for chat assistants.
@@ -61,6 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
     )
     app.state.broker = build_broker(app.state.redis)
+    app.state.tools = ToolRuntime.build(settings, app.state.sessionmaker)
     app.state.generations = GenerationManager(
         app.state.sessionmaker,
         app.state.broker,
@@ -99,6 +101,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await queue.close()
         await app.state.generations.shutdown()
         await app.state.broker.close()
+        await app.state.tools.close()
         await app.state.http.aclose()
         if app.state.redis is not None:
             await app.state.redis.aclose()

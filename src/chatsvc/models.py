@@ -7,7 +7,8 @@ from chatsvc.jobs.models import Job
 from chatsvc.kit.db import Base
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, Lesson
 from chatsvc.reports.models import Report
-from chatsvc.tools.models import Tool
+from chatsvc.secrets.models import StoredSecret
+from chatsvc.tools.models import McpServer, MetadataFilter, Tool, ToolParameter
 
 __all__ = [
     "ApiKey",
@@ -19,9 +20,13 @@ __all__ = [
     "FixedResponse",
     "Job",
     "Lesson",
+    "McpServer",
     "Message",
+    "MetadataFilter",
     "Principal",
     "Report",
+    "StoredSecret",
     "Tool",
+    "ToolParameter",
     "Workspace",
 ]

@@ -62,6 +62,8 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime(),
         dict[str, Any]: JSONType,
         list[dict[str, Any]]: JSONType,
+        list[Any]: JSONType,
+        list[str]: JSONType,
     }
 
 

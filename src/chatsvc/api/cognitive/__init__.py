@@ -2,7 +2,17 @@
 
 from fastapi import APIRouter
 
-from chatsvc.api.cognitive import assistants, chats, exports, jobs, knowledge, reports
+from chatsvc.api.cognitive import (
+    assistants,
+    chats,
+    exports,
+    jobs,
+    knowledge,
+    mcp,
+    reports,
+    secrets,
+    tools,
+)
 
 router = APIRouter()
 router.include_router(assistants.router)
@@ -11,3 +21,6 @@ router.include_router(chats.router)
 router.include_router(reports.router)
 router.include_router(jobs.router)
 router.include_router(exports.router)
+router.include_router(tools.router)
+router.include_router(mcp.router)
+router.include_router(secrets.router)

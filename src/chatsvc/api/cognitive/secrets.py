@@ -1,0 +1,7 @@
+"""Cognitive face: secrets endpoints (seed 003). Translation only: rules live in the domain."""
+
+from __future__ import annotations
+
+from chatsvc.kit.web import ERROR_RESPONSES, SlashRouter
+
+router = SlashRouter(tags=["secrets"], responses=ERROR_RESPONSES)

@@ -1,0 +1,1 @@
+"""Workspace secrets: a SecretStore with a local encrypted backend and Azure Key Vault."""
