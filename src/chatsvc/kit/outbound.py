@@ -1,7 +1,8 @@
 """The one guarded HTTP client for every URL called on behalf of a workspace (MCP servers, HTTP
 retrieval backends, export callbacks): allowed schemes and ports, public addresses only unless an
 operator admits them, connections pinned to the checked address, no environment proxies, capped
-time and size."""
+time and size. Two twins share every check: an httpx transport (`guarded_client`) and an httpx2
+transport (`guarded_httpx2_client`) for the `mcp` SDK, which is built on httpx2."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpcore
+import httpcore2
 import httpx
+import httpx2
 
 from chatsvc.kit.errors import Invalid
 
@@ -272,9 +275,12 @@ def describe_url(url: httpx.URL | str) -> str:
     return f"{parsed.scheme}://{host}" + (f":{port}" if port else "")
 
 
-def url_problem(url: httpx.URL | str, policy: OutboundPolicy) -> str | None:
+def url_problem(
+    url: httpx.URL | str, policy: OutboundPolicy, *, allow_credentials: bool = True
+) -> str | None:
     """Why the policy refuses `url` without looking anything up (scheme, port, a literal or
-    local host), or None. DNS is checked when the guarded client connects."""
+    local host, and credentials unless `allow_credentials`), or None. DNS is checked when the
+    guarded client connects."""
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
@@ -283,6 +289,12 @@ def url_problem(url: httpx.URL | str, policy: OutboundPolicy) -> str | None:
     if scheme not in policy.allowed_schemes:
         allowed = ", ".join(sorted(policy.allowed_schemes))
         return f"scheme {scheme or '(none)'!r} is not allowed (allowed: {allowed})"
+    if not allow_credentials and parsed.userinfo:
+        # httpx would send them as Basic auth to whatever host the URL names.
+        return (
+            "it carries credentials (user:password@); send them in a header instead, "
+            "e.g. Authorization: Bearer {{secret:NAME}}"
+        )
     host = _normal_host(parsed.host)
     if not host:
         return "it has no host"
@@ -304,21 +316,148 @@ def url_problem(url: httpx.URL | str, policy: OutboundPolicy) -> str | None:
     return None
 
 
-def check_url(url: httpx.URL | str, policy: OutboundPolicy) -> str:
+def check_url(
+    url: httpx.URL | str, policy: OutboundPolicy, *, allow_credentials: bool = True
+) -> str:
     """`url` itself when the policy admits it (as far as can be told without DNS), else
     OutboundBlocked: for URLs a workspace submits (callbacks, MCP servers) before anything is
     stored or enqueued."""
-    problem = url_problem(url, policy)
+    problem = url_problem(url, policy, allow_credentials=allow_credentials)
     if problem is not None:
         raise OutboundBlocked(f"URL {describe_url(url)} is refused: {problem}")
     return str(url)
 
 
-# -- the transport ---------------------------------------------------------------------------
+# -- what both transports share ------------------------------------------------------------
+#
+# The httpx transport and its httpx2 twin differ only in the classes they build and raise; the
+# decisions (which URL, which address, which answer) are made once, here.
 
-# httpcore's errors as httpx's, most specific first (what httpx's own transport does, kept here
-# because httpx's mapping helper is private).
-_HTTPCORE_ERRORS: Final[tuple[tuple[type[Exception], type[httpx.TransportError]], ...]] = (
+ErrorTable = tuple[tuple[type[Exception], type[Exception]], ...]
+
+
+@contextlib.contextmanager
+def _mapped_errors(table: ErrorTable) -> Iterator[None]:
+    """Re-raise a connection-pool error as its client-library twin, most specific first (what
+    httpx's own transport does; its mapping helper is private)."""
+    try:
+        yield
+    except Exception as exc:
+        for core, mapped in table:
+            if isinstance(exc, core):
+                raise mapped(str(exc)) from exc
+        raise
+
+
+async def _checked_addresses(
+    host: str,
+    port: int,
+    policy: OutboundPolicy,
+    connect_timeout: float | None,
+    *,
+    timeout_error: type[Exception],
+    connect_error: type[Exception],
+) -> list[IPAddress]:
+    """Every address `host` stands for, resolved once, each admitted by the policy; else
+    OutboundBlocked (a refused address) or the pool's timeout / connect error."""
+    literal = literal_address(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            async with asyncio.timeout(connect_timeout):
+                addresses = await resolve(host, port)
+        except TimeoutError:
+            raise timeout_error(f"resolving {host} timed out") from None
+        except (OSError, UnicodeError) as exc:  # UnicodeError: a label IDNA refuses
+            raise connect_error(f"cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise connect_error(f"{host} resolves to no address")
+    for address in addresses:
+        reason = _refusal(address, host, policy)
+        if reason is not None:
+            shown = host if literal is not None else f"{host} (which resolves to {address})"
+            raise OutboundBlocked(
+                f"outbound call to {shown}:{port} refused: address {address} is {reason}; "
+                f"{ALLOW_LIST_HINT}"
+            )
+    return addresses
+
+
+def _refuse_url(url: str, policy: OutboundPolicy, *, allow_credentials: bool) -> str:
+    """The origin of `url` for messages, or OutboundBlocked before anything is sent."""
+    origin = describe_url(url)
+    problem = url_problem(url, policy, allow_credentials=allow_credentials)
+    if problem is not None:
+        raise OutboundBlocked(f"outbound call to {origin} refused: {problem}")
+    return origin
+
+
+def _identity_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    # A compressed body would be inflated by the client after the size cap, so ask for none.
+    headers = [(k, v) for k, v in raw if k.lower() != b"accept-encoding"]
+    headers.append((b"Accept-Encoding", b"identity"))
+    return headers
+
+
+def _head_problem(
+    headers: Iterable[tuple[bytes, bytes]], origin: str, limit: int, *, head: bool
+) -> OutboundBlocked | None:
+    """Why the response head alone is refused (an announced size over the cap, a compressed
+    body), or None."""
+    for name, value in headers:
+        key = name.lower()
+        # A HEAD answer announces the size of a body it does not send.
+        if key == b"content-length" and not head and value.strip().isdigit():
+            if int(value) > limit:
+                return _too_large(origin, limit)
+        elif key == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            return OutboundBlocked(
+                f"response from {origin} is {value.decode('latin-1')!r}-encoded though "
+                "identity was asked for; compressed bodies are refused (size cap)"
+            )
+    return None
+
+
+async def _capped_parts(
+    parts: AsyncIterator[bytes],
+    origin: str,
+    limit: int,
+    deadline: float,
+    budget: float,
+    *,
+    errors: ErrorTable,
+    timeout_error: type[Exception],
+) -> AsyncIterator[bytes]:
+    """The body's parts, refused past `limit` bytes or past the exchange's deadline."""
+    received = 0
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline):
+                with _mapped_errors(errors):
+                    part = await anext(parts, None)
+        except TimeoutError:
+            # The client library's timeout, so that callers handle it like any other (retry, 504).
+            raise timeout_error(_total_timeout_message(origin, budget)) from None
+        if part is None:
+            return
+        received += len(part)
+        if received > limit:
+            raise _too_large(origin, limit)
+        yield part  # outside the timeout scope: a cancel scope must not span a yield
+
+
+def _total_timeout_message(origin: str, budget: float) -> str:
+    return f"{origin} did not complete within {budget:g} s"
+
+
+def _too_large(origin: str, limit: int) -> ResponseTooLarge:
+    return ResponseTooLarge(f"response from {origin} exceeds {limit} bytes")
+
+
+# -- the httpx transport ---------------------------------------------------------------------
+
+_HTTPCORE_ERRORS: Final[ErrorTable] = (
     (httpcore.ConnectTimeout, httpx.ConnectTimeout),
     (httpcore.ReadTimeout, httpx.ReadTimeout),
     (httpcore.WriteTimeout, httpx.WriteTimeout),
@@ -333,17 +472,6 @@ _HTTPCORE_ERRORS: Final[tuple[tuple[type[Exception], type[httpx.TransportError]]
     (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
     (httpcore.ProtocolError, httpx.ProtocolError),
 )
-
-
-@contextlib.contextmanager
-def _as_httpx_errors() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        for core, mapped in _HTTPCORE_ERRORS:
-            if isinstance(exc, core):
-                raise mapped(str(exc)) from exc
-        raise
 
 
 class _PinningBackend(httpcore.AsyncNetworkBackend):
@@ -364,7 +492,14 @@ class _PinningBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await self._checked_addresses(host, port, timeout)
+        addresses = await _checked_addresses(
+            host,
+            port,
+            self._policy,
+            timeout,
+            timeout_error=httpcore.ConnectTimeout,
+            connect_error=httpcore.ConnectError,
+        )
         failure: Exception | None = None
         for address in addresses:  # in the resolver's order, like a plain connect
             try:
@@ -379,32 +514,6 @@ class _PinningBackend(httpcore.AsyncNetworkBackend):
                 failure = exc
         assert failure is not None  # addresses is never empty
         raise failure
-
-    async def _checked_addresses(
-        self, host: str, port: int, connect_timeout: float | None
-    ) -> list[IPAddress]:
-        literal = literal_address(host)
-        if literal is not None:
-            addresses = [literal]
-        else:
-            try:
-                async with asyncio.timeout(connect_timeout):
-                    addresses = await resolve(host, port)
-            except TimeoutError:
-                raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
-            except (OSError, UnicodeError) as exc:  # UnicodeError: a label IDNA refuses
-                raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-            if not addresses:
-                raise httpcore.ConnectError(f"{host} resolves to no address")
-        for address in addresses:
-            reason = _refusal(address, host, self._policy)
-            if reason is not None:
-                shown = host if literal is not None else f"{host} (which resolves to {address})"
-                raise OutboundBlocked(
-                    f"outbound call to {shown}:{port} refused: address {address} is {reason}; "
-                    f"{ALLOW_LIST_HINT}"
-                )
-        return addresses
 
     async def connect_unix_socket(
         self,
@@ -431,34 +540,21 @@ class _CappedStream(httpx.AsyncByteStream):
         self._budget = budget
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        received = 0
-        parts = self._response.aiter_stream()
-        while True:
-            try:
-                async with asyncio.timeout_at(self._deadline):
-                    with _as_httpx_errors():
-                        part = await anext(parts, None)
-            except TimeoutError:
-                raise _total_timeout(self._origin, self._budget) from None
-            if part is None:
-                return
-            received += len(part)
-            if received > self._limit:
-                raise _too_large(self._origin, self._limit)
-            yield part  # outside the timeout scope: a cancel scope must not span a yield
+        parts = _capped_parts(
+            self._response.aiter_stream(),
+            self._origin,
+            self._limit,
+            self._deadline,
+            self._budget,
+            errors=_HTTPCORE_ERRORS,
+            timeout_error=httpx.TimeoutException,
+        )
+        async for part in parts:
+            yield part
 
     async def aclose(self) -> None:
-        with _as_httpx_errors():
+        with _mapped_errors(_HTTPCORE_ERRORS):
             await self._response.aclose()
-
-
-def _total_timeout(origin: str, budget: float) -> httpx.TimeoutException:
-    # An httpx timeout, so that callers handle it like any other timeout (retry, 504).
-    return httpx.TimeoutException(f"{origin} did not complete within {budget:g} s")
-
-
-def _too_large(origin: str, limit: int) -> ResponseTooLarge:
-    return ResponseTooLarge(f"response from {origin} exceeds {limit} bytes")
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
@@ -489,14 +585,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         policy = self._policy
-        origin = describe_url(request.url)
-        problem = url_problem(request.url, policy)
-        if problem is not None:
-            raise OutboundBlocked(f"outbound call to {origin} refused: {problem}")
+        origin = _refuse_url(str(request.url), policy, allow_credentials=True)
         assert isinstance(request.stream, httpx.AsyncByteStream)
-        # A compressed body would be inflated by httpx after the size cap, so ask for none.
-        headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"accept-encoding"]
-        headers.append((b"Accept-Encoding", b"identity"))
         core_request = httpcore.Request(
             method=request.method,
             url=httpcore.URL(
@@ -505,22 +595,27 @@ class GuardedTransport(httpx.AsyncBaseTransport):
                 port=request.url.port,
                 target=request.url.raw_path,
             ),
-            headers=headers,
+            headers=_identity_headers(request.headers.raw),
             content=request.stream,
             extensions=request.extensions,
         )
         deadline = asyncio.get_running_loop().time() + policy.timeout_seconds
         try:
             async with asyncio.timeout_at(deadline):
-                with _as_httpx_errors():
+                with _mapped_errors(_HTTPCORE_ERRORS):
                     response = await self._pool.handle_async_request(core_request)
         except TimeoutError:
-            raise _total_timeout(origin, policy.timeout_seconds) from None
-        try:
-            self._check_head(response, origin, head=request.method == "HEAD")
-        except BaseException:
+            message = _total_timeout_message(origin, policy.timeout_seconds)
+            raise httpx.TimeoutException(message) from None
+        problem = _head_problem(
+            response.headers,
+            origin,
+            policy.max_response_bytes,
+            head=request.method == "HEAD",
+        )
+        if problem is not None:
             await response.aclose()
-            raise
+            raise problem
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,
@@ -529,19 +624,6 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             ),
             extensions=response.extensions,
         )
-
-    def _check_head(self, response: httpcore.Response, origin: str, *, head: bool) -> None:
-        for name, value in response.headers:
-            key = name.lower()
-            # A HEAD answer announces the size of a body it does not send.
-            if key == b"content-length" and not head and value.strip().isdigit():
-                if int(value) > self._policy.max_response_bytes:
-                    raise _too_large(origin, self._policy.max_response_bytes)
-            elif key == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
-                raise OutboundBlocked(
-                    f"response from {origin} is {value.decode('latin-1')!r}-encoded though "
-                    "identity was asked for; compressed bodies are refused (size cap)"
-                )
 
     async def aclose(self) -> None:
         await self._pool.aclose()
@@ -565,4 +647,201 @@ def guarded_client(
         max_redirects=policy.max_redirects,
         timeout=httpx.Timeout(policy.timeout_seconds),
         headers={"User-Agent": "chatsvc", **(headers or {})},
+    )
+
+
+# -- the httpx2 twin (the mcp SDK's HTTP client) ----------------------------------------------
+
+_HTTPCORE2_ERRORS: Final[ErrorTable] = (
+    (httpcore2.ConnectTimeout, httpx2.ConnectTimeout),
+    (httpcore2.ReadTimeout, httpx2.ReadTimeout),
+    (httpcore2.WriteTimeout, httpx2.WriteTimeout),
+    (httpcore2.PoolTimeout, httpx2.PoolTimeout),
+    (httpcore2.TimeoutException, httpx2.TimeoutException),
+    (httpcore2.ConnectError, httpx2.ConnectError),
+    (httpcore2.ReadError, httpx2.ReadError),
+    (httpcore2.WriteError, httpx2.WriteError),
+    (httpcore2.NetworkError, httpx2.NetworkError),
+    (httpcore2.UnsupportedProtocol, httpx2.UnsupportedProtocol),
+    (httpcore2.LocalProtocolError, httpx2.LocalProtocolError),
+    (httpcore2.RemoteProtocolError, httpx2.RemoteProtocolError),
+    (httpcore2.ProtocolError, httpx2.ProtocolError),
+)
+
+
+class _PinningBackend2(httpcore2.AsyncNetworkBackend):
+    """`_PinningBackend` for httpcore2: the same checks, the same single resolution."""
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self._policy = policy
+        self._inner = httpcore2.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        addresses = await _checked_addresses(
+            host,
+            port,
+            self._policy,
+            timeout,
+            timeout_error=httpcore2.ConnectTimeout,
+            connect_error=httpcore2.ConnectError,
+        )
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None  # addresses is never empty
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's interface
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        raise OutboundBlocked("outbound calls never use Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _CappedStream2(httpx2.AsyncByteStream):
+    def __init__(
+        self, stream: httpcore2.Response, origin: str, limit: int, deadline: float, budget: float
+    ) -> None:
+        self._response = stream
+        self._origin = origin
+        self._limit = limit
+        self._deadline = deadline
+        self._budget = budget
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        parts = _capped_parts(
+            self._response.aiter_stream(),
+            self._origin,
+            self._limit,
+            self._deadline,
+            self._budget,
+            errors=_HTTPCORE2_ERRORS,
+            timeout_error=httpx2.TimeoutException,
+        )
+        async for part in parts:
+            yield part
+
+    async def aclose(self) -> None:
+        with _mapped_errors(_HTTPCORE2_ERRORS):
+            await self._response.aclose()
+
+
+class GuardedHttpx2Transport(httpx2.AsyncBaseTransport):
+    """`GuardedTransport` for httpx2 clients (the `mcp` SDK's). It also refuses URLs that carry
+    credentials, and its time cap may be longer than the policy's (`timeout_seconds`): an MCP
+    session keeps one response (an SSE stream) open while it lasts, and its caller puts its
+    own deadlines on connect and each call."""
+
+    def __init__(
+        self,
+        policy: OutboundPolicy,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        limits: httpx2.Limits | None = None,
+        timeout_seconds: float | None = None,
+    ) -> None:
+        limits = limits or httpx2.Limits(max_connections=100, max_keepalive_connections=20)
+        self._policy = policy
+        self._budget = timeout_seconds or policy.timeout_seconds
+        self._pool = httpcore2.AsyncConnectionPool(
+            ssl_context=ssl_context or httpx2.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=False,
+            retries=0,
+            network_backend=_PinningBackend2(policy),
+        )
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        policy = self._policy
+        origin = _refuse_url(str(request.url), policy, allow_credentials=False)
+        assert isinstance(request.stream, httpx2.AsyncByteStream)
+        core_request = httpcore2.Request(
+            method=request.method,
+            url=httpcore2.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=_identity_headers(request.headers.raw),
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        deadline = asyncio.get_running_loop().time() + self._budget
+        try:
+            async with asyncio.timeout_at(deadline):
+                with _mapped_errors(_HTTPCORE2_ERRORS):
+                    response = await self._pool.handle_async_request(core_request)
+        except TimeoutError:
+            message = _total_timeout_message(origin, self._budget)
+            raise httpx2.TimeoutException(message) from None
+        problem = _head_problem(
+            response.headers,
+            origin,
+            policy.max_response_bytes,
+            head=request.method == "HEAD",
+        )
+        if problem is not None:
+            await response.aclose()
+            raise problem
+        return httpx2.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_CappedStream2(
+                response, origin, policy.max_response_bytes, deadline, self._budget
+            ),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+def guarded_httpx2_client(
+    policy: OutboundPolicy,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    headers: dict[str, str] | None = None,
+    limits: httpx2.Limits | None = None,
+    timeout: httpx2.Timeout | None = None,
+    timeout_seconds: float | None = None,
+    event_hooks: dict[str, list[Any]] | None = None,
+) -> httpx2.AsyncClient:
+    """`guarded_client` for httpx2: what the `mcp` SDK's transports are given (streamable
+    HTTP takes a client, SSE a factory of clients). `timeout` sets httpx2's per-phase timeouts;
+    `timeout_seconds` the transport's cap on a whole exchange (default: the policy's)."""
+    return httpx2.AsyncClient(
+        transport=GuardedHttpx2Transport(
+            policy, ssl_context=ssl_context, limits=limits, timeout_seconds=timeout_seconds
+        ),
+        trust_env=False,
+        follow_redirects=policy.max_redirects > 0,
+        max_redirects=policy.max_redirects,
+        timeout=timeout or httpx2.Timeout(timeout_seconds or policy.timeout_seconds),
+        headers={"User-Agent": "chatsvc", **(headers or {})},
+        event_hooks=event_hooks,
     )
