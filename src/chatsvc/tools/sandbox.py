@@ -1,7 +1,6 @@
 """Script tools: JavaScript in QuickJS (quickjs-ng) inside separate worker processes.
 
-CONTRACT (filled in by the sandbox work; the tool runtime and the script endpoints use only
-this surface):
+CONTRACT (the tool runtime and the script endpoints use only this surface):
 
 - `ScriptPool.from_settings(settings)` builds a pool; workers start lazily on first use.
 - `await pool.check(code)` compiles the code (without running it) and raises
@@ -10,15 +9,48 @@ this surface):
   a `ScriptOutcome`; it never raises for what the script does (loops, memory, crashes): those
   come back as `ok=False` with a clear `error`.
 - `await pool.close()` stops the workers.
+
+The pool owns up to `workers` processes of `sandbox_worker.py`, each answering one JSON line
+per request. A worker that overruns its run's wall clock, dies or answers nonsense is killed and
+replaced on the next call; docs/script-tools.md describes the script convention and the limits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import shutil
+import signal
+import sys
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from chatsvc.config import Settings
-from chatsvc.kit.errors import Invalid
+from chatsvc.kit.errors import Invalid, Unavailable
+
+logger = logging.getLogger(__name__)
+
+#: the largest script source accepted (UTF-8 bytes)
+MAX_CODE_BYTES = 100 * 1024
+#: the largest JSON text of one call's arguments
+MAX_ARGUMENTS_BYTES = 256 * 1024
+
+BUSY_ERROR = "all script workers are busy; try again"
+DIED_ERROR = "the script worker died"
+TIME_LIMIT_ERROR = "the script ran longer than its time limit ({seconds:g} s) and was stopped"
+
+WORKER_PATH = Path(__file__).with_name("sandbox_worker.py")
+#: QuickJS stops a run at its CPU time limit; the parent kills a worker whose reply has not come
+#: after twice that limit plus this margin of wall-clock time (room for a busy machine)
+KILL_MARGIN_SECONDS = 1.0
+START_TIMEOUT_SECONDS = 10.0
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ScriptSyntaxError(Invalid):
@@ -38,6 +70,69 @@ class ScriptOutcome:
     error: str | None = None
 
 
+class _NoAnswer(Exception):
+    """The worker gave no usable reply; the message says why, in a user's words."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _Worker:
+    """One worker process and its pipes. Used by one call at a time (the pool sees to it)."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+
+    async def ask(self, request: dict[str, Any], seconds: float) -> dict[str, Any]:
+        process = self.process
+        assert process.stdin is not None and process.stdout is not None
+        payload = json.dumps(request).encode() + b"\n"
+        try:
+            async with asyncio.timeout(seconds):
+                process.stdin.write(payload)
+                await process.stdin.drain()
+                line = await process.stdout.readline()
+        except TimeoutError:
+            raise _NoAnswer("") from None  # the caller words it: it knows what was asked
+        except (BrokenPipeError, ConnectionResetError):
+            line = b""
+        except ValueError:  # a line over the reader's limit
+            raise _NoAnswer("the script worker sent a reply that is too large") from None
+        if not line:
+            raise _NoAnswer(await self._death())
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+            raise _NoAnswer("the script worker sent an unreadable reply")
+        return reply
+
+    async def _death(self) -> str:
+        try:
+            async with asyncio.timeout(2.0):
+                code = await self.process.wait()
+        except TimeoutError:
+            return DIED_ERROR
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"{DIED_ERROR} (killed by {name})"
+        return f"{DIED_ERROR} (exit status {code})"
+
+
 class ScriptPool:
     def __init__(
         self,
@@ -55,6 +150,14 @@ class ScriptPool:
         self.stack_kb = stack_kb
         self.queue_wait_seconds = queue_wait_seconds
         self.max_output_bytes = max_output_bytes
+        self._slots = asyncio.Semaphore(workers)
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        #: every process started and not yet reaped, so close() can wait for all of them
+        self._processes: set[asyncio.subprocess.Process] = set()
+        self._reapers: set[asyncio.Task[None]] = set()
+        self._workdir: str | None = None
+        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ScriptPool:
@@ -67,11 +170,201 @@ class ScriptPool:
             max_output_bytes=settings.script_max_output_bytes,
         )
 
+    @property
+    def kill_after_seconds(self) -> float:
+        """The wall-clock deadline of one request, after which its worker is killed."""
+        return 2 * self.timeout_seconds + KILL_MARGIN_SECONDS
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running workers (idle or busy), for operators and tests."""
+        return sorted(worker.pid for worker in [*self._idle, *self._busy])
+
     async def check(self, code: str) -> None:
-        raise NotImplementedError
+        problem = _code_problem(code)
+        if problem is not None:
+            raise Invalid(problem, code="invalid_script")
+        try:
+            reply = await self._exchange({"op": "check", "code": code})
+        except _NoAnswer as exc:
+            raise Unavailable(f"the script could not be checked: {exc.message}") from None
+        if reply["ok"]:
+            return
+        error = str(reply.get("error") or "the script does not compile")
+        if "line" in reply:
+            line = reply["line"]
+            raise ScriptSyntaxError(error, line if isinstance(line, int) else None)
+        raise Invalid(error, code="invalid_script")
 
     async def run(self, code: str, arguments: dict[str, Any]) -> ScriptOutcome:
-        raise NotImplementedError
+        problem = _code_problem(code)
+        if problem is not None:
+            return ScriptOutcome(ok=False, error=problem)
+        try:
+            args_json = json.dumps(arguments, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            return ScriptOutcome(ok=False, error=f"the arguments are not JSON: {exc}")
+        if len(args_json) > MAX_ARGUMENTS_BYTES:
+            return ScriptOutcome(
+                ok=False, error=f"the arguments are larger than {MAX_ARGUMENTS_BYTES} bytes of JSON"
+            )
+        try:
+            reply = await self._exchange({"op": "run", "code": code, "args": args_json})
+        except _NoAnswer as exc:
+            return ScriptOutcome(ok=False, error=exc.message)
+        return self._outcome(reply)
 
     async def close(self) -> None:
-        return None
+        """Kills every worker and waits until each has exited; later calls are refused."""
+        self._closed = True
+        for process in self._processes:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+        for process in list(self._processes):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5.0):
+                    await process.wait()
+        if self._reapers:
+            await asyncio.gather(*self._reapers, return_exceptions=True)
+        self._processes.clear()
+        self._idle.clear()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _outcome(self, reply: dict[str, Any]) -> ScriptOutcome:
+        logs = reply.get("logs")
+        lines = [_well_formed(str(line)) for line in logs] if isinstance(logs, list) else []
+        if not reply["ok"]:
+            error = str(reply.get("error") or "the script failed")
+            return ScriptOutcome(ok=False, logs=lines, error=_well_formed(error))
+        try:
+            value = json.loads(str(reply.get("result")))
+        except ValueError:
+            return ScriptOutcome(ok=False, logs=lines, error="the result is not JSON")
+        return ScriptOutcome(ok=True, value=_well_formed_json(value), logs=lines)
+
+    async def _exchange(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One request to one worker; raises `_NoAnswer` when the pool is busy or the worker
+        fails it (the worker is then killed: a stuck or half-read worker is never reused)."""
+        if self._closed:
+            raise Unavailable("the script pool is shut down")
+        slots = self._slots
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self.queue_wait_seconds):
+                    await slots.acquire()
+            except TimeoutError:
+                raise _NoAnswer(BUSY_ERROR) from None
+        else:
+            await slots.acquire()
+        worker: _Worker | None = None
+        reusable = False
+        try:
+            worker = self._idle.pop() if self._idle else await self._spawn()
+            self._busy.add(worker)
+            try:
+                reply = await worker.ask(request, self.kill_after_seconds)
+            except _NoAnswer as exc:
+                if exc.message and "SIGXCPU" not in exc.message:
+                    logger.warning("script worker %s: %s", worker.pid, exc.message)
+                    raise
+                logger.warning("script worker %s overran its run and is replaced", worker.pid)
+                raise _NoAnswer(TIME_LIMIT_ERROR.format(seconds=self.timeout_seconds)) from None
+            reusable = True
+            return reply
+        finally:
+            if worker is not None:
+                self._busy.discard(worker)
+                if reusable and not self._closed:
+                    self._idle.append(worker)
+                else:
+                    self._retire(worker)
+            slots.release()
+
+    async def _spawn(self) -> _Worker:
+        if self._workdir is None:
+            self._workdir = tempfile.mkdtemp(prefix="chatsvc-scripts-")
+        limits = json.dumps(
+            {
+                "memory_mb": self.memory_mb,
+                "stack_kb": self.stack_kb,
+                "timeout_seconds": self.timeout_seconds,
+                "max_output_bytes": self.max_output_bytes,
+            }
+        )
+        # Isolated mode and an empty environment: the worker sees no setting and no secret
+        # of the service; its own session keeps a terminal's Ctrl-C for the parent.
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            str(WORKER_PATH),
+            limits,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            cwd=self._workdir,
+            env={},
+            start_new_session=True,
+            limit=10 * self.max_output_bytes + 1024 * 1024,
+        )
+        self._processes.add(process)
+        worker = _Worker(process)
+        ready = False
+        try:
+            assert process.stdout is not None
+            async with asyncio.timeout(START_TIMEOUT_SECONDS):
+                line = await process.stdout.readline()
+            ready = line.startswith(b'{"ready"')
+        except TimeoutError:
+            pass
+        finally:
+            if not ready:
+                self._retire(worker)
+        if not ready:
+            logger.error("a script worker did not start (%s)", sys.executable)
+            raise _NoAnswer("the script worker could not start")
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        """Kills the worker now and reaps it in the background."""
+        worker.kill()
+        task = asyncio.get_running_loop().create_task(self._reap(worker.process))
+        self._reapers.add(task)
+        task.add_done_callback(self._reapers.discard)
+
+    async def _reap(self, process: asyncio.subprocess.Process) -> None:
+        try:
+            await process.wait()
+        finally:
+            self._processes.discard(process)
+
+
+def _code_problem(code: str) -> str | None:
+    try:
+        size = len(code.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "the code is not valid text (it contains a lone surrogate)"
+    if size > MAX_CODE_BYTES:
+        return f"the code is larger than {MAX_CODE_BYTES // 1024} KB"
+    return None
+
+
+def _well_formed(text: str) -> str:
+    """Replaces lone surrogates (legal in JavaScript strings, not in UTF-8) with U+FFFD."""
+    if not _LONE_SURROGATE.search(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _well_formed_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return _well_formed(value)
+    if isinstance(value, list):
+        return [_well_formed_json(item) for item in value]
+    if isinstance(value, dict):
+        return {_well_formed(key): _well_formed_json(item) for key, item in value.items()}
+    return value
