@@ -34,9 +34,16 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_secrets")),
-        sa.UniqueConstraint("workspace_id", "name", name=op.f("uq_secrets_workspace_id_name")),
+    )
+    # Names are case-insensitive, as in Key Vault: one secret per workspace and lower-cased name.
+    op.create_index(
+        "uq_secrets_workspace_id_lower_name",
+        "secrets",
+        ["workspace_id", sa.text("lower(name)")],
+        unique=True,
     )
 
 
 def downgrade() -> None:
+    op.drop_index("uq_secrets_workspace_id_lower_name", table_name="secrets")
     op.drop_table("secrets")

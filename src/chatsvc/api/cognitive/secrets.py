@@ -1,7 +1,150 @@
-"""Cognitive face: secrets endpoints (seed 003). Translation only: rules live in the domain."""
+"""Cognitive face: /secrets/ (seed 003), the workspace's secrets, admin only and write-only:
+values go in, names come out. Translation only: rules live in chatsvc.secrets."""
 
 from __future__ import annotations
 
-from chatsvc.kit.web import ERROR_RESPONSES, SlashRouter
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, Request
+from pydantic import BaseModel, Field
+
+from chatsvc.api.deps import AuthDep
+from chatsvc.auth.service import AuthContext
+from chatsvc.kit.validation import InputModel
+from chatsvc.kit.web import ERROR_RESPONSES, ErrorBody, SlashRouter
+from chatsvc.secrets.store import MAX_NAME_LENGTH, MAX_VALUE_BYTES, SecretItem, SecretStore
 
 router = SlashRouter(tags=["secrets"], responses=ERROR_RESPONSES)
+
+#: what the API shows instead of a value: fixed, so it does not even tell the length
+MASK = "********"
+
+NAME_RULES = (
+    f"1-{MAX_NAME_LENGTH} letters, digits and dashes (Key Vault's rules; with the Azure backend "
+    "the workspace prefix `ws<ID>-` counts against the length). Case-insensitive: `API-KEY` and "
+    "`api-key` are one secret."
+)
+INVALID: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "A name that breaks Key Vault's rules, or a value "
+          f"that is empty or longer than {MAX_VALUE_BYTES} bytes; the detail says which."},
+}  # fmt: skip
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No secret of that name in this workspace."}
+}
+UPSTREAM: dict[int | str, dict[str, Any]] = {
+    502: {"model": ErrorBody, "description": "Key Vault refused or failed the request."},
+    503: {"model": ErrorBody, "description": "Key Vault cannot be reached, or a stored value "
+          "cannot be decrypted with the configured key."},
+    504: {"model": ErrorBody, "description": "Key Vault did not answer in time."},
+}  # fmt: skip
+
+
+async def require_admin(auth: AuthDep) -> AuthContext:
+    """AdminDep's rule, with a message that also fits GET: member keys get 403."""
+    auth.require_admin("manage the workspace's secrets")
+    return auth
+
+
+AdminDep = Annotated[AuthContext, Depends(require_admin)]
+
+
+def get_store(request: Request) -> SecretStore:
+    store: SecretStore = request.app.state.tools.secrets
+    return store
+
+
+StoreDep = Annotated[SecretStore, Depends(get_store)]
+
+
+# --- wire schemas --------------------------------------------------------------------------------
+
+
+class SecretIn(InputModel):
+    name: str = Field(description=NAME_RULES, examples=["OPENAI-API-KEY"])
+    value: str = Field(
+        description=f"The secret itself, 1 to {MAX_VALUE_BYTES} bytes (UTF-8). Never returned.",
+        examples=["sk-live-..."],
+    )
+
+
+class SecretNameIn(InputModel):
+    name: str = Field(description=NAME_RULES, examples=["OPENAI-API-KEY"])
+    value: str | None = Field(
+        default=None, description="Ignored; accepted because the seed's example body has it."
+    )
+
+
+class SecretOut(BaseModel):
+    name: str = Field(description="The name, with the case it was created with.")
+    value: str = Field(
+        description=f"Always `{MASK}`: values are write-only. Reference a secret in a tool's "
+        "header as `{{secret:NAME}}`; it is filled in when the tool is called.",
+        examples=[MASK],
+    )
+
+
+class DeletedSecretOut(BaseModel):
+    name: str
+
+
+def _out(item: SecretItem) -> SecretOut:
+    return SecretOut(name=item.name, value=MASK)
+
+
+# --- endpoints -----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/secrets/",
+    response_model=list[SecretOut],
+    name="list_secrets",
+    summary="List the workspace's secrets",
+    description="Every secret of the workspace, ordered by name, as a plain array (empty when "
+    f"there are none). Values are masked (`{MASK}`).",
+    responses=UPSTREAM,
+)
+async def list_secrets(auth: AdminDep, store: StoreDep) -> list[SecretOut]:
+    return [_out(item) for item in await store.list(auth.workspace_id)]
+
+
+@router.post(
+    "/secrets/",
+    response_model=SecretOut,
+    status_code=201,
+    name="create_secret",
+    summary="Create a secret",
+    responses={
+        **INVALID,
+        409: {"model": ErrorBody, "description": "A secret of that name exists already."},
+        **UPSTREAM,
+    },
+)
+async def create_secret(body: SecretIn, auth: AdminDep, store: StoreDep) -> SecretOut:
+    return _out(await store.create(auth.workspace_id, body.name, body.value))
+
+
+@router.put(
+    "/secrets/",
+    response_model=SecretOut,
+    name="update_secret",
+    summary="Change a secret's value",
+    responses={**INVALID, **NOT_FOUND, **UPSTREAM},
+)
+async def update_secret(body: SecretIn, auth: AdminDep, store: StoreDep) -> SecretOut:
+    return _out(await store.update(auth.workspace_id, body.name, body.value))
+
+
+@router.delete(
+    "/secrets/",
+    response_model=DeletedSecretOut,
+    name="delete_secret",
+    summary="Delete a secret",
+    description='The body names the secret (`{"name": ...}`; a `value` is ignored). Tools whose '
+    "headers reference it fail clearly until a secret of that name exists again.",
+    responses={**INVALID, **NOT_FOUND, **UPSTREAM},
+)
+async def delete_secret(
+    body: Annotated[SecretNameIn, Body()], auth: AdminDep, store: StoreDep
+) -> DeletedSecretOut:
+    item = await store.delete(auth.workspace_id, body.name)
+    return DeletedSecretOut(name=item.name)

@@ -1,0 +1,272 @@
+"""The Azure Key Vault secret backend: one vault for every workspace, a workspace's secrets under
+the name prefix `ws<ID>-`, reached through azure-keyvault-secrets' async SecretClient."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceRequestTimeoutError,
+    ServiceResponseError,
+    ServiceResponseTimeoutError,
+)
+from azure.keyvault.secrets.aio import SecretClient
+
+from chatsvc.config import Settings
+from chatsvc.kit.errors import Conflict, NotFound, Unavailable, UpstreamError, UpstreamTimeout
+from chatsvc.secrets.store import MAX_NAME_LENGTH, SecretItem, validate_name, validate_value
+
+logger = logging.getLogger("chatsvc.secrets")
+
+#: Key Vault's inner error codes of a 409 on set: the name belongs to a soft-deleted secret
+DELETED_BUT_RECOVERABLE = "ObjectIsDeletedButRecoverable"
+BEING_DELETED = "ObjectIsBeingDeleted"
+#: the SDK's request logging names every URL and header at INFO; it never logs bodies
+_SDK_HTTP_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
+
+
+def workspace_prefix(workspace_id: int) -> str:
+    """The prefix of a workspace's secrets in the vault: workspace 12's `api-key` is
+    `ws12-api-key`. The dash ends the number, so no workspace's prefix starts another's."""
+    return f"ws{workspace_id}-"
+
+
+def max_name_length(workspace_id: int) -> int:
+    """Key Vault's 127 characters less the workspace's prefix."""
+    return MAX_NAME_LENGTH - len(workspace_prefix(workspace_id))
+
+
+def _error_codes(exc: HttpResponseError) -> tuple[str, str]:
+    """Key Vault's error code and inner error code (`Conflict`, `ObjectIsDeletedButRecoverable`)."""
+    code = inner = ""
+    with contextlib.suppress(Exception):
+        body = json.loads(exc.response.text()) if exc.response is not None else {}
+        error = body.get("error") or {}
+        code = str(error.get("code") or "")
+        inner = str((error.get("innererror") or {}).get("code") or "")
+    return code, inner
+
+
+def _log(exc: AzureError, what: str) -> None:
+    # Key Vault's messages name vaults, identities and secrets, never values; they are for the
+    # operator's log, not for API callers.
+    logger.warning("Key Vault %s failed: %s: %s", what, type(exc).__name__, exc.message)
+
+
+@contextlib.contextmanager
+def _translated(what: str, name: str) -> Iterator[None]:
+    """Azure SDK errors as domain errors; the bodies say what happened, not Key Vault's text."""
+    try:
+        yield
+    except ResourceNotFoundError:
+        raise NotFound(
+            f"No secret named '{name}' in this workspace.", code="secret_not_found"
+        ) from None
+    except ClientAuthenticationError as exc:
+        _log(exc, what)
+        raise UpstreamError(
+            "Key Vault refused the service's credentials; an operator should check its identity "
+            "and access to the vault (the service log has Key Vault's answer).",
+            code="secret_store_denied",
+        ) from None
+    except HttpResponseError as exc:
+        _log(exc, what)
+        code, inner = _error_codes(exc)
+        detail = f"HTTP {exc.status_code}" + (f" {code}" if code else "")
+        detail += f" ({inner})" if inner else ""
+        raise UpstreamError(
+            f"Key Vault could not {what} secret '{name}': {detail}.", code="secret_store_error"
+        ) from None
+    except (ServiceRequestTimeoutError, ServiceResponseTimeoutError) as exc:
+        _log(exc, what)
+        raise UpstreamTimeout(
+            "Key Vault did not answer in time.", code="secret_store_timeout"
+        ) from None
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        _log(exc, what)
+        raise Unavailable("Key Vault cannot be reached.", code="secret_store_unavailable") from None
+    except AzureError as exc:
+        _log(exc, what)
+        raise UpstreamError(
+            f"Key Vault could not {what} secret '{name}'.", code="secret_store_error"
+        ) from None
+
+
+class AzureSecretStore:
+    """SecretStore on Azure Key Vault (soft delete on, as Azure enforces for new vaults).
+
+    A name deleted here stays in the vault as a soft-deleted secret until it is purged; creating
+    it again recovers it and sets the new value, so DELETE then POST works as on the local
+    backend."""
+
+    def __init__(
+        self,
+        vault_url: str,
+        credential: AsyncTokenCredential,
+        *,
+        polling_interval: float = 1.0,
+        wait_seconds: float = 60.0,
+        **client_kwargs: Any,
+    ) -> None:
+        self._credential = credential
+        self._client = SecretClient(vault_url, credential, **client_kwargs)
+        #: how often (seconds) a delete or a recover asks whether Key Vault has finished it,
+        #: and how long it waits at most
+        self._polling_interval = polling_interval
+        self._wait_seconds = wait_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AzureSecretStore:
+        url = settings.azure_key_vault_url
+        if url is None:
+            raise ValueError(
+                "CHATSVC_AZURE_KEY_VAULT_URL is required with CHATSVC_SECRET_BACKEND=azure"
+            )
+        if url.scheme != "https":
+            raise ValueError("CHATSVC_AZURE_KEY_VAULT_URL must be an https:// URL")
+        from azure.identity.aio import DefaultAzureCredential
+
+        sdk_http = logging.getLogger(_SDK_HTTP_LOGGER)
+        if sdk_http.level == logging.NOTSET:
+            # One INFO record per request and response header set is noise in the service log;
+            # an operator who sets this logger's level keeps it.
+            sdk_http.setLevel(logging.WARNING)
+        return cls(str(url), DefaultAzureCredential())
+
+    @property
+    def vault_url(self) -> str:
+        return self._client.vault_url
+
+    def _vault_name(self, workspace_id: int, name: str) -> str:
+        validate_name(name, max_length=max_name_length(workspace_id))
+        return workspace_prefix(workspace_id) + name
+
+    @staticmethod
+    def _own_name(workspace_id: int, vault_name: str | None, fallback: str) -> str:
+        prefix = workspace_prefix(workspace_id)
+        if vault_name and vault_name.lower().startswith(prefix.lower()):
+            return vault_name[len(prefix) :]
+        return fallback
+
+    async def list(self, workspace_id: int) -> list[SecretItem]:
+        prefix = workspace_prefix(workspace_id).lower()
+        names: list[str] = []
+        with _translated("list", "*"):
+            async for properties in self._client.list_properties_of_secrets():
+                vault_name = properties.name or ""
+                if vault_name.lower().startswith(prefix) and len(vault_name) > len(prefix):
+                    names.append(vault_name[len(prefix) :])
+        return [SecretItem(name, "") for name in sorted(names, key=str.lower)]
+
+    async def get(self, workspace_id: int, name: str) -> str:
+        vault_name = self._vault_name(workspace_id, name)
+        with _translated("read", name):
+            secret = await self._client.get_secret(vault_name)
+        return secret.value or ""
+
+    async def create(self, workspace_id: int, name: str, value: str) -> SecretItem:
+        vault_name = self._vault_name(workspace_id, name)
+        validate_value(value)
+        with _translated("read", name):
+            try:
+                existing = await self._client.get_secret(vault_name)
+            except ResourceNotFoundError:
+                existing = None
+        if existing is not None:
+            stored = self._own_name(workspace_id, existing.name, name)
+            raise Conflict(
+                f"A secret named '{stored}' already exists in this workspace (names are "
+                "case-insensitive); PUT /secrets/ changes its value.",
+                code="secret_exists",
+            )
+        try:
+            with _translated("create", name):
+                try:
+                    secret = await self._set(workspace_id, vault_name, value)
+                except ResourceExistsError as exc:
+                    await self._recover(exc, vault_name, name)
+                    secret = await self._set(workspace_id, vault_name, value)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"Key Vault did not finish recovering the deleted secret '{name}' in time; "
+                "try again shortly.",
+                code="secret_store_timeout",
+            ) from None
+        return SecretItem(self._own_name(workspace_id, secret.name, name), value)
+
+    async def update(self, workspace_id: int, name: str, value: str) -> SecretItem:
+        vault_name = self._vault_name(workspace_id, name)
+        validate_value(value)
+        with _translated("update", name):
+            existing = await self._client.get_secret(vault_name)
+            try:
+                secret = await self._set(workspace_id, vault_name, value)
+            except ResourceExistsError:
+                # Deleted between the read and the write.
+                raise ResourceNotFoundError("deleted meanwhile") from None
+        return SecretItem(self._own_name(workspace_id, secret.name or existing.name, name), value)
+
+    async def delete(self, workspace_id: int, name: str) -> SecretItem:
+        vault_name = self._vault_name(workspace_id, name)
+        try:
+            with _translated("delete", name):
+                async with asyncio.timeout(self._wait_seconds):
+                    # Returns once Key Vault lists the secret as deleted, so that a create of the
+                    # same name right after finds it recoverable, not "being deleted".
+                    deleted = await self._client.delete_secret(
+                        vault_name, _polling_interval=self._polling_interval
+                    )
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"Key Vault did not confirm the deletion of secret '{name}' in time; it may "
+                "still complete.",
+                code="secret_store_timeout",
+            ) from None
+        return SecretItem(self._own_name(workspace_id, deleted.name, name), "")
+
+    async def close(self) -> None:
+        await self._client.close()
+        await self._credential.close()
+
+    async def _set(self, workspace_id: int, vault_name: str, value: str) -> Any:
+        return await self._client.set_secret(
+            vault_name, value, tags={"chatsvc-workspace": str(workspace_id)}
+        )
+
+    async def _recover(self, conflict: ResourceExistsError, vault_name: str, name: str) -> None:
+        """A 409 on set: recover a soft-deleted secret of that name (its old versions come back
+        as history; the caller then sets the new value), or say why the name is taken."""
+        _code, inner = _error_codes(conflict)
+        if inner == BEING_DELETED:
+            raise Conflict(
+                f"Secret '{name}' is still being deleted in Key Vault; try again in a few seconds.",
+                code="secret_being_deleted",
+            )
+        if inner != DELETED_BUT_RECOVERABLE:
+            raise conflict
+        try:
+            async with asyncio.timeout(self._wait_seconds):
+                await self._client.recover_deleted_secret(
+                    vault_name, _polling_interval=self._polling_interval
+                )
+        except HttpResponseError as exc:
+            _log(exc, "recover")
+            raise Conflict(
+                f"Secret name '{name}' belongs to a deleted secret that Key Vault keeps for "
+                f"recovery, and the service could not recover it (HTTP {exc.status_code}). An "
+                f"operator can purge it (az keyvault secret purge --name {vault_name}) or grant "
+                "the service the 'recover' permission; then create it again.",
+                code="secret_deleted_in_vault",
+            ) from None
