@@ -216,6 +216,20 @@ async def test_a_credential_that_cannot_get_a_token_is_reported(
 
 
 async def test_build_secret_store_makes_the_configured_backend(pg_url: str) -> None:
+    sdk_http = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+    level = sdk_http.level
+    sdk_http.setLevel(logging.NOTSET)
+    try:
+        await _build_azure(pg_url)
+        assert sdk_http.level == logging.WARNING  # the SDK's per-request INFO lines are quieted
+        sdk_http.setLevel(logging.INFO)
+        await _build_azure(pg_url)
+        assert sdk_http.level == logging.INFO  # an operator's choice is kept
+    finally:
+        sdk_http.setLevel(level)
+
+
+async def _build_azure(pg_url: str) -> None:
     settings = make_settings(
         pg_url,
         secret_backend="azure",
