@@ -66,42 +66,47 @@ def _log(exc: AzureError, what: str) -> None:
 
 
 @contextlib.contextmanager
-def _translated(what: str, name: str) -> Iterator[None]:
-    """Azure SDK errors as domain errors; the bodies say what happened, not Key Vault's text."""
+def _translated(what: str, name: str | None = None) -> Iterator[None]:
+    """Azure SDK errors as domain errors, for doing `what` ("read", ...) to secret `name` (None:
+    the workspace's list); the bodies say what happened, not Key Vault's text."""
+    target = f"{what} secret '{name}'" if name is not None else f"{what} the secrets"
     try:
         yield
-    except ResourceNotFoundError:
+    except ResourceNotFoundError as exc:
+        if name is None:  # the vault's list itself is missing: a wrong vault URL
+            _log(exc, target)
+            raise UpstreamError(
+                f"Key Vault could not {target}: HTTP 404.", code="secret_store_error"
+            ) from None
         raise NotFound(
             f"No secret named '{name}' in this workspace.", code="secret_not_found"
         ) from None
     except ClientAuthenticationError as exc:
-        _log(exc, what)
+        _log(exc, target)
         raise UpstreamError(
             "Key Vault refused the service's credentials; an operator should check its identity "
             "and access to the vault (the service log has Key Vault's answer).",
             code="secret_store_denied",
         ) from None
     except HttpResponseError as exc:
-        _log(exc, what)
+        _log(exc, target)
         code, inner = _error_codes(exc)
         detail = f"HTTP {exc.status_code}" + (f" {code}" if code else "")
         detail += f" ({inner})" if inner else ""
         raise UpstreamError(
-            f"Key Vault could not {what} secret '{name}': {detail}.", code="secret_store_error"
+            f"Key Vault could not {target}: {detail}.", code="secret_store_error"
         ) from None
     except (ServiceRequestTimeoutError, ServiceResponseTimeoutError) as exc:
-        _log(exc, what)
+        _log(exc, target)
         raise UpstreamTimeout(
             "Key Vault did not answer in time.", code="secret_store_timeout"
         ) from None
     except (ServiceRequestError, ServiceResponseError) as exc:
-        _log(exc, what)
+        _log(exc, target)
         raise Unavailable("Key Vault cannot be reached.", code="secret_store_unavailable") from None
     except AzureError as exc:
-        _log(exc, what)
-        raise UpstreamError(
-            f"Key Vault could not {what} secret '{name}'.", code="secret_store_error"
-        ) from None
+        _log(exc, target)
+        raise UpstreamError(f"Key Vault could not {target}.", code="secret_store_error") from None
 
 
 class AzureSecretStore:
@@ -163,7 +168,7 @@ class AzureSecretStore:
     async def list(self, workspace_id: int) -> list[SecretItem]:
         prefix = workspace_prefix(workspace_id).lower()
         names: list[str] = []
-        with _translated("list", "*"):
+        with _translated("list"):
             async for properties in self._client.list_properties_of_secrets():
                 vault_name = properties.name or ""
                 if vault_name.lower().startswith(prefix) and len(vault_name) > len(prefix):
@@ -216,7 +221,7 @@ class AzureSecretStore:
             except ResourceExistsError:
                 # Deleted between the read and the write.
                 raise ResourceNotFoundError("deleted meanwhile") from None
-        return SecretItem(self._own_name(workspace_id, secret.name or existing.name, name), value)
+        return SecretItem(self._own_name(workspace_id, existing.name or secret.name, name), value)
 
     async def delete(self, workspace_id: int, name: str) -> SecretItem:
         vault_name = self._vault_name(workspace_id, name)
@@ -262,7 +267,7 @@ class AzureSecretStore:
                     vault_name, _polling_interval=self._polling_interval
                 )
         except HttpResponseError as exc:
-            _log(exc, "recover")
+            _log(exc, f"recover secret '{vault_name}'")
             raise Conflict(
                 f"Secret name '{name}' belongs to a deleted secret that Key Vault keeps for "
                 f"recovery, and the service could not recover it (HTTP {exc.status_code}). An "
