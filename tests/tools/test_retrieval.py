@@ -409,6 +409,24 @@ async def test_filters_narrow_the_builtin_search(
     assert len(await titles(year=None)) == 3  # null: the filter is not applied
 
 
+async def test_filters_find_matches_ranked_far_down(
+    session: AsyncSession, runtime: ToolRuntime, workspace_id: int, settings: Settings
+) -> None:
+    assistant = await new_assistant(session, workspace_id, settings)
+    for n in range(60):
+        await add_faq(session, assistant, f"Tax rules {n}", "Tax rules.", year=["2024"])
+    padding = " ".join(f"word{n}" for n in range(200))
+    last = await add_faq(session, assistant, "Other", f"tax {padding}", year=["2025"])
+    await define(session, runtime, workspace_id, "year", "integer")
+    tool = await new_tool(session, runtime, workspace_id)
+    unfiltered = await run_retrieval(runtime, session, workspace_id, tool, {"query": "tax rules"})
+    assert all("Tax rules" in r["source"] for r in unfiltered.references)
+    outcome = await run_retrieval(
+        runtime, session, workspace_id, tool, {"query": "tax rules", "year": 2025}
+    )
+    assert [r["source"] for r in outcome.references] == [f"faq:{last.id} Other"]
+
+
 @pytest.mark.parametrize(
     ("filters", "message"),
     [

@@ -4,6 +4,7 @@ assistants' lists, roles, workspaces) and POST /tools/update_filters/."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from chatsvc.config import RetrievalBackend
 from chatsvc.kit.db import create_engine
 from chatsvc.main import create_app
-from tests.conftest import Tenant, _rolled_back, _sessionmaker, make_settings, make_tenant
+from tests.conftest import (
+    Live,
+    Tenant,
+    _rolled_back,
+    _sessionmaker,
+    make_settings,
+    make_tenant,
+)
 
 MISSING_ID = 987_654_321
 BACKENDS = {
@@ -664,3 +672,19 @@ async def test_filters_belong_to_their_workspace(tenant: Tenant, other_tenant: T
     assert response.status_code == 404
     response = await update_filters(tenant.admin, metadata_config_id=1, name="year", delete=True)
     assert definitions(response) == []
+
+
+# --- concurrent writes (a real server, real transactions) ------------------------------------
+
+
+async def test_concurrent_replaces_of_one_tool_take_turns(live: Live) -> None:
+    created = await create(live.admin, retrieval(parameters=[{"name": "old"}]))
+    url = f"/tools/retrievals/{created['id']}/"
+    bodies = [
+        retrieval(f"v{n}", parameters=[{"name": "query"}, {"name": f"p{n % 3}"}]) for n in range(12)
+    ]
+    responses = await asyncio.gather(*(live.admin.put(url, json=body) for body in bodies))
+    assert [r.status_code for r in responses] == [200] * 12, [r.text for r in responses]
+    final = (await live.admin.get(url)).json()
+    winner = next(body for body in bodies if body["name"] == final["name"])
+    assert [p["name"] for p in final["parameters"]] == [p["name"] for p in winner["parameters"]]

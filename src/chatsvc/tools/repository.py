@@ -26,8 +26,15 @@ class ToolRepository(RepositoryBase[Tool]):
             Tool.deleted_at.is_(None),
         )
 
-    async def get(self, workspace_id: int, kind: ToolKind, tool_id: int) -> Tool | None:
-        return await self.get_one_or_none(self._live(workspace_id, kind).where(Tool.id == tool_id))
+    async def get(
+        self, workspace_id: int, kind: ToolKind, tool_id: int, *, for_update: bool = False
+    ) -> Tool | None:
+        """With `for_update`, the row stays locked until the transaction ends (PostgreSQL), so
+        concurrent writes of one tool (its parameter rows above all) take turns."""
+        statement = self._live(workspace_id, kind).where(Tool.id == tool_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return await self.get_one_or_none(statement)
 
     async def list(self, workspace_id: int, kind: ToolKind, params: PageParams) -> Page[Tool]:
         return await self.paginate(self._live(workspace_id, kind).order_by(Tool.id), params)

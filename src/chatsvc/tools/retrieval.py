@@ -429,16 +429,22 @@ async def _search_knowledge(
     top_k: int,
 ) -> list[_Hit]:
     built = await KNOWLEDGE_INDEXES.get(session, workspace_id)
-    hits: list[_Hit] = []
-    # Every scored item, best first; filters then keep the first top_k that match.
-    for scored in built.index.search(query, limit=max(len(built.index), 1)):
-        entry = built.entries[scored.document.item_id]
-        if all(matches(spec, typed, entry.metadata.get(spec.name)) for spec, typed in chosen):
-            source = f"{entry.kind}:{entry.item_id} {entry.name}"
-            hits.append(_Hit(entry.kind, entry.name, entry.content, scored.score, source))
-            if len(hits) == top_k:
-                break
-    return hits
+    # Ranking every match costs a sort of them all: without filters only top_k are ranked; with
+    # filters a generous first page, and everything only when that page held too few matches.
+    limit = top_k if not chosen else max(10 * top_k, 50)
+    while True:
+        ranked = built.index.search(query, limit=limit)
+        hits: list[_Hit] = []
+        for scored in ranked:
+            entry = built.entries[scored.document.item_id]
+            if all(matches(spec, typed, entry.metadata.get(spec.name)) for spec, typed in chosen):
+                source = f"{entry.kind}:{entry.item_id} {entry.name}"
+                hits.append(_Hit(entry.kind, entry.name, entry.content, scored.score, source))
+                if len(hits) == top_k:
+                    return hits
+        if len(ranked) < limit or limit >= len(built.index):
+            return hits
+        limit = len(built.index)
 
 
 # -- HTTP backends -----------------------------------------------------------------------------

@@ -88,8 +88,15 @@ async def list_tools(
     return await ToolRepository(session).list(workspace_id, kind, params)
 
 
-async def get_tool(session: AsyncSession, workspace_id: int, kind: ToolKind, tool_id: int) -> Tool:
-    tool = await ToolRepository(session).get(workspace_id, kind, tool_id)
+async def get_tool(
+    session: AsyncSession,
+    workspace_id: int,
+    kind: ToolKind,
+    tool_id: int,
+    *,
+    for_update: bool = False,
+) -> Tool:
+    tool = await ToolRepository(session).get(workspace_id, kind, tool_id, for_update=for_update)
     if tool is None:
         raise NotFound(f"{_rules(kind).label} {tool_id} not found.")
     return tool
@@ -122,7 +129,7 @@ async def update_tool(
 ) -> Tool:
     """Apply `values` (every field for a replace, the sent ones for a partial update); the
     parameters are replaced as a whole when given. Only changed configuration is checked."""
-    tool = await get_tool(session, workspace_id, kind, tool_id)
+    tool = await get_tool(session, workspace_id, kind, tool_id, for_update=True)
     columns, config = _split(kind, values)
     await _rules(kind).check(runtime, workspace_id, config)
     if parameters is not None:
@@ -138,7 +145,7 @@ async def delete_tool(
 ) -> None:
     """Soft delete: the tool leaves the API and every assistant's tools and pretools lists; the
     row stays for the chats whose messages name it."""
-    tool = await get_tool(session, workspace_id, kind, tool_id)
+    tool = await get_tool(session, workspace_id, kind, tool_id, for_update=True)
     repository = ToolRepository(session)
     await repository.unlink_from_assistants(tool.id)
     now = utcnow()

@@ -301,6 +301,8 @@ def _register(kind: Kind) -> None:
         status_code=201,
         name=f"create_{kind.singular}",
         summary=f"Create a {kind.title}",
+        # Rules the service checks (a configured retrieval_id) are 400 whatever the seed says.
+        responses={400: {"model": ErrorBody, "description": "A rule of the tool is broken."}},
     )
     router.add_api_route(
         item,
