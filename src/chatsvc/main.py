@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
@@ -28,6 +29,7 @@ from chatsvc.kit.middleware import BodySizeLimitMiddleware, ObservabilityMiddlew
 from chatsvc.kit.web import document_errors, install_error_handlers
 from chatsvc.streaming.factory import build_broker
 from chatsvc.tools.runtime import ToolRuntime
+from chatsvc.ui import ui_app
 
 DESCRIPTION = """
 chatsvc is a self-hosted backend for chat assistants.
@@ -68,6 +70,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.broker,
         build_generators(settings, app.state.http),
         settings,
+        app.state.tools,
     )
     # Jobs: triggers go to the arq workers through Redis, or (embedded) run in this process,
     # which then also sweeps. The handler reads app.state.jobs when it runs, not now.
@@ -134,6 +137,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_errors(app)
     app.include_router(ops.router)
     app.include_router(cognitive.router)
+    app.mount("/ui", ui_app(), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        """People who open the service in a browser land on the chat page."""
+        return RedirectResponse("/ui/")
 
     # Added last = outermost: the request id exists before anything else runs.
     if settings.cors_origins:

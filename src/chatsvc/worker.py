@@ -22,6 +22,7 @@ from chatsvc.jobs.runner import JobContext, execute, load_handlers, run_sweeper
 from chatsvc.kit.db import create_engine, create_sessionmaker
 from chatsvc.kit.logging import configure_logging
 from chatsvc.streaming.factory import build_broker
+from chatsvc.tools.runtime import ToolRuntime
 
 logger = logging.getLogger("chatsvc.worker")
 #: arq cancels a run after this; our lease (renewed while the handler runs) is what detects a dead
@@ -46,6 +47,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False)
     sessionmaker = create_sessionmaker(engine)
     broker = build_broker(redis)
+    tools = ToolRuntime.build(settings, sessionmaker)
     job_context = JobContext(
         sessionmaker=sessionmaker,
         settings=settings,
@@ -54,11 +56,12 @@ async def startup(ctx: dict[str, Any]) -> None:
         http=http,
         broker=broker,
         generations=GenerationManager(
-            sessionmaker, broker, build_generators(settings, http), settings
+            sessionmaker, broker, build_generators(settings, http), settings, tools
         ),
     )
     ctx.update(
         chatsvc=job_context,
+        tools=tools,
         engine=engine,
         stream_redis=redis,
         sweeper=asyncio.create_task(run_sweeper(job_context), name="sweeper"),
@@ -77,6 +80,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await job_context.generations.shutdown()
         await job_context.broker.close()
         await job_context.http.aclose()
+    if ctx.get("tools") is not None:
+        await ctx["tools"].close()
     if ctx.get("stream_redis") is not None:
         await ctx["stream_redis"].aclose()
     if ctx.get("engine") is not None:

@@ -71,6 +71,11 @@ class Behaviour:
     send_done: bool = True
     #: answer one whole chat.completion JSON even when asked to stream
     ignore_stream: bool = False
+    #: when the request offers tools: call these ([{"name", "arguments"}]; a name matches the
+    #: offered function of that name, or the first one that starts with "<name>_")
+    tool_calls: list[dict[str, Any]] | None = None
+    #: how many requests of one turn answer with tool calls (the next answers in words)
+    tool_call_rounds: int = 1
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,7 @@ class FakeOpenAI:
     async def _models(self, request: Request) -> JSONResponse:
         return JSONResponse({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
-    async def _chat_completions(self, request: Request) -> _Stream | JSONResponse:
+    async def _chat_completions(self, request: Request) -> _Stream | _ToolCallStream | JSONResponse:
         raw = await request.body()
         try:
             body = json.loads(raw)
@@ -246,6 +251,9 @@ class FakeOpenAI:
             return _error(behaviour.fail_status, behaviour.fail_message, "fake_failure")
         model = str(body.get("model") or "fake-model")
         tokens = behaviour.tokens if behaviour.tokens is not None else _echo(body["messages"])
+        calls = _tool_calls(behaviour, body)
+        if calls:
+            return _ToolCallStream(self, model, calls)
         if not body.get("stream") or behaviour.ignore_stream:
             return JSONResponse(
                 _completion(model, tokens, behaviour.finish_reason, _prompt_tokens(body))
@@ -388,7 +396,91 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
     )
 
 
+def _tool_calls(behaviour: Behaviour, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The calls to answer with, or none: tools offered, tool_choice not "none", and fewer
+    tool-call rounds since the last user message than configured."""
+    offered = [
+        t["function"]["name"]
+        for t in body.get("tools") or []
+        if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    ]
+    if not behaviour.tool_calls or not offered or body.get("tool_choice") == "none":
+        return []
+    rounds = 0
+    for message in reversed(body["messages"]):
+        if not isinstance(message, dict) or message.get("role") == "user":
+            break
+        if message.get("role") == "assistant" and message.get("tool_calls"):
+            rounds += 1
+    if rounds >= behaviour.tool_call_rounds:
+        return []
+    calls = []
+    for number, wanted in enumerate(behaviour.tool_calls):
+        name = str(wanted["name"])
+        match = next((o for o in offered if o == name), None) or next(
+            (o for o in offered if o.startswith(f"{name}_")), name
+        )
+        arguments = wanted.get("arguments", {})
+        calls.append(
+            {
+                "id": f"call_{rounds}_{number}_{uuid.uuid4().hex[:8]}",
+                "name": match,
+                "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+            }
+        )
+    return calls
+
+
+class _ToolCallStream:
+    """Streams tool calls the way OpenAI does: the id and name first, the arguments in pieces."""
+
+    def __init__(self, server: FakeOpenAI, model: str, calls: list[dict[str, Any]]) -> None:
+        self._server = server
+        self._model = model
+        self._calls = calls
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._server._counters.streams_started += 1
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream; charset=utf-8")],
+            }
+        )
+
+        async def data(delta: dict[str, Any], finish_reason: str | None = None) -> None:
+            chunk = {
+                "id": "chatcmpl-fake-tools",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": self._model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            }
+            frame = f"data: {json.dumps(chunk)}\n\n".encode()
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+
+        await data({"role": "assistant", "content": None})
+        for index, call in enumerate(self._calls):
+            head = {"index": index, "id": call["id"], "type": "function"}
+            await data({"tool_calls": [{**head, "function": {"name": call["name"]}}]})
+            half = len(call["arguments"]) // 2
+            for piece in (call["arguments"][:half], call["arguments"][half:]):
+                await data({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+        await data({}, "tool_calls")
+        frame = b"data: [DONE]\n\n"
+        await send({"type": "http.response.body", "body": frame, "more_body": False})
+        self._server._counters.streams_completed += 1
+
+
 def _echo(messages: list[Any]) -> list[str]:
+    results: list[str] = []
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") != "tool":
+            break
+        results.insert(0, str(message.get("content", "")))
+    if results:
+        return words("Tools said: " + " | ".join(results))
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")

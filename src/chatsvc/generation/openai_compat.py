@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 from chatsvc.config import GeneratorApp
-from chatsvc.generation.types import Finished, GenerationRequest, GeneratorEvent, TextDelta
+from chatsvc.generation.types import (
+    Finished,
+    GenerationRequest,
+    GeneratorEvent,
+    TextDelta,
+    ToolCall,
+    ToolCalls,
+)
 from chatsvc.kit.errors import UpstreamError, UpstreamTimeout
 
 #: how much of an upstream error body is read, and how much of its message is repeated
@@ -30,6 +37,30 @@ class _StreamState:
     done: bool = False  # "[DONE]" arrived: what follows is only drained
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
+    #: tool calls being assembled, by index: [id, name, arguments so far]
+    calls: dict[int, list[str]] = field(default_factory=dict)
+
+    def tool_calls(self) -> ToolCalls | None:
+        if not self.calls:
+            return None
+        return ToolCalls(
+            tuple(
+                _tool_call(call_id, name, raw)
+                for _i, (call_id, name, raw) in sorted(self.calls.items())
+            )
+        )
+
+
+def _tool_call(call_id: str, name: str, raw: str) -> ToolCall:
+    """A call with its arguments parsed; arguments that are not a JSON object stay raw, so the
+    loop can tell the model what was wrong."""
+    try:
+        arguments = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return ToolCall(call_id, name, {}, raw_arguments=raw)
+    if not isinstance(arguments, dict):
+        return ToolCall(call_id, name, {}, raw_arguments=raw)
+    return ToolCall(call_id, name, arguments)
 
 
 class OpenAICompatGenerator:
@@ -70,6 +101,9 @@ class OpenAICompatGenerator:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if request.tools:
+            body["tools"] = [tool.as_dict() for tool in request.tools]
+            body["tool_choice"] = request.tool_choice
         state = _StreamState()
         try:
             async with aconnect_sse(
@@ -108,7 +142,10 @@ class OpenAICompatGenerator:
                 raise UpstreamError(self._transport_message(exc, state)) from exc
         # The response is closed before the end is announced, so its connection is back in the
         # pool by the time the pipeline finishes the turn.
-        yield Finished(state.finish_reason or "stop", state.usage)
+        calls = state.tool_calls()
+        if calls is not None:
+            yield calls
+        yield Finished(state.finish_reason or ("tool_calls" if calls else "stop"), state.usage)
 
     def _read_event(self, sse: ServerSentEvent, state: _StreamState) -> str | None:
         """The text an event carries, after recording what it says about the end."""
@@ -141,7 +178,11 @@ class OpenAICompatGenerator:
         if isinstance(choice.get("finish_reason"), str):
             state.finish_reason = choice["finish_reason"]
         delta = choice.get("delta")
-        content = delta.get("content") if isinstance(delta, dict) else None
+        if not isinstance(delta, dict):
+            return None
+        if isinstance(delta.get("tool_calls"), list):
+            _gather_calls(delta["tool_calls"], state)
+        content = delta.get("content")
         return content if isinstance(content, str) and content else None
 
     async def _whole_completion(
@@ -162,6 +203,10 @@ class OpenAICompatGenerator:
             state.finish_reason = choice["finish_reason"]
         if isinstance(completion.get("usage"), dict):
             state.usage = completion["usage"]
+        if isinstance(message, dict) and isinstance(message.get("tool_calls"), list):
+            for index, call in enumerate(message["tool_calls"]):
+                if isinstance(call, dict):
+                    _gather_calls([{**call, "index": index}], state)
         if isinstance(content, str) and content:
             yield TextDelta(content)
 
@@ -218,6 +263,25 @@ class OpenAICompatGenerator:
         if len(text) > ERROR_MESSAGE_MAX_CHARS:
             text = text[: ERROR_MESSAGE_MAX_CHARS - 1] + "…"
         return text
+
+
+def _gather_calls(pieces: list[Any], state: _StreamState) -> None:
+    """Adds streamed tool-call pieces: the first piece of a call carries its id and name, the
+    following ones more of its arguments (O(1) per piece)."""
+    for piece in pieces:
+        if not isinstance(piece, dict):
+            continue
+        index = piece.get("index")
+        index = index if isinstance(index, int) else len(state.calls)
+        call = state.calls.setdefault(index, ["", "", ""])
+        if isinstance(piece.get("id"), str) and piece["id"]:
+            call[0] = piece["id"]
+        function = piece.get("function")
+        if isinstance(function, dict):
+            if isinstance(function.get("name"), str) and function["name"]:
+                call[1] = function["name"]
+            if isinstance(function.get("arguments"), str):
+                call[2] += function["arguments"]
 
 
 def _chat_completions_url(base: httpx.URL) -> httpx.URL:

@@ -10,7 +10,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -30,16 +30,50 @@ from chatsvc.generation.pipeline import (
     faq_index,
     plan_answer,
 )
-from chatsvc.generation.types import Generator, TextDelta
+from chatsvc.generation.tools import BoundTool, ToolExecutor, ToolResult, load_tools
+from chatsvc.generation.types import (
+    GenerationRequest,
+    Generator,
+    PromptMessage,
+    TextDelta,
+    ToolCall,
+    ToolCalls,
+)
 from chatsvc.kit.db import unit_of_work, utcnow
 from chatsvc.kit.errors import ChatsvcError, Invalid, UpstreamError, UpstreamTimeout
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, Lesson
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry, StreamBroker
+from chatsvc.tools.runtime import ToolRuntime
 
 logger = logging.getLogger("chatsvc.generation")
 CANCEL_POLL_SECONDS = 0.2
 IDLE_READ_SECONDS = 2.0
+LIMIT_ANSWER = (
+    "I stopped calling tools: this assistant allows at most {limit} tool calls per answer, "
+    "and I did not reach an answer within them."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnTools:
+    """The tools one turn may use, read with the plan."""
+
+    workspace_id: int
+    tools: list[BoundTool] = field(default_factory=list)
+    pretools: list[BoundTool] = field(default_factory=list)
+    pretools_generator: str = ""
+    max_calls: int = 5
+
+
+@dataclass(slots=True)
+class _Answer:
+    """What the tool-calling loop adds to the answer."""
+
+    status: MessageStatus = MessageStatus.COMPLETE
+    references: list[dict[str, Any]] = field(default_factory=list)
+    visible: bool = True
+    tool_calls: int = 0
 
 
 @dataclass
@@ -92,6 +126,7 @@ class GenerationManager:
         broker: StreamBroker,
         generators: Mapping[str, Generator],
         settings: Settings,
+        tools: ToolRuntime | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.broker = broker
@@ -99,6 +134,7 @@ class GenerationManager:
         self.settings = settings
         self._running: dict[str, _Running] = {}
         self.faq_cache = FaqIndexCache()
+        self.executor = ToolExecutor(tools, sessionmaker, settings)
 
     # --- control ---------------------------------------------------------------------------
 
@@ -209,7 +245,7 @@ class GenerationManager:
         parts: list[str] = []
         watcher = asyncio.create_task(self._watch(chat_id, generation_id, cancelled))
         try:
-            plan = await self._plan(chat_id, user_msg_num)
+            plan, turn_tools = await self._plan(chat_id, user_msg_num)
             await self.broker.publish(
                 key,
                 events.MESSAGE_CREATED,
@@ -220,7 +256,7 @@ class GenerationManager:
                     "usr_msg_num": user_msg_num,
                 },
             )
-            status = MessageStatus.COMPLETE
+            answer = _Answer()
             if isinstance(plan, VerbatimAnswer):
                 parts.append(plan.content)
                 await self.broker.publish(key, events.DELTA, {"text": plan.content})
@@ -229,9 +265,9 @@ class GenerationManager:
                     await self.broker.publish(
                         key, events.REFERENCES, {"references": plan.references}
                     )
-                if not await self._stream(plan, key, parts, cancelled):
-                    status = MessageStatus.CANCELLED
-            await self._complete(chat_id, generation_id, user_msg_num, plan, parts, status)
+                turn = _Turn(chat_id, generation_id, user_msg_num, key, cancelled)
+                answer = await self._answer(plan, turn_tools, turn, parts)
+            await self._complete(chat_id, generation_id, user_msg_num, plan, parts, answer)
         except (UpstreamError, UpstreamTimeout) as exc:
             status_code = 504 if isinstance(exc, UpstreamTimeout) else 502
             await self._fail(chat_id, generation_id, exc.message, exc.code, status_code)
@@ -253,43 +289,203 @@ class GenerationManager:
                 await watcher
             await self.broker.finish(key, self.settings.stream_ttl_seconds)
 
-    async def _stream(
-        self, plan: ModelCall, key: str, parts: list[str], cancelled: asyncio.Event
+    async def _answer(
+        self, plan: ModelCall, tools: TurnTools, turn: _Turn, parts: list[str]
+    ) -> _Answer:
+        """The tool-calling loop: pretools first, then the model with the tools until it
+        answers in words, a retrieval tool answers for it, or the call budget is spent (then
+        one last call without tools, so the user gets an answer, not an error)."""
+        answer = _Answer()
+        messages = list(plan.request.messages)
+        if tools.pretools:
+            request = replace(
+                plan.request,
+                messages=messages,
+                tools=[t.spec for t in tools.pretools],
+                tool_choice="required",
+            )
+            # The pretool model's words are not the answer: only its calls count.
+            done, calls = await self._stream(
+                tools.pretools_generator, request, turn, [], publish=False
+            )
+            if not done:
+                answer.status = MessageStatus.CANCELLED
+                return answer
+            if calls and await self._tool_round(
+                calls, "", tools.pretools, tools, turn, messages, answer, parts
+            ):
+                return answer
+        while True:
+            offered = [t.spec for t in tools.tools]
+            choice = "auto" if answer.tool_calls < tools.max_calls else "none"
+            request = replace(plan.request, messages=messages, tools=offered, tool_choice=choice)
+            start = len(parts)
+            done, calls = await self._stream(plan.generator, request, turn, parts)
+            if not done:
+                answer.status = MessageStatus.CANCELLED
+                return answer
+            if not calls:
+                return answer
+            if not offered or choice == "none":
+                # The model insists after its budget was spent (or calls what it was never
+                # offered): answer in words rather than loop or fail.
+                text = LIMIT_ANSWER.format(limit=tools.max_calls)
+                parts.append(text)
+                await self.broker.publish(turn.key, events.DELTA, {"text": text})
+                return answer
+            said = "".join(parts[start:])
+            if await self._tool_round(
+                calls, said, tools.tools, tools, turn, messages, answer, parts
+            ):
+                return answer
+
+    async def _tool_round(
+        self,
+        calls: tuple[ToolCall, ...],
+        said: str,
+        offered: list[BoundTool],
+        tools: TurnTools,
+        turn: _Turn,
+        messages: list[PromptMessage],
+        answer: _Answer,
+        parts: list[str],
     ) -> bool:
-        """Relay the generator's deltas; False when a cancel stopped it (parts keep the text)."""
-        generator = self.generators.get(plan.generator)
+        """Runs one round of calls (concurrently, each under its deadline), stores each call
+        and result as a tool message, and adds them to the prompt. True when the turn ends
+        here: a cancel, or a retrieval tool that answers by itself."""
+        by_name = {tool.spec.name: tool for tool in offered}
+        budget = max(0, tools.max_calls - answer.tool_calls)
+        messages.append(PromptMessage("assistant", said, tool_calls=calls))
+        jobs: list[asyncio.Task[ToolResult]] = []
+        for number, call in enumerate(calls):
+            tool = by_name.get(call.name)
+            await self.broker.publish(
+                turn.key,
+                events.TOOL_CALL,
+                {
+                    "tool_call_id": call.id,
+                    "tool_id": tool.tool_id if tool else None,
+                    "tool_name": tool.title if tool else None,
+                    "function_name": call.name,
+                    "arguments": call.arguments,
+                },
+            )
+            jobs.append(asyncio.create_task(self._call(tools, tool, call, number < budget)))
+        answer.tool_calls += min(len(calls), budget)
+        gathered = asyncio.gather(*jobs)
+        if not await _until(gathered, turn.cancelled):
+            answer.status = MessageStatus.CANCELLED
+            return True
+        own_answer = None
+        for call, result in zip(calls, gathered.result(), strict=True):
+            tool = by_name.get(call.name)
+            await self._store_tool_message(turn, call, tool, result, answer)
+            messages.append(PromptMessage("tool", result.content, tool_call_id=call.id))
+            if result.answer is not None and not result.is_error and own_answer is None:
+                own_answer = result.answer
+        if own_answer is not None:
+            parts.append(own_answer)
+            await self.broker.publish(turn.key, events.DELTA, {"text": own_answer})
+            return True
+        return False
+
+    async def _call(
+        self, tools: TurnTools, tool: BoundTool | None, call: ToolCall, allowed: bool
+    ) -> ToolResult:
+        if tool is None:
+            return ToolResult(f"Error: no tool named {call.name!r} is offered.", is_error=True)
+        if not allowed:
+            return ToolResult(
+                f"Error: not run: this assistant allows at most {tools.max_calls} tool calls "
+                "per answer.",
+                is_error=True,
+            )
+        return await self.executor.execute(tools.workspace_id, tool, call)
+
+    async def _store_tool_message(
+        self,
+        turn: _Turn,
+        call: ToolCall,
+        tool: BoundTool | None,
+        result: ToolResult,
+        answer: _Answer,
+    ) -> None:
+        references = _renumbered(result.references, len(answer.references))
+        answer.references.extend(references)
+        if tool is not None and not tool.show_assistant_message:
+            answer.visible = False
+        async with unit_of_work(self.sessionmaker) as session:
+            message = Message(
+                chat_id=turn.chat_id,
+                msg_num=await ChatRepository(session).next_msg_num(turn.chat_id),
+                role=Role.TOOL,
+                content=result.content,
+                usr_msg_num=turn.user_msg_num,
+                tool_call_id=call.id,
+                function_name=call.name,
+                parameters=call.arguments,
+                references=references,
+                visible=tool.show_tool_message if tool is not None else False,
+                generation_id=turn.generation_id,
+                meta=result.meta,
+                status=MessageStatus.FAILED if result.is_error else MessageStatus.COMPLETE,
+            )
+            session.add(message)
+            await session.flush()
+            payload = events.message_payload(message)
+        await self.broker.publish(
+            turn.key,
+            events.TOOL_RESULT,
+            {
+                "tool_call_id": call.id,
+                "is_error": result.is_error,
+                "content": result.content,
+                "message": payload,
+            },
+        )
+        if references:
+            await self.broker.publish(turn.key, events.REFERENCES, {"references": references})
+
+    async def _stream(
+        self,
+        generator_name: str,
+        request: GenerationRequest,
+        turn: _Turn,
+        parts: list[str],
+        *,
+        publish: bool = True,
+    ) -> tuple[bool, tuple[ToolCall, ...]]:
+        """Relay one generator call's deltas. (False, ()) when a cancel stopped it (parts keep
+        the text); else (True, the tool calls the model asked for)."""
+        generator = self.generators.get(generator_name)
         if generator is None:
             raise UpstreamError(
-                f"Generator app {plan.generator!r} is not configured (CHATSVC_GENERATOR_APPS)."
+                f"Generator app {generator_name!r} is not configured (CHATSVC_GENERATOR_APPS)."
             )
 
-        deltas = _DeltaPublisher(self.broker, key)
+        deltas = _DeltaPublisher(self.broker, turn.key) if publish else None
+        calls: list[ToolCall] = []
 
         async def relay() -> None:
-            stream = generator.stream(plan.request)
+            stream = generator.stream(request)
             try:
                 async for event in stream:
                     if isinstance(event, TextDelta) and event.text:
                         parts.append(event.text)
-                        deltas.push(event.text)
+                        if deltas is not None:
+                            deltas.push(event.text)
+                    elif isinstance(event, ToolCalls):
+                        calls.extend(event.calls)
             finally:
                 await stream.aclose()
 
         relay_task = asyncio.create_task(relay())
-        cancel_task = asyncio.create_task(cancelled.wait())
-        try:
-            await asyncio.wait({relay_task, cancel_task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            cancel_task.cancel()
-        completed = relay_task.done()
-        if not completed:
-            relay_task.cancel()  # closes the upstream request through aclose()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
-        await deltas.close()  # every delta is out before the terminal event
+        completed = await _until(relay_task, turn.cancelled)
+        if deltas is not None:
+            await deltas.close()  # every delta is out before the next event
         if completed:
             relay_task.result()  # re-raise generator errors
-        return completed
+        return completed, tuple(calls)
 
     async def _watch(self, chat_id: int, generation_id: str, cancelled: asyncio.Event) -> None:
         """Sees cancels asked in other processes, and keeps the lease alive."""
@@ -309,7 +505,7 @@ class GenerationManager:
                         chat_id, generation_id, utcnow() + timedelta(seconds=lease)
                     )
 
-    async def _plan(self, chat_id: int, user_msg_num: int) -> Plan:
+    async def _plan(self, chat_id: int, user_msg_num: int) -> tuple[Plan, TurnTools]:
         async with self.sessionmaker() as session:
             chat = await session.get(Chat, chat_id)
             assert chat is not None
@@ -325,7 +521,18 @@ class GenerationManager:
                 if m.msg_num < user_msg_num and m.visible and m.tool_call_id is None
             ]
             knowledge = await _knowledge(session, assistant, self.faq_cache)
-            return plan_answer(assistant, history, user.content, knowledge)
+            plan = plan_answer(assistant, history, user.content, knowledge)
+            turn_tools = TurnTools(workspace_id=chat.workspace_id)
+            if isinstance(plan, ModelCall):
+                turn_tools = TurnTools(
+                    workspace_id=chat.workspace_id,
+                    tools=await load_tools(session, chat.workspace_id, assistant.tools),
+                    pretools=await load_tools(session, chat.workspace_id, assistant.pretools),
+                    pretools_generator=assistant.generation_config_pretools
+                    or assistant.generation_config,
+                    max_calls=assistant.max_consecutive_tool_calls,
+                )
+            return plan, turn_tools
 
     async def _complete(
         self,
@@ -334,20 +541,26 @@ class GenerationManager:
         user_msg_num: int,
         plan: Plan,
         parts: list[str],
-        status: MessageStatus,
+        answer: _Answer,
     ) -> None:
         async with unit_of_work(self.sessionmaker) as session:
             repository = ChatRepository(session)
+            # A reload hid the previous answer to this message: the new one replaces it.
+            previous = await MessageRepository(session).answer_to(chat_id, user_msg_num)
             message = Message(
                 chat_id=chat_id,
                 msg_num=await repository.next_msg_num(chat_id),
                 role=Role.ASSISTANT,
                 content="".join(parts),
                 usr_msg_num=user_msg_num,
+                replaces_id=previous.id if previous and not previous.visible else None,
                 fixed=plan.fixed if isinstance(plan, VerbatimAnswer) else None,
-                references=plan.references if isinstance(plan, ModelCall) else [],
+                references=(plan.references + answer.references)
+                if isinstance(plan, ModelCall)
+                else [],
                 prompt=plan.prompt_record() if isinstance(plan, ModelCall) else None,
-                status=status,
+                status=answer.status,
+                visible=answer.visible,
                 generation_id=generation_id,
                 meta={"not_info": True}
                 if isinstance(plan, VerbatimAnswer) and plan.reason == "not_info"
@@ -444,3 +657,35 @@ async def _knowledge(
         fixed=await rows(FixedResponse, assistant.fixed_available),
         lessons=await rows(Lesson, assistant.lessons_available),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    chat_id: int
+    generation_id: str
+    user_msg_num: int
+    key: str
+    cancelled: asyncio.Event
+
+
+async def _until(work: asyncio.Future[Any], cancelled: asyncio.Event) -> bool:
+    """Wait for `work` unless a cancel comes first: then cancel it (closing any upstream
+    request) and return False."""
+    waiter = asyncio.create_task(cancelled.wait())
+    try:
+        await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if work.done():
+        return True
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+    return False
+
+
+def _renumbered(references: list[dict[str, Any]], before: int) -> list[dict[str, Any]]:
+    return [
+        {**reference, "reference_num": before + number, "showed_num": before + number}
+        for number, reference in enumerate(references, start=1)
+    ]

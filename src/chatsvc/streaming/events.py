@@ -3,6 +3,7 @@ client resume (`<generation id>:<broker entry id>`)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from chatsvc.chats.models import Chat, Message
@@ -10,6 +11,10 @@ from chatsvc.chats.models import Chat, Message
 MESSAGE_CREATED = "message.created"
 DELTA = "delta"
 REFERENCES = "references"
+#: the model called a tool: {tool_call_id, tool_id, tool_name, function_name, arguments}
+TOOL_CALL = "tool.call"
+#: the tool answered (or failed): {tool_call_id, is_error, content, message}
+TOOL_RESULT = "tool.result"
 MESSAGE_COMPLETED = "message.completed"
 ERROR = "error"
 CHAT = "chat"
@@ -52,8 +57,8 @@ def message_payload(message: Message) -> dict[str, Any]:
         "like": message.like,
         "visible": message.visible,
         "status": message.status,
-        "created_at": message.created_at.isoformat(),
-        "updated_at": message.updated_at.isoformat(),
+        "created_at": _instant(message.created_at),
+        "updated_at": _instant(message.updated_at),
     }
 
 
@@ -65,3 +70,8 @@ def chat_payload(chat: Chat) -> dict[str, Any]:
         "execution_status": chat.execution_status,
         "error": chat.error,
     }
+
+
+def _instant(value: datetime) -> str:
+    """UTC as the REST faces write it (pydantic's JSON): `...Z`."""
+    return value.isoformat().replace("+00:00", "Z")

@@ -153,6 +153,7 @@ class ChatOut(BaseModel):
     `error` says why the last generation failed when execution_status is FAILED."""
 
     id: int
+    uuid: str = Field(description="The chat's UUID: its thread uuid on the threads face.")
     title: str
     assistant: int
     messages: list[MessageOut]
@@ -201,6 +202,7 @@ def chat_out(chat: Any, messages: list[Any], *, full: bool = False) -> dict[str,
     message_model = MessageFullOut if full else MessageOut
     body: dict[str, Any] = {
         "id": chat.id,
+        "uuid": chat.uuid,
         "title": chat.title,
         "assistant": chat.assistant_id,
         "messages": [message_model.model_validate(m).model_dump(mode="json") for m in messages],
