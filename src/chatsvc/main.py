@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
 from chatsvc import __version__
-from chatsvc.api import cognitive, ops
+from chatsvc.api import cognitive, ops, threads
 from chatsvc.config import Settings, get_settings
 from chatsvc.generation.registry import build_generators
 from chatsvc.generation.runner import GenerationManager
@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_errors(app)
     app.include_router(ops.router)
     app.include_router(cognitive.router)
+    app.include_router(threads.router)
     app.mount("/ui", ui_app(), name="ui")
 
     @app.get("/", include_in_schema=False)

@@ -17,8 +17,12 @@ from chatsvc.tools.mcp_client import McpClient
 from tests.conftest import Tenant, make_settings
 from tests.fakes.mcp_server import FakeMcp
 
-CONNECT_TIMEOUT = 1.0
-CALL_TIMEOUT = 2.0
+#: generous, so a loaded machine does not fail the tests that expect an answer
+CONNECT_TIMEOUT = 10.0
+CALL_TIMEOUT = 15.0
+#: what the tests of deadlines use (`short_deadlines`), expecting no answer
+SHORT_CONNECT = 0.5
+SHORT_CALL = 1.0
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +59,16 @@ def client(fake: FakeMcp) -> McpClient:
 
 
 @pytest.fixture
+def short_client(fake: FakeMcp) -> McpClient:
+    """An MCP client with short deadlines, for tests that expect them to pass."""
+    return McpClient(
+        loopback_policy(fake),
+        connect_timeout_seconds=SHORT_CONNECT,
+        call_timeout_seconds=SHORT_CALL,
+    )
+
+
+@pytest.fixture
 def settings(pg_url: str, fake: FakeMcp) -> Settings:
     return make_settings(
         pg_url,
@@ -79,6 +93,24 @@ async def app_client(app_client: httpx.AsyncClient) -> httpx.AsyncClient:
     app = app_of(app_client)
     app.state.tools.secrets.sessionmaker = app.state.sessionmaker
     return app_client
+
+
+@pytest.fixture
+def default_policy(app_client: httpx.AsyncClient) -> OutboundPolicy:
+    """The app with the default outbound policy (public HTTPS only), as a deployment has it."""
+    policy = OutboundPolicy.from_settings(Settings())
+    runtime = app_of(app_client).state.tools
+    runtime.policy = policy
+    runtime.mcp.policy = policy
+    return policy
+
+
+@pytest.fixture
+def short_deadlines(app_client: httpx.AsyncClient) -> None:
+    """The app's MCP client with short deadlines, for tests that expect them to pass."""
+    mcp = app_of(app_client).state.tools.mcp
+    mcp.connect_timeout_seconds = SHORT_CONNECT
+    mcp.call_timeout_seconds = SHORT_CALL
 
 
 async def new_server(tenant: Tenant, fake: FakeMcp, **fields: Any) -> dict[str, Any]:

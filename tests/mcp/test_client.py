@@ -16,7 +16,7 @@ from chatsvc.kit.errors import UpstreamError, UpstreamTimeout
 from chatsvc.kit.outbound import IPAddress, OutboundBlocked, OutboundPolicy
 from chatsvc.tools.mcp_client import McpClient, McpEndpoint
 from tests.fakes.mcp_server import FakeMcp
-from tests.mcp.conftest import CALL_TIMEOUT, CONNECT_TIMEOUT, loopback_policy
+from tests.mcp.conftest import SHORT_CALL, SHORT_CONNECT, loopback_policy
 
 TOOLS = ["add", "echo", "slow", "fail", "big"]
 
@@ -219,26 +219,29 @@ async def test_failures_are_not_cached(client: McpClient, fake: FakeMcp) -> None
 
 @pytest.mark.parametrize("url_of", ["url", "sse_url"])
 async def test_a_server_that_hangs_on_connect_hits_the_connect_deadline(
-    client: McpClient, fake: FakeMcp, url_of: str
+    short_client: McpClient, fake: FakeMcp, url_of: str
 ) -> None:
     fake.configure(hang_on={"*"})
     with pytest.raises(UpstreamTimeout) as caught:
-        await client.list_tools(1, McpEndpoint(getattr(fake, url_of)))
+        await short_client.list_tools(1, McpEndpoint(getattr(fake, url_of)))
     assert caught.value.code == "upstream_timeout"
-    assert f"did not respond within {CONNECT_TIMEOUT:g} s while connecting" in caught.value.message
+    assert f"did not respond within {SHORT_CONNECT:g} s while connecting" in caught.value.message
 
 
-async def test_a_list_that_hangs_hits_the_call_deadline(client: McpClient, fake: FakeMcp) -> None:
+async def test_a_list_that_hangs_hits_the_call_deadline(
+    short_client: McpClient, fake: FakeMcp
+) -> None:
     fake.configure(hang_on={"tools/list"})
-    with pytest.raises(UpstreamTimeout, match=f"within {CALL_TIMEOUT:g} s while listing tools"):
-        await client.list_tools(1, McpEndpoint(fake.url))
+    with pytest.raises(UpstreamTimeout, match=f"within {SHORT_CALL:g} s while listing tools"):
+        await short_client.list_tools(1, McpEndpoint(fake.url))
 
 
-async def test_a_slow_tool_hits_the_call_deadline(client: McpClient, fake: FakeMcp) -> None:
+async def test_a_slow_tool_hits_the_call_deadline(short_client: McpClient, fake: FakeMcp) -> None:
     with pytest.raises(UpstreamTimeout, match="while calling tool 'slow'"):
-        await client.call_tool(McpEndpoint(fake.url), "slow", {"seconds": 30})
+        await short_client.call_tool(McpEndpoint(fake.url), "slow", {"seconds": 30})
     # the client is still usable afterwards
-    assert (await client.call_tool(McpEndpoint(fake.url), "add", {"a": 1, "b": 1})).text == "2"
+    result = await short_client.call_tool(McpEndpoint(fake.url), "add", {"a": 1, "b": 1})
+    assert result.text == "2"
 
 
 async def test_a_slow_tool_within_the_deadline_answers(client: McpClient, fake: FakeMcp) -> None:

@@ -7,7 +7,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chatsvc.kit.db import Base, IdType, TimestampMixin
@@ -48,6 +57,8 @@ class Chat(TimestampMixin, Base):
             postgresql_where=text("execution_status = 'PROCESSING'"),
             sqlite_where=text("execution_status = 'PROCESSING'"),
         ),
+        # Thread lists walk a workspace's chats newest activity first.
+        Index("ix_chats_workspace_id_updated_at", "workspace_id", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -79,6 +90,13 @@ class Chat(TimestampMixin, Base):
     is_archived: Mapped[bool] = mapped_column(default=False)
     #: the Idempotency-Key of the request that created the chat, so a retry finds it
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Moderation aggregates of the chat's user messages, kept with each flagged message (so a
+    # list filters and orders on columns). They only grow: a superseded message still counts.
+    is_flagged: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: the highest severity seen, as a rank (0 none, 1 low, 2 medium, 3 high, 4 critical)
+    max_severity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: "pii:<category>" and "injection:<category>" seen, sorted
+    flags: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
 
 
 class Message(TimestampMixin, Base):
@@ -116,3 +134,30 @@ class Message(TimestampMixin, Base):
     replaces_id: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id", ondelete="SET NULL"), default=None
     )
+    # The moderation verdict of a user message (other roles keep the defaults).
+    is_flagged: Mapped[bool] = mapped_column(default=False, server_default=false())
+    severity: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    injection_categories: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+    pii_categories: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+    action_taken: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    #: {"rules_version", "findings": [{kind, category, start, end, severity, rule_id}],
+    #: "block_message"}: spans into `content` and categories, never the matched text
+    moderation: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    #: what the generator is sent instead of `content` when the policy redacted it
+    redacted_content: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ChatSettings(TimestampMixin, Base):
+    """A workspace's chat settings: the assistant of threads started without one, and the
+    moderation policy (None: the default policy)."""
+
+    __tablename__ = "chat_settings"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), unique=True
+    )
+    default_assistant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assistants.id", ondelete="SET NULL"), default=None
+    )
+    moderation_policy: Mapped[dict[str, Any] | None] = mapped_column(default=None)

@@ -9,13 +9,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.assistants import service as assistant_service
 from chatsvc.assistants.models import Assistant
 from chatsvc.assistants.repository import AssistantRepository
 from chatsvc.auth.service import AuthContext
-from chatsvc.chats.models import Chat, ExecutionStatus, Message, MessageStatus, Role
+from chatsvc.chats.models import (
+    Chat,
+    ChatSettings,
+    ExecutionStatus,
+    Message,
+    MessageStatus,
+    Role,
+)
 from chatsvc.chats.repository import ChatRepository, ChatScope, MessageRepository
 from chatsvc.chats.schemas import (
     AssistantMessageIn,
@@ -28,6 +36,8 @@ from chatsvc.kit.errors import Conflict, FieldError, Invalid, NotFound
 from chatsvc.kit.pagination import Page, PageParams
 
 TITLE_LENGTH = 80
+SEVERITIES = ("none", "low", "medium", "high", "critical")
+SEVERITY_RANKS = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 
 def scope_of(auth: AuthContext) -> ChatScope:
@@ -203,6 +213,59 @@ async def claim_pending(
     return chat, Turn(chat.id, last.msg_num, generation_id)
 
 
+async def reload_answer(
+    session: AsyncSession, auth: AuthContext, chat_id: int, *, lease_seconds: int
+) -> Turn:
+    """Answer the chat's last user message again. Its answer (with the tool messages of that
+    turn) is hidden, kept, and `replaced` by the new answer; a generation must not be running."""
+    chat = await get_chat(session, auth, chat_id)
+    await _live_assistant(session, chat)
+    generation_id = await _claim(session, chat, lease_seconds)
+    messages = await MessageRepository(session).for_chat(chat.id)
+    user = next((m for m in reversed(messages) if m.visible and m.role == Role.USER), None)
+    if user is None:
+        raise Invalid(
+            f"Chat {chat.id} has no user message to answer again.", code="nothing_to_reload"
+        )
+    for message in messages:
+        if message.msg_num > user.msg_num and message.visible:
+            message.visible = False
+    await session.flush()
+    return Turn(chat.id, user.msg_num, generation_id)
+
+
+async def edit_user_message(
+    session: AsyncSession,
+    auth: AuthContext,
+    chat_id: int,
+    message_uuid: str,
+    text: str,
+    metadata: dict[str, Any],
+    *,
+    idempotency_key: str | None,
+    lease_seconds: int,
+) -> Turn:
+    """Replace a user message: it and every message after it are hidden (kept), and `text` is
+    stored as a new user message that `replaces` it and is answered on the branch so made."""
+    chat = await get_chat(session, auth, chat_id)
+    if idempotency_key:
+        replay = await _replayed_turn(session, chat, idempotency_key)
+        if replay is not None:
+            return replay
+    assistant = await _live_assistant(session, chat)
+    return await _accept_user_message(
+        session,
+        auth,
+        chat,
+        assistant,
+        text,
+        metadata,
+        idempotency_key,
+        lease_seconds,
+        edit_uuid=message_uuid,
+    )
+
+
 async def add_message(
     session: AsyncSession,
     auth: AuthContext,
@@ -224,13 +287,22 @@ async def add_message(
             function_name=data.function_name,
             parameters=dict(data.parameters),
         )
+    screened = Screened()
     if role == Role.USER:
         _check_length(data.message, chat.max_msg_length)
+        screened = await screen(session, chat.workspace_id, data.message)
     message = await _append(
-        session, chat, role, data.message, meta=dict(data.metadata), sender_id=auth.principal_id
+        session,
+        chat,
+        role,
+        data.message,
+        meta=dict(data.metadata),
+        sender_id=auth.principal_id,
+        **screened.columns(),
     )
+    await _aggregate(session, chat, screened)
     if role == Role.USER and not chat.title:
-        chat.title = _title(data.message)
+        chat.title = _title(screened.redacted_content or data.message)
     return message
 
 
@@ -268,6 +340,62 @@ async def like_message(
     message.updated_at = utcnow()
     await session.flush()
     return message
+
+
+# --- moderation -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """A user message's moderation verdict, as the message's columns keep it."""
+
+    is_flagged: bool = False
+    severity: str = "none"
+    injection_categories: tuple[str, ...] = ()
+    pii_categories: tuple[str, ...] = ()
+    action_taken: str = "none"
+    #: rules version, findings (spans and categories, never the matched text), block message
+    moderation: dict[str, Any] | None = None
+    #: what the generator is sent instead of the text, when the policy redacted some of it
+    redacted_content: str | None = None
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "is_flagged": self.is_flagged,
+            "severity": self.severity,
+            "injection_categories": list(self.injection_categories),
+            "pii_categories": list(self.pii_categories),
+            "action_taken": self.action_taken,
+            "moderation": self.moderation,
+            "redacted_content": self.redacted_content,
+        }
+
+
+async def workspace_settings(session: AsyncSession, workspace_id: int) -> ChatSettings | None:
+    """The workspace's chat settings, or None while it has the defaults."""
+    found: ChatSettings | None = await session.scalar(
+        select(ChatSettings).where(ChatSettings.workspace_id == workspace_id)
+    )
+    return found
+
+
+async def screen(session: AsyncSession, workspace_id: int, text: str) -> Screened:
+    """The moderation step every user message passes, in every face, before it is stored."""
+    return Screened()
+
+
+async def _aggregate(session: AsyncSession, chat: Chat, screened: Screened) -> None:
+    """Fold a flagged message into its chat's is_flagged, max_severity and flags. The chat row
+    is locked by the message's number, so the re-read values are current."""
+    if not screened.is_flagged:
+        return
+    await session.refresh(chat, ["is_flagged", "max_severity", "flags"])
+    chat.is_flagged = True
+    chat.max_severity = max(chat.max_severity, SEVERITY_RANKS.get(screened.severity, 0))
+    seen = {f"pii:{c}" for c in screened.pii_categories}
+    seen |= {f"injection:{c}" for c in screened.injection_categories}
+    chat.flags = sorted(set(chat.flags) | seen)
+    await session.flush()
 
 
 # --- internals ------------------------------------------------------------------------------
@@ -320,27 +448,13 @@ async def _accept_user_message(
     metadata: dict[str, Any],
     idempotency_key: str | None,
     lease_seconds: int,
+    *,
+    edit_uuid: str | None = None,
 ) -> Turn:
     _check_length(text, chat.max_msg_length)
-    generation_id = str(uuid.uuid4())
-    now = utcnow()
-    repository = ChatRepository(session)
-    # The claim also takes the chat row's lock: what is read after it is current.
-    if not await repository.claim_generation(
-        chat.id, generation_id, now, now + timedelta(seconds=lease_seconds)
-    ):
-        raise Conflict(
-            f"A generation is already running on chat {chat.id}: wait for it to finish or cancel "
-            f"it (POST /chats/{chat.id}/cancel/), then send the message again.",
-            code="generation_running",
-        )
-    await session.refresh(chat)
-    if chat.ended:
-        raise Invalid(
-            f"Chat {chat.id} has ended: it reached its limit of {chat.max_responses} answers "
-            "(max_responses). Start a new chat.",
-            code="chat_ended",
-        )
+    screened = await screen(session, chat.workspace_id, text)
+    generation_id = await _claim(session, chat, lease_seconds)
+    replaces_id = await _supersede(session, chat, edit_uuid) if edit_uuid is not None else None
     user = await _append(
         session,
         chat,
@@ -350,9 +464,13 @@ async def _accept_user_message(
         sender_id=auth.principal_id,
         idempotency_key=idempotency_key,
         generation_id=generation_id,
+        replaces_id=replaces_id,
+        **screened.columns(),
     )
+    await _aggregate(session, chat, screened)
     if not chat.title:
-        chat.title = _title(text)
+        chat.title = _title(screened.redacted_content or text)
+    repository = ChatRepository(session)
     if chat.responses_count >= chat.max_responses:
         # The limit is reached: answer end_message once, without the model, and close the chat.
         await _append(
@@ -370,6 +488,60 @@ async def _accept_user_message(
         await session.refresh(chat)
         return Turn(chat.id, user.msg_num, None)
     return Turn(chat.id, user.msg_num, generation_id)
+
+
+async def _claim(session: AsyncSession, chat: Chat, lease_seconds: int) -> str:
+    """Claim the chat for a new generation (409 while another runs) and check, under the row
+    lock the claim takes, that it may be continued. Returns the generation id."""
+    generation_id = str(uuid.uuid4())
+    now = utcnow()
+    if not await ChatRepository(session).claim_generation(
+        chat.id, generation_id, now, now + timedelta(seconds=lease_seconds)
+    ):
+        raise Conflict(
+            f"A generation is already running on chat {chat.id}: wait for it to finish or cancel "
+            f"it (POST /chats/{chat.id}/cancel/), then send the message again.",
+            code="generation_running",
+        )
+    await session.refresh(chat)
+    if chat.ended:
+        raise Invalid(
+            f"Chat {chat.id} has ended: it reached its limit of {chat.max_responses} answers "
+            "(max_responses). Start a new chat.",
+            code="chat_ended",
+        )
+    if chat.is_archived:
+        raise Invalid(
+            f"Chat {chat.id} (thread {chat.uuid}) is archived: unarchive it "
+            f"(POST /api/chat-threads/{chat.uuid}/unarchive/) to continue it.",
+            code="thread_archived",
+        )
+    return generation_id
+
+
+async def _supersede(session: AsyncSession, chat: Chat, message_uuid: str) -> int:
+    """Hide the user message being edited and everything after it (kept, out of the history);
+    returns its id, which the edited message `replaces`."""
+    messages = await MessageRepository(session).for_chat(chat.id)
+    target = next((m for m in messages if m.uuid == message_uuid), None)
+    problem = None
+    if target is None:
+        problem = "is not a message of this thread"
+    elif target.role != Role.USER:
+        problem = f"is a message of role {target.role}; only user messages can be edited"
+    elif not target.visible:
+        problem = "was already superseded; edit its latest version"
+    if target is None or problem is not None:
+        raise Invalid(
+            f"Message {message_uuid} {problem}.",
+            code="not_editable",
+            errors=[FieldError("edit_message_uuid", str(problem))],
+        )
+    for message in messages:
+        if message.msg_num >= target.msg_num and message.visible:
+            message.visible = False
+    await session.flush()
+    return target.id
 
 
 async def _replayed_turn(session: AsyncSession, chat: Chat, key: str) -> Turn | None:

@@ -1,4 +1,4 @@
-"""The generation pipeline's decisions, for every face and mode: moderation hook, fixed response,
+"""The generation pipeline's decisions, for every face and mode: moderation outcome, fixed response,
 prompt assembly (system prompt, lessons, retrieved FAQ, trimmed history, add_to_user_message) and
 not_info_message. Pure: it takes loaded rows and returns a plan; the runner does the I/O."""
 
@@ -17,6 +17,8 @@ from chatsvc.knowledge.models import CommonQuestion, FixedResponse, Lesson
 DEFAULT_LAST_N = 10
 DEFAULT_TOKEN_BUDGET = 2000
 FAQ_IN_PROMPT = 3
+BLOCKED = "blocked"
+BLOCK_ANSWER = "I can't answer this message: it was blocked by this workspace's moderation policy."
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ class VerbatimAnswer:
 
     content: str
     fixed: str | None = None  # the fixed response's name
-    reason: str = "fixed"  # "fixed" | "not_info"
+    reason: str = "fixed"  # "fixed" | "not_info" | "blocked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +70,35 @@ class ModelCall:
 Plan = VerbatimAnswer | ModelCall
 
 
-def moderate(text: str) -> str:
-    """The moderation step: a no-op until the moderation issue lands."""
-    return text
+def for_model(message: Message) -> str:
+    """What the generator is sent of a stored message: the text as typed, or the redacted text
+    when the workspace's moderation policy redacted some of it."""
+    return message.redacted_content if message.redacted_content is not None else message.content
+
+
+def _blocked(message: Message) -> bool:
+    return message.action_taken == BLOCKED
 
 
 def plan_answer(
-    assistant: Assistant, history: Sequence[Message], user_message: str, knowledge: Knowledge
+    assistant: Assistant,
+    history: Sequence[Message],
+    user_message: Message | str,
+    knowledge: Knowledge,
 ) -> Plan:
     """Decide how to answer `user_message` (the last user message; `history` is what came before,
-    visible messages only, oldest first)."""
-    text = moderate(user_message)
+    visible messages only, oldest first). Moderation ran when the message was stored: a blocked
+    message is answered with the block message, without the model; a redacted one is seen by
+    the model (and by retrieval) as redacted, here and later in the history."""
+    if isinstance(user_message, Message):
+        if _blocked(user_message):
+            verdict = user_message.moderation or {}
+            return VerbatimAnswer(
+                content=str(verdict.get("block_message") or BLOCK_ANSWER), reason="blocked"
+            )
+        text = for_model(user_message)
+    else:
+        text = user_message
 
     if assistant.fixed_available and knowledge.fixed:
         candidates = [
@@ -123,8 +143,16 @@ def plan_answer(
 
     system = _system_prompt(assistant, lessons, hits)
     messages = [PromptMessage("system", system)] if system else []
+    # A blocked message and the answer that refused it never reach the model.
+    refused = {m.msg_num for m in history if _blocked(m)}
     messages += trim_history(
-        [PromptMessage(m.role, m.content) for m in history if m.role in ("user", "assistant")],
+        [
+            PromptMessage(m.role, for_model(m))
+            for m in history
+            if m.role in ("user", "assistant")
+            and m.msg_num not in refused
+            and m.usr_msg_num not in refused
+        ],
         assistant.strategy_to_optimize_tokens,
     )
     to_model = text

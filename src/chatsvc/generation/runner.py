@@ -521,7 +521,7 @@ class GenerationManager:
                 if m.msg_num < user_msg_num and m.visible and m.tool_call_id is None
             ]
             knowledge = await _knowledge(session, assistant, self.faq_cache)
-            plan = plan_answer(assistant, history, user.content, knowledge)
+            plan = plan_answer(assistant, history, user, knowledge)
             turn_tools = TurnTools(workspace_id=chat.workspace_id)
             if isinstance(plan, ModelCall):
                 turn_tools = TurnTools(

@@ -3,7 +3,6 @@ fields, the filters of a report list and the aggregate counts."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -12,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, model_validator
 
 from chatsvc.kit.errors import Invalid
+from chatsvc.kit.filtering import parse_day as parse_day  # re-exported: reports name it here
 from chatsvc.kit.validation import MAX_ID, InputModel
 
 
@@ -109,23 +109,6 @@ class ReportPatch(InputModel):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(include=self.model_fields_set)
-
-
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def parse_day(name: str, value: str | None) -> date | None:
-    """A YYYY-MM-DD filter value (empty means none); Invalid naming the parameter otherwise."""
-    if not value:
-        return None
-    try:
-        if not _DAY.match(value):
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise Invalid(
-            f"{name} must be a date as YYYY-MM-DD, got {value!r}.", code="invalid_date"
-        ) from None
 
 
 @dataclass(frozen=True, slots=True)

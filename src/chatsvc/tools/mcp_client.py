@@ -193,7 +193,10 @@ class McpClient:
         self, server_id: int, endpoint: McpEndpoint, *, refresh: bool = False
     ) -> list[RemoteTool]:
         """The server's remote tools, from the cache unless `refresh` or expired. Concurrent
-        misses for one server make one call."""
+        misses for one server make one call. A server not saved yet (`server_id` 0) is never
+        cached."""
+        if server_id <= 0:
+            return list(await self._operate(endpoint, "listing tools", _list_all))
         key = (server_id, endpoint.digest())
         if not refresh and (hit := self._cached(key)) is not None:
             return list(hit)

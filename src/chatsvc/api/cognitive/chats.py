@@ -36,9 +36,9 @@ from chatsvc.chats.schemas import (
 from chatsvc.chats.service import Turn
 from chatsvc.generation.registry import describe_apps
 from chatsvc.generation.runner import GenerationManager
+from chatsvc.generation.streams import raise_for, resumable, resume_point
 from chatsvc.jobs.queue import submit
 from chatsvc.kit.db import unit_of_work
-from chatsvc.kit.errors import ChatsvcError, Invalid, UpstreamError, UpstreamTimeout
 from chatsvc.kit.sse import last_event_id, sse_response, wants_event_stream
 from chatsvc.kit.web import (
     ERROR_RESPONSES,
@@ -99,27 +99,6 @@ async def _chat_body(
         return chat_out(chat, messages, full=full)
 
 
-def _raise_for(terminal: BrokerEntry | None) -> None:
-    """A blocking request reports a failed generation as the seed says: 502 or 504."""
-    if terminal is None or terminal.event != events.ERROR:
-        return
-    detail = str(terminal.data.get("detail", "The generation failed."))
-    code = str(terminal.data.get("code", "error"))
-    status = terminal.data.get("status")
-    if status == 504:
-        raise UpstreamTimeout(detail, code=code)
-    if status == 502:
-        raise UpstreamError(detail, code=code)
-    raise ChatsvcError(detail, code)
-
-
-async def _stream(
-    manager: GenerationManager, chat_id: int, generation_id: str, after: str | None
-) -> AsyncIterator[BrokerEntry]:
-    async for entry in manager.follow(chat_id, generation_id, after):
-        yield BrokerEntry(events.event_id(generation_id, entry.id), entry.event, entry.data)
-
-
 async def _chat_event(body: dict[str, Any]) -> AsyncIterator[BrokerEntry]:
     yield BrokerEntry("0", events.CHAT, body)
 
@@ -143,7 +122,7 @@ def _sse(
             headers=headers,
         )
     return sse_response(
-        _stream(_manager(request), chat_id, generation_id, after),
+        resumable(_manager(request), chat_id, generation_id, after),
         ping_seconds=settings.sse_ping_seconds,
         status_code=status_code,
         headers=headers,
@@ -167,7 +146,7 @@ async def _answer(
     if stream and generation_id is not None:
         return _sse(request, chat_id, generation_id, status_code=status_code)
     if generation_id is not None:
-        _raise_for(await manager.wait(chat_id, generation_id))
+        raise_for(await manager.wait(chat_id, generation_id))
     body = await _chat_body(request, auth, chat_id)
     if stream:
         return _sse(request, chat_id, None, status_code=status_code, fallback=body)
@@ -365,11 +344,7 @@ async def _get_and_generate(
     settings = request.app.state.settings
     resume = last_event_id(request) if stream else None
     if resume is not None:
-        try:
-            resumed, after = events.parse_event_id(resume)
-        except ValueError as exc:
-            raise Invalid(str(exc), code="bad_last_event_id") from None
-        await manager.check_position(resumed, after)
+        resumed, after = await resume_point(manager, resume)
         async with request.app.state.sessionmaker() as session:
             await chat_service.ensure_generation_of(session, auth, chat_id, resumed)
         return _sse(request, chat_id, resumed, after=after)
@@ -388,7 +363,7 @@ async def _get_and_generate(
     if stream and generation_id is not None:
         return _sse(request, chat_id, generation_id)
     if generation_id is not None:
-        _raise_for(await manager.wait(chat_id, generation_id))
+        raise_for(await manager.wait(chat_id, generation_id))
     body = await _chat_body(request, auth, chat_id)
     if stream:
         return _sse(request, chat_id, None, fallback=body)

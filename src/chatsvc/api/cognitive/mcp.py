@@ -1,7 +1,553 @@
-"""Cognitive face: mcp endpoints (seed 003). Translation only: rules live in the domain."""
+"""Cognitive face: /mcp-servers/ (servers, their remote tools and selections) and /mcp-tools/
+(seed 003). Translation only: rules live in chatsvc.mcp.service."""
 
 from __future__ import annotations
 
-from chatsvc.kit.web import ERROR_RESPONSES, SlashRouter
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chatsvc.api.deps import AdminDep, AuthDep
+from chatsvc.kit.validation import MAX_ID
+from chatsvc.kit.web import (
+    ERROR_RESPONSES,
+    ErrorBody,
+    PageDep,
+    SessionDep,
+    SlashRouter,
+    invalid_is_400,
+    set_list_headers,
+)
+from chatsvc.mcp import service as mcp_service
+from chatsvc.mcp.schemas import (
+    McpServerIn,
+    McpServerPatch,
+    McpToolIn,
+    McpToolPatch,
+    ToolSelectionIn,
+    mask_headers,
+)
+from chatsvc.tools.mcp_client import RemoteTool
+from chatsvc.tools.models import McpServer, Tool
+from chatsvc.tools.runtime import ToolRuntime
+from chatsvc.tools.schemas import ParameterOut, parameter_out
 
 router = SlashRouter(tags=["mcp"], responses=ERROR_RESPONSES)
+
+ServerPathId = Annotated[int, Path(ge=1, le=MAX_ID, description="The MCP server's id.")]
+ServerId = Annotated[int, Path(ge=1, le=MAX_ID, description="The MCP server's id.")]
+ToolPathId = Annotated[int, Path(ge=1, le=MAX_ID, description="The MCP tool's id.")]
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+SERVER_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: _error("No such MCP server in this workspace.")
+}
+TOOL_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: _error("No such MCP tool in this workspace.")
+}
+REMOTE: dict[int | str, dict[str, Any]] = {
+    400: _error("The outbound policy refuses the server's URL or address, or a secret is missing."),
+    404: _error("No such MCP server in this workspace."),
+    409: _error("The MCP server is inactive: it is not called."),
+    502: _error("The MCP server could not be reached or answered with an error."),
+    504: _error("The MCP server did not answer in time."),
+}
+
+
+def _runtime(request: Request) -> ToolRuntime:
+    runtime: ToolRuntime = request.app.state.tools
+    return runtime
+
+
+# --- wire schemas ------------------------------------------------------------------------------
+
+
+class McpServerOut(BaseModel):
+    """An MCP server. Header values show `{{secret:NAME}}` references as written; literal
+    values of credential headers (Authorization, *token*, *key*, ...) are masked as ****."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str
+    url: str
+    headers: dict[str, str]
+    protocol_version: str
+    client_name: str
+    client_version: str
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _masked(cls, value: Any) -> Any:
+        return mask_headers(value) if isinstance(value, dict) else value
+
+
+class McpToolOut(BaseModel):
+    """A tool that calls one remote tool of an MCP server (`selected_tools` names it)."""
+
+    id: int
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    show_tool_message: bool
+    show_assistant_message: bool
+    edit_available: bool
+    portal_available: bool
+    server: McpServerOut | None
+    server_id: int | None
+    parameters: list[ParameterOut]
+    selected_tools: list[str] = Field(description="The remote tool this tool calls.")
+
+
+def tool_out(tool: Tool) -> McpToolOut:
+    return McpToolOut(
+        id=tool.id,
+        name=tool.name,
+        description=tool.description,
+        created_at=tool.created_at,
+        updated_at=tool.updated_at,
+        show_tool_message=tool.show_tool_message,
+        show_assistant_message=tool.show_assistant_message,
+        edit_available=tool.edit_available,
+        portal_available=tool.portal_available,
+        server=McpServerOut.model_validate(tool.server) if tool.server is not None else None,
+        server_id=tool.server_id,
+        parameters=[parameter_out(p) for p in tool.parameters],
+        selected_tools=[mcp_service.remote_name(tool)],
+    )
+
+
+class ConfiguredToolOut(BaseModel):
+    id: int
+    name: str
+    description: str
+
+
+class ServerInfoOut(BaseModel):
+    id: int
+    name: str
+    description: str
+
+
+class ConfiguredToolsOut(BaseModel):
+    success: bool
+    message: str
+    configured_tools: list[ConfiguredToolOut]
+    server_info: ServerInfoOut
+
+
+class ConnectOut(BaseModel):
+    server_name: str
+    connection_successful: bool
+    available_tools_count: int
+    available_tools: list[str]
+    errors: list[str]
+
+
+class RemoteParameterOut(BaseModel):
+    name: str
+    type: str
+    description: str
+    required: bool
+    enum: list[Any] | None
+    properties: dict[str, Any] | None
+    items: dict[str, Any] | None
+
+
+class RemoteToolOut(BaseModel):
+    name: str
+    description: str
+    input_schema: dict[str, Any] | None
+    parameters: list[RemoteParameterOut]
+    already_configured: bool
+
+
+class ConfiguredMarkOut(ConfiguredToolOut):
+    configured: bool = True
+
+
+class RemoteToolsOut(BaseModel):
+    tools: list[RemoteToolOut]
+    configured_tools: list[ConfiguredMarkOut]
+
+
+class SelectionOut(BaseModel):
+    success: bool
+    message: str
+    result_data: dict[str, Any] = Field(
+        description="Remote tool names: created, already_configured / kept, deleted."
+    )
+    tools: list[McpToolOut]
+    server_info: McpServerOut
+
+
+class DeletionOut(BaseModel):
+    success: bool
+    message: str
+    result_data: dict[str, Any]
+
+
+def _remote_out(tool: RemoteTool, configured: set[str]) -> RemoteToolOut:
+    return RemoteToolOut(
+        name=tool.name,
+        description=tool.description,
+        input_schema=tool.input_schema,
+        parameters=[
+            RemoteParameterOut(**p.model_dump())
+            for p in mcp_service.parameters_from_schema(tool.input_schema)
+        ],
+        already_configured=tool.name in configured,
+    )
+
+
+def _names(tools: list[Tool]) -> list[str]:
+    return [mcp_service.remote_name(t) for t in tools]
+
+
+def _selection_out(result: mcp_service.SelectionResult, message: str) -> SelectionOut:
+    return SelectionOut(
+        success=True,
+        message=message,
+        result_data={
+            "created": _names(result.created),
+            "kept": _names(result.kept),
+            "deleted": _names(result.deleted),
+        },
+        tools=[tool_out(t) for t in result.tools],
+        server_info=McpServerOut.model_validate(result.server),
+    )
+
+
+def _counted(count: int, what: str) -> str:
+    return f"{count} {what}" + ("" if count == 1 else "s")
+
+
+# --- servers -----------------------------------------------------------------------------------
+
+
+@router.get("/mcp-servers/", response_model=list[McpServerOut], summary="List all MCP servers")
+async def list_mcp_servers(
+    request: Request, response: Response, session: SessionDep, auth: AuthDep, page: PageDep
+) -> Any:
+    """A plain array; the total is in X-Total-Count, next/prev pages in Link."""
+    result = await mcp_service.list_servers(session, auth.workspace_id, page)
+    set_list_headers(request, response, result)
+    return result.items
+
+
+@router.post(
+    "/mcp-servers/",
+    response_model=McpServerOut,
+    status_code=201,
+    summary="Create a new MCP server",
+    description="The URL must pass the outbound policy (400 otherwise); nothing is called yet.",
+)
+@invalid_is_400
+async def create_mcp_server(
+    request: Request, body: McpServerIn, session: SessionDep, auth: AdminDep
+) -> McpServer:
+    return await mcp_service.create_server(
+        session, auth.workspace_id, body, _runtime(request).policy
+    )
+
+
+@router.get(
+    "/mcp-servers/{id}/",
+    response_model=McpServerOut,
+    summary="Get a specific MCP server",
+    responses=SERVER_NOT_FOUND,
+)
+async def get_mcp_server(id: ServerPathId, session: SessionDep, auth: AuthDep) -> McpServer:
+    return await mcp_service.get_server(session, auth.workspace_id, id)
+
+
+@router.put(
+    "/mcp-servers/{id}/",
+    response_model=McpServerOut,
+    summary="Update an MCP server",
+    description="Replaces the configuration: omitted fields take their defaults. A masked header "
+    "value sent back unchanged keeps the stored value.",
+    responses=SERVER_NOT_FOUND,
+)
+@invalid_is_400
+async def update_mcp_server(
+    request: Request, id: ServerPathId, body: McpServerIn, session: SessionDep, auth: AdminDep
+) -> McpServer:
+    return await mcp_service.update_server(
+        session, auth.workspace_id, id, body.model_dump(), _runtime(request)
+    )
+
+
+@router.patch(
+    "/mcp-servers/{id}/",
+    response_model=McpServerOut,
+    summary="Partially update an MCP server",
+    description="Only the fields sent change; `headers`, when sent, replaces the map.",
+    responses=SERVER_NOT_FOUND,
+)
+@invalid_is_400
+async def partial_update_mcp_server(
+    request: Request, id: ServerPathId, body: McpServerPatch, session: SessionDep, auth: AdminDep
+) -> McpServer:
+    return await mcp_service.update_server(
+        session, auth.workspace_id, id, body.changes(), _runtime(request)
+    )
+
+
+@router.delete(
+    "/mcp-servers/{id}/",
+    status_code=204,
+    summary="Delete an MCP server",
+    description="The server is removed; its tools are deleted too (they leave assistants).",
+    responses=SERVER_NOT_FOUND,
+)
+async def delete_mcp_server(
+    request: Request, id: ServerPathId, session: SessionDep, auth: AdminDep
+) -> Response:
+    await mcp_service.delete_server(session, auth.workspace_id, id, _runtime(request))
+    return Response(status_code=204)
+
+
+@router.get(
+    "/mcp-servers/{server_id}/configured-tools/",
+    response_model=ConfiguredToolsOut,
+    summary="Get configured tools for an MCP server",
+    description="The server's MCP tools, without connecting to it.",
+    responses=SERVER_NOT_FOUND,
+)
+async def get_mcp_server_configured_tools(
+    server_id: ServerId, session: SessionDep, auth: AuthDep
+) -> ConfiguredToolsOut:
+    server = await mcp_service.get_server(session, auth.workspace_id, server_id)
+    tools = await mcp_service.configured_tools(session, auth.workspace_id, server_id)
+    return ConfiguredToolsOut(
+        success=True,
+        message=f"{_counted(len(tools), 'tool')} configured for MCP server {server.id}",
+        configured_tools=[
+            ConfiguredToolOut(id=t.id, name=t.name, description=t.description) for t in tools
+        ],
+        server_info=ServerInfoOut(id=server.id, name=server.name, description=server.description),
+    )
+
+
+@router.get(
+    "/mcp-servers/{server_id}/connect/",
+    response_model=ConnectOut,
+    summary="Connect to an MCP server",
+    description="A connection test: 200 whatever happens, with `errors` saying what failed. "
+    "It lists the remote tools afresh (and refreshes the cached list). An inactive server is "
+    "not called.",
+    responses=SERVER_NOT_FOUND,
+)
+async def connect_mcp_server(
+    request: Request, server_id: ServerId, session: SessionDep, auth: AuthDep
+) -> ConnectOut:
+    report = await mcp_service.connect(session, auth.workspace_id, server_id, _runtime(request))
+    return ConnectOut(
+        server_name=report.server_name,
+        connection_successful=report.connection_successful,
+        available_tools_count=report.available_tools_count,
+        available_tools=report.available_tools,
+        errors=report.errors,
+    )
+
+
+@router.get(
+    "/mcp-servers/{server_id}/tools/",
+    response_model=RemoteToolsOut,
+    summary="List tools for an MCP server",
+    description="The server's remote tools (from the cache unless `refresh=true`), each marked "
+    "`already_configured` when an MCP tool calls it, and the configured tools.",
+    responses=REMOTE,
+)
+async def list_mcp_server_tools(
+    request: Request,
+    server_id: ServerId,
+    session: SessionDep,
+    auth: AuthDep,
+    refresh: Annotated[
+        bool, Query(description="Ask the server again instead of using the cached list.")
+    ] = False,
+) -> RemoteToolsOut:
+    view = await mcp_service.remote_tools(
+        session, auth.workspace_id, server_id, _runtime(request), refresh=refresh
+    )
+    configured = view.configured_names()
+    return RemoteToolsOut(
+        tools=[_remote_out(t, configured) for t in view.remote],
+        configured_tools=[
+            ConfiguredMarkOut(id=t.id, name=t.name, description=t.description)
+            for t in view.configured
+        ],
+    )
+
+
+@router.post(
+    "/mcp-servers/{server_id}/tools/",
+    response_model=SelectionOut,
+    status_code=201,
+    summary="Create tools for an MCP server",
+    description="An MCP tool for each selected remote tool not configured yet; 400 when none "
+    "is selected or one is not offered by the server.",
+    responses=REMOTE,
+)
+@invalid_is_400
+async def create_mcp_server_tools(
+    request: Request,
+    server_id: ServerId,
+    body: ToolSelectionIn,
+    session: SessionDep,
+    auth: AdminDep,
+) -> SelectionOut:
+    result = await mcp_service.create_server_tools(
+        session, auth.workspace_id, server_id, body.selected_tools, _runtime(request)
+    )
+    message = f"Created {_counted(len(result.created), 'tool')}"
+    if result.kept:
+        message += f"; already configured: {', '.join(_names(result.kept))}"
+    return _selection_out(result, message)
+
+
+@router.put(
+    "/mcp-servers/{server_id}/tools/",
+    response_model=SelectionOut,
+    summary="Update tools for an MCP server",
+    description="Makes the server's tools exactly the selection (an empty one removes them "
+    "all): new ones are created, kept ones get the current input schema, others are deleted.",
+    responses=REMOTE,
+)
+@invalid_is_400
+async def update_mcp_server_tools(
+    request: Request,
+    server_id: ServerId,
+    body: ToolSelectionIn,
+    session: SessionDep,
+    auth: AdminDep,
+) -> SelectionOut:
+    result = await mcp_service.sync_server_tools(
+        session, auth.workspace_id, server_id, body.selected_tools, _runtime(request)
+    )
+    message = (
+        f"Created {len(result.created)}, kept {len(result.kept)}, "
+        f"deleted {_counted(len(result.deleted), 'tool')}"
+    )
+    return _selection_out(result, message)
+
+
+@router.delete(
+    "/mcp-servers/{server_id}/tools/",
+    response_model=DeletionOut,
+    summary="Delete tools from an MCP server",
+    description="Deletes every MCP tool of the server (they leave assistants); the server stays.",
+    responses=SERVER_NOT_FOUND,
+)
+async def delete_mcp_server_tools(
+    server_id: ServerId, session: SessionDep, auth: AdminDep
+) -> DeletionOut:
+    result = await mcp_service.delete_server_tools(session, auth.workspace_id, server_id)
+    return DeletionOut(
+        success=True,
+        message=f"Deleted {_counted(len(result.deleted), 'tool')}",
+        result_data={"deleted": _names(result.deleted), "ids": [t.id for t in result.deleted]},
+    )
+
+
+# --- MCP tools ---------------------------------------------------------------------------------
+
+
+@router.get("/mcp-tools/", response_model=list[McpToolOut], summary="List all MCP tools")
+async def list_mcp_tools(
+    request: Request, response: Response, session: SessionDep, auth: AuthDep, page: PageDep
+) -> list[McpToolOut]:
+    """A plain array; the total is in X-Total-Count, next/prev pages in Link."""
+    result = await mcp_service.list_tools(session, auth.workspace_id, page)
+    set_list_headers(request, response, result)
+    return [tool_out(t) for t in result.items]
+
+
+@router.post(
+    "/mcp-tools/",
+    response_model=McpToolOut,
+    status_code=201,
+    summary="Create a new MCP tool",
+    description="One MCP tool per remote tool in `selected_tools`, of the server `server_id` "
+    "(else of a new server described by `server`). The response is the first tool created; "
+    "the ids of all of them are in the X-Created-Ids header.",
+    responses={
+        **REMOTE,
+        409: _error("The server is inactive, or a selected remote tool is already configured."),
+    },
+)
+@invalid_is_400
+async def create_mcp_tool(
+    request: Request, response: Response, body: McpToolIn, session: SessionDep, auth: AdminDep
+) -> McpToolOut:
+    tools = await mcp_service.create_tools(session, auth.workspace_id, body, _runtime(request))
+    response.headers["X-Created-Ids"] = ",".join(str(t.id) for t in tools)
+    return tool_out(tools[0])
+
+
+@router.get(
+    "/mcp-tools/{id}/",
+    response_model=McpToolOut,
+    summary="Get a specific MCP tool",
+    responses=TOOL_NOT_FOUND,
+)
+async def get_mcp_tool(id: ToolPathId, session: SessionDep, auth: AuthDep) -> McpToolOut:
+    return tool_out(await mcp_service.get_tool(session, auth.workspace_id, id))
+
+
+@router.put(
+    "/mcp-tools/{id}/",
+    response_model=McpToolOut,
+    summary="Update an MCP tool",
+    description="Replaces the display settings (name and description default to the remote "
+    "tool's). `server_id` / `server` and `selected_tools` (one name) re-point the tool.",
+    responses={**REMOTE, 404: _error("No such MCP tool in this workspace.")},
+)
+@invalid_is_400
+async def update_mcp_tool(
+    request: Request, id: ToolPathId, body: McpToolIn, session: SessionDep, auth: AdminDep
+) -> McpToolOut:
+    values = {name: getattr(body, name) for name in McpToolIn.model_fields}
+    tool = await mcp_service.update_tool(session, auth.workspace_id, id, values, _runtime(request))
+    return tool_out(tool)
+
+
+@router.patch(
+    "/mcp-tools/{id}/",
+    response_model=McpToolOut,
+    summary="Partially update an MCP tool",
+    responses={**REMOTE, 404: _error("No such MCP tool in this workspace.")},
+)
+@invalid_is_400
+async def partial_update_mcp_tool(
+    request: Request, id: ToolPathId, body: McpToolPatch, session: SessionDep, auth: AdminDep
+) -> McpToolOut:
+    tool = await mcp_service.update_tool(
+        session, auth.workspace_id, id, body.changes(), _runtime(request)
+    )
+    return tool_out(tool)
+
+
+@router.delete(
+    "/mcp-tools/{id}/",
+    status_code=204,
+    summary="Delete an MCP tool",
+    description="The tool leaves every list and assistant; chats that used it stay readable.",
+    responses=TOOL_NOT_FOUND,
+)
+async def delete_mcp_tool(id: ToolPathId, session: SessionDep, auth: AdminDep) -> Response:
+    await mcp_service.delete_tool(session, auth.workspace_id, id)
+    return Response(status_code=204)

@@ -1,0 +1,13 @@
+"""The threads face (seed 001): `/api/chat-…`, UUIDs, snake_case, plain-array lists with `field`
+sparse fieldsets and `o` ordering."""
+
+from fastapi import APIRouter
+
+from chatsvc.api.threads import messages, sessions, settings, stream, threads
+
+router = APIRouter()
+router.include_router(messages.router)
+router.include_router(sessions.router)
+router.include_router(threads.router)
+router.include_router(stream.router)
+router.include_router(settings.router)

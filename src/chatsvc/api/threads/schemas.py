@@ -1,0 +1,182 @@
+"""Wire schemas of the threads face (seed 001: UUIDs, snake_case) and the mappers from the threads
+domain's views to them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from chatsvc.kit.validation import MAX_ID, InputModel
+from chatsvc.threads.schemas import MessageView, SessionView, ThreadView
+
+SeverityName = Literal["none", "low", "medium", "high", "critical"]
+ActionName = Literal["none", "flagged", "redacted", "blocked"]
+
+
+class ChatSessionOut(BaseModel):
+    """A user's chat session: it holds the threads the user makes."""
+
+    uuid: str
+    user: str = Field(description="The user's id on this face (a UUID).")
+    user_username: str
+    user_full_name: str
+    created: datetime
+    modified: datetime = Field(description="When the session last got a new thread.")
+
+
+class ThreadOut(BaseModel):
+    """A thread (a chat of the cognitive face)."""
+
+    uuid: str
+    name: str = Field(description="Titled after the first user message (redacted if needed).")
+    chat_session: str | None = Field(
+        description="The session of the thread's user; null while that user has none (a "
+        "thread made through another face by a user who never opened the threads face)."
+    )
+    flags: list[str] = Field(
+        description='Moderation categories seen in the thread: "pii:<category>" and '
+        '"injection:<category>", sorted.'
+    )
+    is_archived: bool
+    message_count: int = Field(description="Messages shown without include_history.")
+    is_flagged: bool = Field(description="Whether any user message of the thread was flagged.")
+    max_severity: SeverityName = Field(description="The highest severity of its messages.")
+    user_username: str | None
+    user_full_name: str | None
+    created: datetime
+    modified: datetime = Field(description="The thread's last activity.")
+
+
+class ChatMessageOut(BaseModel):
+    """A message of a thread, with its moderation verdict (user messages; others keep none)."""
+
+    uuid: str
+    thread: str
+    role: Literal["user", "assistant", "tool", "system"]
+    content: str = Field(description="As typed (see docs/moderation-policy.md).")
+    sequence_index: int = Field(description="Order in the thread, from 1, gap-free.")
+    replaces: str | None = Field(
+        description="The message an edit or a reload superseded (shown with include_history)."
+    )
+    created: datetime
+    is_flagged: bool
+    severity: SeverityName
+    injection_categories: list[str]
+    pii_categories: list[str]
+    action_taken: ActionName
+
+
+SESSION_FIELDS = tuple(ChatSessionOut.model_fields)
+THREAD_FIELDS = tuple(ThreadOut.model_fields)
+
+
+class ChatRequestIn(InputModel):
+    """A streamed turn (the seed's ChatRequestRequest)."""
+
+    input: Annotated[str, StringConstraints(max_length=200_000)] = Field(
+        description="User input text for the chat model (ignored, may be empty, with reload)."
+    )
+    thread_uuid: uuid.UUID | None = Field(
+        default=None, description="Existing thread UUID. If omitted, a new thread is created."
+    )
+    mode: Literal["reload", "edit"] | None = Field(
+        default=None,
+        description="'reload': replace the last assistant response. 'edit': edit a user message "
+        "and re-stream. Omit for normal new-message behavior.",
+    )
+    edit_message_uuid: uuid.UUID | None = Field(
+        default=None, description="UUID of the user message to edit. Required when mode='edit'."
+    )
+    assistant: Annotated[int, Field(ge=1, le=MAX_ID)] | None = Field(
+        default=None,
+        description="For a new thread only: the assistant's id (default: the workspace's "
+        "default assistant, see GET /api/chat-settings/).",
+    )
+
+
+class ThreadSessionRequest(InputModel):
+    """The body the seed shows on archive and unarchive; accepted and ignored."""
+
+    name: Annotated[str, StringConstraints(max_length=255)] | None = None
+    is_archived: bool | None = None
+
+
+class StreamTurnOut(BaseModel):
+    """The JSON answer of POST /api/chat/stream/ without `Accept: text/event-stream`."""
+
+    thread: ThreadOut
+    user_message: ChatMessageOut = Field(description="The user message the turn answered.")
+    answer: ChatMessageOut | None = Field(description="Its answer (null: none was stored).")
+
+
+class ChatSettingsOut(BaseModel):
+    default_assistant: int | None = Field(
+        description="The assistant of threads started without one; null: the workspace's first "
+        "live assistant."
+    )
+    moderation_policy: dict[str, Any] | None = Field(
+        description="The workspace's moderation policy; null: the default policy."
+    )
+
+
+class ChatSettingsPatch(InputModel):
+    """Only the fields sent change; null resets a field to its default."""
+
+    default_assistant: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
+    moderation_policy: dict[str, Any] | None = None
+
+
+def session_out(view: SessionView) -> dict[str, Any]:
+    return ChatSessionOut.model_validate(
+        {
+            "uuid": view.session.uuid,
+            "user": view.session.user_uuid,
+            "user_username": view.username,
+            "user_full_name": view.full_name,
+            "created": view.session.created_at,
+            "modified": view.session.updated_at,
+        }
+    ).model_dump(mode="json")
+
+
+def thread_out(view: ThreadView) -> dict[str, Any]:
+    chat = view.chat
+    return ThreadOut.model_validate(
+        {
+            "uuid": chat.uuid,
+            "name": chat.title,
+            "chat_session": view.session_uuid,
+            "flags": list(chat.flags),
+            "is_archived": chat.is_archived,
+            "message_count": view.message_count,
+            "is_flagged": chat.is_flagged,
+            "max_severity": view.max_severity,
+            "user_username": view.username,
+            "user_full_name": view.full_name,
+            "created": chat.created_at,
+            "modified": chat.updated_at,
+        }
+    ).model_dump(mode="json")
+
+
+def message_out(view: MessageView) -> dict[str, Any]:
+    message = view.message
+    return ChatMessageOut.model_validate(
+        {
+            "uuid": message.uuid,
+            "thread": view.thread_uuid,
+            "role": message.role,
+            "content": message.content,
+            "sequence_index": message.msg_num,
+            "replaces": view.replaces_uuid,
+            "created": message.created_at,
+            "is_flagged": message.is_flagged,
+            "severity": message.severity,
+            "injection_categories": list(message.injection_categories),
+            "pii_categories": list(message.pii_categories),
+            "action_taken": message.action_taken,
+        }
+    ).model_dump(mode="json")

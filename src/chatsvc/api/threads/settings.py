@@ -1,0 +1,48 @@
+"""Threads face: the workspace's chat settings (not in the seed): the default assistant of new
+threads and the moderation policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatsvc.api.deps import AuthDep
+from chatsvc.api.threads.schemas import ChatSettingsOut, ChatSettingsPatch
+from chatsvc.kit.web import ERROR_RESPONSES, SessionDep, SlashRouter, invalid_is_400
+from chatsvc.threads import service as thread_service
+from chatsvc.threads.service import SettingsView
+
+router = SlashRouter(tags=["chat settings"], responses=ERROR_RESPONSES)
+
+
+def _out(view: SettingsView) -> dict[str, Any]:
+    return {
+        "default_assistant": view.default_assistant_id,
+        "moderation_policy": view.moderation_policy,
+    }
+
+
+@router.get(
+    "/api/chat-settings/",
+    response_model=ChatSettingsOut,
+    summary="The workspace's chat settings",
+    description="The default assistant of threads started without one, and the moderation "
+    "policy (null: the defaults; see docs/moderation-policy.md).",
+)
+async def chat_settings_retrieve(session: SessionDep, auth: AuthDep) -> dict[str, Any]:
+    return _out(await thread_service.chat_settings(session, auth.workspace_id))
+
+
+@router.patch(
+    "/api/chat-settings/",
+    response_model=ChatSettingsOut,
+    summary="Change the workspace's chat settings",
+    description="Admin keys only. Only the fields sent change; null restores a default.",
+)
+@invalid_is_400
+async def chat_settings_update(
+    body: ChatSettingsPatch, session: SessionDep, auth: AuthDep
+) -> dict[str, Any]:
+    changes = body.model_dump(include=body.model_fields_set)
+    if "default_assistant" in changes:
+        changes["default_assistant_id"] = changes.pop("default_assistant")
+    return _out(await thread_service.update_chat_settings(session, auth, changes))

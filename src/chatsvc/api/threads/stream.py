@@ -1,0 +1,218 @@
+"""Threads face: POST /api/chat/stream/, a turn (new thread, new message, reload, edit) answered
+as Server-Sent Events through the shared encoder and resumable with Last-Event-ID, or as JSON.
+
+The stream is the generation's, with the shared event vocabulary; this face adds a first `turn`
+event (the thread and the stored user message, with its moderation verdict) and speaks its own
+ids: `thread` UUIDs instead of chat ids, and messages in this face's shape."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Header, Request, Response
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
+
+from chatsvc.api.deps import AuthDep
+from chatsvc.api.threads.schemas import ChatRequestIn, StreamTurnOut, message_out, thread_out
+from chatsvc.auth.service import AuthContext
+from chatsvc.chats.models import Chat
+from chatsvc.chats.service import Turn
+from chatsvc.generation.runner import GenerationManager
+from chatsvc.generation.streams import raise_for, resumable, resume_point
+from chatsvc.kit.db import unit_of_work
+from chatsvc.kit.errors import FieldError, Invalid, NotFound
+from chatsvc.kit.sse import last_event_id, sse_response, wants_event_stream
+from chatsvc.kit.web import ERROR_RESPONSES, ErrorBody, SlashRouter, invalid_is_400
+from chatsvc.streaming import events
+from chatsvc.streaming.broker import BrokerEntry
+from chatsvc.threads import service as thread_service
+from chatsvc.threads.schemas import Mode
+from chatsvc.threads.service import TurnRequest
+
+router = SlashRouter(tags=["chat stream"], responses=ERROR_RESPONSES)
+#: the first event of a threads stream: {mode, thread, user_message}
+TURN = "turn"
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=255,
+        description="Retrying with the same key re-attaches to the first turn's stream instead "
+        "of sending the message twice (new messages and edits; not reloads).",
+    ),
+]
+SSE_DOC: dict[str, Any] = {
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "description": "With `Accept: text/event-stream`: Server-Sent Events turn, message.created, "
+    "references, delta, tool.call, tool.result, message.completed or error (see "
+    "docs/threads.md). Otherwise JSON once the answer is stored.",
+}
+
+
+def _manager(request: Request) -> GenerationManager:
+    manager: GenerationManager = request.app.state.generations
+    return manager
+
+
+@router.post(
+    "/api/chat/stream/",
+    response_model=StreamTurnOut,
+    summary="Stream",
+    description="Sends `input` to the thread `thread_uuid` (omitted: a new thread in the "
+    "caller's session, with `assistant` or the workspace's default assistant), or with `mode` "
+    "`reload` answers the thread's last user message again, or with `mode` `edit` replaces the "
+    "user message `edit_message_uuid` and everything after it. Superseded messages are kept "
+    "(GET /api/chat-messages/?include_history=true). Every user message passes moderation. "
+    "A stream is resumed by sending the request again with `Last-Event-ID`.",
+    responses={
+        200: SSE_DOC,
+        404: {"model": ErrorBody, "description": "No such thread (or another user's)."},
+        409: {"model": ErrorBody, "description": "An answer is already running in the thread."},
+        502: {"model": ErrorBody, "description": "The generator failed (JSON answers only)."},
+        503: {"model": ErrorBody, "description": "Moderation could not check the message."},
+        504: {"model": ErrorBody, "description": "The generator timed out (JSON answers only)."},
+    },
+)
+@invalid_is_400
+async def chat_stream(
+    request: Request, body: ChatRequestIn, auth: AuthDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    stream = wants_event_stream(request)
+    resume = last_event_id(request) if stream else None
+    if resume is not None:
+        return await _resume(request, auth, body, resume)
+    chat, turn, accepted = await _accept(request, auth, body, idempotency_key)
+    manager = _manager(request)
+    generation_id = turn.generation_id
+    if generation_id is not None and not turn.replayed:
+        # Before the generation starts, so it is the first event of every reader, resumes too.
+        await request.app.state.broker.publish(events.stream_key(generation_id), TURN, accepted)
+        manager.start(chat.id, generation_id, turn.user_msg_num)
+    if stream and generation_id is not None:
+        source = resumable(manager, chat.id, generation_id)
+        return _sse(request, chat, _translated(request, auth, chat, source))
+    if generation_id is not None:
+        raise_for(await manager.wait(chat.id, generation_id))
+    done = await _turn_body(request, auth, chat, turn)
+    if stream:
+        # Answered at once (the thread's end_message): nothing to resume, two events.
+        finished = {"message": done["answer"], "thread": done["thread"]}
+        entries = [
+            BrokerEntry("0", TURN, accepted),
+            BrokerEntry("1", events.MESSAGE_COMPLETED, finished),
+        ]
+        return _sse(request, chat, _replay(entries))
+    return JSONResponse(done)
+
+
+async def _accept(
+    request: Request, auth: AuthContext, body: ChatRequestIn, idempotency_key: str | None
+) -> tuple[Chat, Turn, dict[str, Any]]:
+    """Store the turn and claim the thread in one committed transaction; the `turn` event."""
+    turn_request = TurnRequest(
+        text=body.input,
+        thread_uuid=str(body.thread_uuid) if body.thread_uuid else None,
+        mode=Mode(body.mode) if body.mode else None,
+        edit_message_uuid=str(body.edit_message_uuid) if body.edit_message_uuid else None,
+        assistant_id=body.assistant,
+    )
+    settings = request.app.state.settings
+    try:
+        async with unit_of_work(request.app.state.sessionmaker) as session:
+            chat, turn = await thread_service.start_turn(
+                session,
+                auth,
+                turn_request,
+                idempotency_key=idempotency_key,
+                lease_seconds=settings.generation_lease_seconds,
+            )
+            user, _answer = await thread_service.turn_messages(session, turn)
+            (thread,) = await thread_service.thread_views(session, [chat])
+            accepted = {
+                "mode": body.mode or "message",
+                "thread": thread_out(thread),
+                "user_message": message_out(user),
+            }
+    except Invalid as exc:
+        # The chat service names the text `message`; on this face it is `input`.
+        exc.errors = [
+            FieldError("input", e.message) if e.field == "message" else e for e in exc.errors
+        ]
+        raise
+    return chat, turn, accepted
+
+
+async def _resume(
+    request: Request, auth: AuthContext, body: ChatRequestIn, value: str
+) -> EventSourceResponse:
+    manager = _manager(request)
+    generation_id, after = await resume_point(manager, value)
+    async with request.app.state.sessionmaker() as session:
+        chat = await thread_service.thread_of_generation(session, auth, generation_id)
+    if body.thread_uuid is not None and str(body.thread_uuid) != chat.uuid:
+        raise NotFound(
+            f"No stream {generation_id} in thread {body.thread_uuid}.", code="stream_not_found"
+        )
+    source = resumable(manager, chat.id, generation_id, after)
+    return _sse(request, chat, _translated(request, auth, chat, source))
+
+
+def _sse(request: Request, chat: Chat, entries: AsyncIterator[BrokerEntry]) -> EventSourceResponse:
+    return sse_response(
+        entries,
+        ping_seconds=request.app.state.settings.sse_ping_seconds,
+        headers={"X-Thread-Uuid": chat.uuid},
+    )
+
+
+async def _replay(entries: list[BrokerEntry]) -> AsyncIterator[BrokerEntry]:
+    for entry in entries:
+        yield entry
+
+
+async def _translated(
+    request: Request, auth: AuthContext, chat: Chat, source: AsyncIterator[BrokerEntry]
+) -> AsyncIterator[BrokerEntry]:
+    """The generation's events in this face's terms: thread UUIDs, messages in its shape."""
+    try:
+        async for entry in source:
+            yield BrokerEntry(entry.id, entry.event, await _data(request, auth, chat, entry))
+    finally:
+        aclose = getattr(source, "aclose", None)  # stop following the broker at once
+        if aclose is not None:
+            await aclose()
+
+
+async def _data(
+    request: Request, auth: AuthContext, chat: Chat, entry: BrokerEntry
+) -> dict[str, Any]:
+    data = entry.data
+    if entry.event == events.MESSAGE_CREATED:
+        return {
+            "thread": chat.uuid,
+            "generation_id": data.get("generation_id"),
+            "role": data.get("role"),
+        }
+    if entry.event == events.ERROR:
+        return {**{k: v for k, v in data.items() if k != "chat_id"}, "thread": chat.uuid}
+    if entry.event in (events.MESSAGE_COMPLETED, events.TOOL_RESULT) and "message" in data:
+        async with request.app.state.sessionmaker() as session:
+            (message,) = await thread_service.messages_by_id(session, [data["message"]["id"]])
+            translated = {**data, "message": message_out(message)}
+            if entry.event == events.MESSAGE_COMPLETED:
+                thread = await thread_service.get_thread(session, auth, chat.uuid, fresh=True)
+                translated = {"message": translated["message"], "thread": thread_out(thread)}
+        return translated
+    return data
+
+
+async def _turn_body(request: Request, auth: AuthContext, chat: Chat, turn: Turn) -> dict[str, Any]:
+    async with request.app.state.sessionmaker() as session:
+        user, answer = await thread_service.turn_messages(session, turn)
+        thread = await thread_service.get_thread(session, auth, chat.uuid, fresh=True)
+    return {
+        "thread": thread_out(thread),
+        "user_message": message_out(user),
+        "answer": message_out(answer) if answer is not None else None,
+    }
