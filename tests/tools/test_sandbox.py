@@ -331,6 +331,24 @@ async def test_a_builtin_that_ignores_the_interrupt_is_killed(pool: ScriptPool) 
     assert (await pool.run("'replaced'", {})).value == "replaced"
 
 
+async def test_a_starved_worker_is_not_killed_for_being_slow() -> None:
+    # A stopped worker uses no CPU, as one starved on a busy machine: past the parent's
+    # wall-clock look it is left alone, and its answer counts when it comes.
+    pool = ScriptPool(workers=1, timeout_seconds=0.5)
+    try:
+        running = asyncio.create_task(
+            pool.run("function main(args) { return args.n * 2; }", {"n": 21})
+        )
+        [pid] = await busy_pids(pool)
+        os.kill(pid, signal.SIGSTOP)
+        await asyncio.sleep(pool.deadlines.look + 0.5)
+        os.kill(pid, signal.SIGCONT)
+        assert await running == ScriptOutcome(ok=True, value=42)
+        assert pool.pids == [pid]
+    finally:
+        await pool.close()
+
+
 async def test_a_worker_killed_mid_run_is_replaced(pool: ScriptPool) -> None:
     running = asyncio.create_task(pool.run("while (true) {}", {}))
     [pid] = await busy_pids(pool)
@@ -339,6 +357,21 @@ async def test_a_worker_killed_mid_run_is_replaced(pool: ScriptPool) -> None:
     assert outcome == ScriptOutcome(ok=False, error=f"{DIED_ERROR} (killed by SIGKILL)")
     after = await pool.run("console.log('Hello World');", {})
     assert after.value == "Hello World"
+    assert pid not in pool.pids
+
+
+async def test_a_worker_killed_while_idle_does_not_fail_the_next_call(pool: ScriptPool) -> None:
+    await pool.run("1", {})
+    [pid] = pool.pids
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(10_000):  # until the kernel and then the event loop have seen it exit
+        if not alive(pid):
+            break
+        await asyncio.sleep(0.001)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    outcome = await pool.run("console.log('Hello World');", {})
+    assert outcome.value == "Hello World"
     assert pid not in pool.pids
 
 

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import shutil
 import signal
@@ -45,10 +46,13 @@ DIED_ERROR = "the script worker died"
 TIME_LIMIT_ERROR = "the script ran longer than its time limit ({seconds:g} s) and was stopped"
 
 WORKER_PATH = Path(__file__).with_name("sandbox_worker.py")
-#: QuickJS stops a run at its CPU time limit; the parent kills a worker whose reply has not come
-#: after twice that limit plus this margin of wall-clock time (room for a busy machine)
+#: QuickJS stops a run at its CPU time limit. The parent looks again at a worker whose reply has
+#: not come after twice that limit plus this margin of wall-clock time, and kills it once it has
+#: used the limit plus this margin of CPU time (QuickJS did not stop it), or when it has been
+#: silent for the hang limit (a starved worker on a busy machine is not killed for being slow)
 KILL_MARGIN_SECONDS = 1.0
 START_TIMEOUT_SECONDS = 10.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -68,6 +72,16 @@ class ScriptOutcome:
     logs: list[str] = field(default_factory=list)
     #: why it failed, in words (when not ok)
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Deadlines:
+    #: wall-clock seconds after which a silent worker is first looked at (then every 0.25 s)
+    look: float
+    #: CPU seconds of one request that get a silent worker killed
+    cpu: float
+    #: wall-clock seconds after which a silent worker is killed whatever its CPU time
+    hang: float
 
 
 class _NoAnswer(Exception):
@@ -93,21 +107,44 @@ class _Worker:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
 
-    async def ask(self, request: dict[str, Any], seconds: float) -> dict[str, Any]:
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the process so far (Linux /proc), None if unknown."""
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        except (OSError, IndexError, ValueError):
+            return None
+
+    async def ask(self, request: dict[str, Any], limits: _Deadlines) -> dict[str, Any]:
         process = self.process
         assert process.stdin is not None and process.stdout is not None
         payload = json.dumps(request).encode() + b"\n"
+        cpu_before = self.cpu_seconds()
+        reading: asyncio.Task[bytes] | None = None
         try:
-            async with asyncio.timeout(seconds):
+            async with asyncio.timeout(limits.hang):
                 process.stdin.write(payload)
                 await process.stdin.drain()
-                line = await process.stdout.readline()
+                reading = asyncio.ensure_future(process.stdout.readline())
+                wait = limits.look
+                while not (await asyncio.wait({reading}, timeout=wait))[0]:
+                    cpu_now = self.cpu_seconds()
+                    if cpu_before is None or cpu_now is None:
+                        raise TimeoutError  # no CPU figure: the wall clock decides alone
+                    if cpu_now - cpu_before >= limits.cpu:
+                        raise TimeoutError
+                    wait = 0.25
+                line = reading.result()
         except TimeoutError:
             raise _NoAnswer("") from None  # the caller words it: it knows what was asked
         except (BrokenPipeError, ConnectionResetError):
             line = b""
         except ValueError:  # a line over the reader's limit
             raise _NoAnswer("the script worker sent a reply that is too large") from None
+        finally:
+            if reading is not None and not reading.done():
+                reading.cancel()
         if not line:
             raise _NoAnswer(await self._death())
         try:
@@ -171,9 +208,13 @@ class ScriptPool:
         )
 
     @property
-    def kill_after_seconds(self) -> float:
-        """The wall-clock deadline of one request, after which its worker is killed."""
-        return 2 * self.timeout_seconds + KILL_MARGIN_SECONDS
+    def deadlines(self) -> _Deadlines:
+        """When the parent looks at a silent worker, and what gets it killed."""
+        return _Deadlines(
+            look=2 * self.timeout_seconds + KILL_MARGIN_SECONDS,
+            cpu=self.timeout_seconds + KILL_MARGIN_SECONDS,
+            hang=10 * self.timeout_seconds + 10.0,
+        )
 
     @property
     def pids(self) -> list[int]:
@@ -264,10 +305,10 @@ class ScriptPool:
         worker: _Worker | None = None
         reusable = False
         try:
-            worker = self._idle.pop() if self._idle else await self._spawn()
+            worker = self._take_idle() or await self._spawn()
             self._busy.add(worker)
             try:
-                reply = await worker.ask(request, self.kill_after_seconds)
+                reply = await worker.ask(request, self.deadlines)
             except _NoAnswer as exc:
                 if exc.message and "SIGXCPU" not in exc.message:
                     logger.warning("script worker %s: %s", worker.pid, exc.message)
@@ -285,6 +326,16 @@ class ScriptPool:
                     self._retire(worker)
             slots.release()
 
+    def _take_idle(self) -> _Worker | None:
+        """An idle worker still alive (one killed while idle is retired, not handed out)."""
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.process.returncode is None:
+                return worker
+            logger.warning("idle script worker %s had exited and is replaced", worker.pid)
+            self._retire(worker)
+        return None
+
     async def _spawn(self) -> _Worker:
         if self._workdir is None:
             self._workdir = tempfile.mkdtemp(prefix="chatsvc-scripts-")
@@ -298,19 +349,24 @@ class ScriptPool:
         )
         # Isolated mode and an empty environment: the worker sees no setting and no secret
         # of the service; its own session keeps a terminal's Ctrl-C for the parent.
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            str(WORKER_PATH),
-            limits,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            cwd=self._workdir,
-            env={},
-            start_new_session=True,
-            limit=10 * self.max_output_bytes + 1024 * 1024,
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                str(WORKER_PATH),
+                limits,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                cwd=self._workdir,
+                env={},
+                start_new_session=True,
+                # a reply holds at most the result and the logs, each capped, JSON-escaped
+                limit=10 * self.max_output_bytes + 1024 * 1024,
+            )
+        except OSError as exc:
+            logger.error("a script worker could not be started: %s", exc)
+            raise _NoAnswer("the script worker could not start") from None
         self._processes.add(process)
         worker = _Worker(process)
         ready = False
