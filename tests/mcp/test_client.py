@@ -363,3 +363,22 @@ def test_endpoint_digest_changes_with_every_setting() -> None:
         McpEndpoint("https://b.example/mcp").digest(),
     }
     assert len(digests) == 7
+
+
+async def test_a_key_in_the_url_stays_out_of_logs_and_errors(
+    client: McpClient, fake: FakeMcp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="httpx2")
+    caplog.set_level("INFO")
+    endpoint = McpEndpoint(f"{fake.url}?key=Q-S3CRET")
+    assert (await client.call_tool(endpoint, "echo", {"text": "ok"})).text == "ok"
+    assert fake.requests[0].path == "/mcp"
+    assert "HTTP Request: POST" in caplog.text  # httpx2 logged the requests ...
+    assert f"http://127.0.0.1:{fake.port}" in caplog.text
+    # ... without the path or query
+    with pytest.raises(UpstreamError) as caught:
+        await client.list_tools(1, McpEndpoint(f"{fake.base_url}/k-P4TH-S3CRET/mcp"))
+    assert "HTTP 404" in caught.value.message
+    for secret in ("Q-S3CRET", "P4TH-S3CRET"):
+        assert secret not in caplog.text
+        assert secret not in caught.value.message

@@ -16,7 +16,8 @@ CONTRACT (the tool runtime and the MCP endpoints use only this):
 How a connection is made (docs/mcp.md): one MCP session per operation, opened through a
 guarded httpx2 client, closed at its end. Streamable HTTP is tried first; when the server
 answers its POST with a 4xx other than 401/403/407/429 (an HTTP+SSE server answers 404 or 405),
-the same URL is tried with the SSE transport, and that choice is remembered per URL.
+the same URL is tried with the SSE transport, and that choice is remembered per URL (and
+protocol_version), as is a modern server's discover result (the next session adopts it, no probe).
 `protocol_version` "2024-11-05" (the HTTP+SSE revision) goes to SSE at once; a handshake-era
 revision forces the initialize handshake; a modern revision is adopted without a probe.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -59,6 +61,27 @@ from chatsvc.kit.outbound import (
 )
 
 logger = logging.getLogger("chatsvc.mcp")
+_URL: Final = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+""")
+
+
+def _origins_only(text: str) -> str:
+    """`text` with every URL cut to scheme://host:port: a workspace's MCP URL may carry a key
+    in its path or query (some hosted servers put it there), and SSE session URLs do."""
+    return _URL.sub(lambda match: describe_url(match.group(0).rstrip(".,;)")), text)
+
+
+class _OriginOnlyLog(logging.Filter):
+    """httpx2 (used here only by the MCP SDK) logs each request's full URL at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 2:
+            args = list(record.args)
+            args[1] = _origins_only(str(args[1]))
+            record.args = tuple(args)
+        return True
+
+
+logging.getLogger("httpx2").addFilter(_OriginOnlyLog())
 T = TypeVar("T")
 S = TypeVar("S")
 
@@ -83,6 +106,10 @@ class McpEndpoint:
     protocol_version: str = ""
     client_name: str = ""
     client_version: str = ""
+
+    def where(self) -> tuple[str, str]:
+        """What decides how a server is reached: its URL and the protocol revision asked for."""
+        return (self.url, self.protocol_version)
 
     def digest(self) -> str:
         """One value for everything that decides what the server answers (resolved header
@@ -176,7 +203,7 @@ class McpClient:
         self._clock = clock
         self._cache: OrderedDict[tuple[int, str], _Cached] = OrderedDict()
         self._locks: dict[tuple[int, str], anyio.Lock] = {}
-        self._remembered: OrderedDict[str, _Remembered] = OrderedDict()
+        self._remembered: OrderedDict[tuple[str, str], _Remembered] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> McpClient:
@@ -219,6 +246,7 @@ class McpClient:
             try:
                 result = await client.call_tool(name, arguments)
             except MCPError as exc:
+                self._remembered.pop(endpoint.where(), None)  # probe again next time
                 if seen.status is not None:
                     raise  # an HTTP failure the SDK dressed as a JSON-RPC error
                 # The server answered the call with a JSON-RPC error: the model's to see.
@@ -286,12 +314,15 @@ class McpClient:
                     scope.deadline = self._deadline(self.connect_timeout_seconds)
         except Exception as exc:
             if outcome:  # the goodbye failed; the answer stands
-                logger.info("closing the MCP session with %s failed: %r", origin, exc)
+                detail = _describe(list(_leaves(exc)))
+                logger.info("closing the MCP session with %s failed: %s", origin, detail)
                 return outcome[0]
+            self._remembered.pop(endpoint.where(), None)  # probe again next time
             if not scope.cancel_called:
                 raise self._failure(exc, origin, phase, seen) from None
         if outcome:
             return outcome[0]
+        self._remembered.pop(endpoint.where(), None)
         limit = self.connect_timeout_seconds if phase == "connecting" else self.call_timeout_seconds
         message = f"MCP server {origin} did not respond within {limit:g} s while {phase}"
         logger.warning("%s", message)
@@ -301,7 +332,7 @@ class McpClient:
         return anyio.current_time() + seconds
 
     async def _open(self, stack: AsyncExitStack, endpoint: McpEndpoint, seen: _HttpSeen) -> Client:
-        remembered = self._remembered.get(endpoint.url)
+        remembered = self._remembered.get(endpoint.where())
         version = endpoint.protocol_version
         first: Transport = "streamable_http"
         if version == SSE_PROTOCOL_VERSION or (remembered and remembered.transport == "sse"):
@@ -311,7 +342,7 @@ class McpClient:
                 self._client(first, endpoint, seen, remembered)
             )
         except Exception:
-            self._remembered.pop(endpoint.url, None)
+            self._remembered.pop(endpoint.where(), None)
             fallback = first == "streamable_http" and version not in MODERN_PROTOCOL_VERSIONS
             if not (fallback and seen.suggests_sse()):
                 raise
@@ -324,7 +355,7 @@ class McpClient:
                 seen.status, seen.reason, seen.location = refused
                 raise
             first = "sse"
-        self._remember(endpoint.url, first, client)
+        self._remember(endpoint.where(), first, client)
         return client
 
     def _client(
@@ -392,10 +423,10 @@ class McpClient:
 
         return make
 
-    def _remember(self, url: str, transport: Transport, client: Client) -> None:
+    def _remember(self, where: tuple[str, str], transport: Transport, client: Client) -> None:
         discover = client.session.discover_result
-        self._remembered[url] = _Remembered(transport, discover)
-        self._remembered.move_to_end(url)
+        self._remembered[where] = _Remembered(transport, discover)
+        self._remembered.move_to_end(where)
         while len(self._remembered) > _MAX_REMEMBERED:
             self._remembered.popitem(last=False)
 
@@ -484,15 +515,18 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _describe(leaves: list[BaseException]) -> str:
+    """The most telling failure among `leaves`, its URLs cut to their origin."""
+    chosen: str | None = None
     for leaf in leaves:
-        if isinstance(leaf, MCPError):
-            text = f"{leaf.message} (MCP error {leaf.code})"
+        if isinstance(leaf, httpx2.HTTPStatusError):
+            response = leaf.response
+            chosen = f"HTTP {response.status_code} {response.reason_phrase}"
+        elif isinstance(leaf, MCPError):
+            chosen = f"{leaf.message} (MCP error {leaf.code})"
         elif isinstance(leaf, httpx2.HTTPError):
-            text = f"{type(leaf).__name__}: {leaf}"
-        else:
-            continue
-        return text[:_DETAIL_CHARS]
-    if leaves:
-        leaf = leaves[0]
-        return f"{type(leaf).__name__}: {leaf}"[:_DETAIL_CHARS]
-    return "unknown error"
+            chosen = f"{type(leaf).__name__}: {leaf}"
+        if chosen is not None:
+            break
+    if chosen is None:
+        chosen = f"{type(leaves[0]).__name__}: {leaves[0]}" if leaves else "unknown error"
+    return _origins_only(chosen)[:_DETAIL_CHARS]
