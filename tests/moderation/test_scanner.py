@@ -5,7 +5,7 @@ and thread aggregation."""
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Iterator
 
 import pytest
 from pydantic import ValidationError
@@ -21,7 +21,8 @@ from chatsvc.moderation import (
     scan,
 )
 from chatsvc.moderation.normalise import DecodeLimits, injection_views, normalise
-from chatsvc.moderation.rules import RULES, Pattern
+from chatsvc.moderation.rules import RULES
+from chatsvc.moderation.search import Vocabulary
 
 CARD = "4111 1111 1111 1111"
 EMAIL = "jane.doe@example.com"
@@ -191,17 +192,16 @@ def test_no_raw_pii_in_findings_or_repr() -> None:
 # --- fail closed -------------------------------------------------------------------------------
 
 
-class Exploding(Pattern):
-    def match_at(self, text: str, at: int) -> re.Match[str] | None:
+class Exploding(Rule):
+    """A rule with a bug: it raises on any message (and its error quotes the message)."""
+
+    def finditer(
+        self, text: str, vocabulary: Vocabulary | None = None
+    ) -> Iterator[tuple[int, int]]:
         raise RuntimeError(f"boom on {text!r}")
 
 
-EXPLODING = Rule(
-    "test.exploding",
-    "instruction_override",
-    Severity.LOW,
-    (Exploding(("weather",), re.compile("weather")),),
-)
+EXPLODING = Exploding("test.exploding", "instruction_override", Severity.LOW, (), target="original")
 
 
 def test_a_failing_rule_fails_closed(caplog: pytest.LogCaptureFixture) -> None:
@@ -280,3 +280,29 @@ def test_threads_aggregate_flags_and_max_severity() -> None:
     assert max_severity(v.severity for v in verdicts) is Severity.HIGH  # the card
     assert max_severity([]) is Severity.NONE
     assert max_severity(["low", "medium"]) is Severity.MEDIUM  # stored strings work too
+
+
+def test_exhausting_the_rule_budget_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # padding made of words that start rules, to push an injection past what is checked
+    from chatsvc.moderation import scanner
+
+    monkeypatch.setattr(scanner, "MAX_RULE_ATTEMPTS", 100)
+    verdict = scan("you " * 200 + "a normal question")
+    assert verdict.limits_reached == ["rule_attempts"]
+    assert verdict.injection_categories == ["scan_incomplete"]
+    assert verdict.action_taken is Action.BLOCKED
+    assert verdict.block_message is not None and "exceed what the scanner can check" in (
+        verdict.block_message
+    )
+
+
+def test_numeric_candidates_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chatsvc.moderation import pii
+
+    monkeypatch.setattr(pii, "MAX_NUMERIC_CANDIDATES", 3)
+    text = "call +44 20 7946 0958, +44 20 7946 0959, +44 20 7946 0960 or +44 20 7946 0961"
+    verdict = scan(text)
+    assert verdict.limits_reached == ["numeric_candidates"]
+    assert verdict.redacted_text == "call [PHONE], [PHONE], [PHONE] or +44 20 7946 0961"
+    assert verdict.injection_categories == ["scan_incomplete"]  # said, with a low severity
+    assert [f.severity for f in verdict.findings if f.kind == "injection"] == [Severity.LOW]

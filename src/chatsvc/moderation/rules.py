@@ -11,7 +11,7 @@ Change RULES_VERSION whenever a rule is added, removed or changed: stored verdic
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -89,27 +89,77 @@ class Rule:
         return not (self.not_after and self.not_after.search(text, max(0, start - 16), start))
 
 
-def find_all(
-    rules: Sequence[Rule], text: str, vocabulary: Vocabulary | None = None
-) -> Iterator[tuple[Rule, int, int]]:
-    """Every match of the view rules in `text`, as (rule, start, end), in no particular order:
-    each start literal is searched for once, however many patterns begin with it."""
-    by_literal: dict[str, list[tuple[Rule, Pattern]]] = {}
-    for rule in rules:
-        if rule.target == "views":
-            for pattern in rule.patterns:
-                for literal in pattern.starts:
-                    by_literal.setdefault(literal, []).append((rule, pattern))
-    for literal, users in by_literal.items():
-        if vocabulary is not None and not vocabulary.may_contain(literal):
-            continue
-        at = text.find(literal)
-        while at != -1:
-            for rule, pattern in users:
-                match = pattern.match_at(text, at)
-                if match and rule.accepts(text, at):
-                    yield rule, at, match.end()
-            at = text.find(literal, at + 1)
+@dataclass
+class Attempts:
+    """How many more pattern attempts a message may cost (shared by all its views)."""
+
+    left: int
+
+    @property
+    def exhausted(self) -> bool:
+        return self.left < 0
+
+
+class RuleSet:
+    """Rules indexed by their start literals, built once: a view is then searched for each literal
+    that starts one of its words (or, for literals with punctuation, occurs in it) and nothing
+    else, and each occurrence is tried against every pattern that starts with that literal."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = tuple(rules)
+        self.original = tuple(r for r in self.rules if r.target == "original")
+        self._users: dict[str, list[tuple[Rule, Pattern]]] = {}
+        for rule in self.rules:
+            if rule.target == "views":
+                for pattern in rule.patterns:
+                    for literal in pattern.starts:
+                        self._users.setdefault(literal, []).append((rule, pattern))
+        #: word literals by their first two characters; the others are looked for as substrings
+        self._by_head: dict[str, list[str]] = {}
+        self._others: list[str] = []
+        for literal in self._users:
+            if literal.isalnum():
+                self._by_head.setdefault(literal[:2], []).append(literal)
+            else:
+                self._others.append(literal)
+
+    def _present(self, text: str, vocabulary: Vocabulary | None) -> Iterable[str]:
+        if vocabulary is None:
+            return self._users
+        found = {other for other in self._others if other in text}
+        for word in vocabulary.words:
+            for literal in self._by_head.get(word[:2], ()):
+                if word.startswith(literal):
+                    found.add(literal)
+        return found
+
+    def find_all(
+        self, text: str, vocabulary: Vocabulary | None = None, attempts: Attempts | None = None
+    ) -> Iterator[tuple[Rule, int, int]]:
+        """Every match of the view rules in `text`, as (rule, start, end), in no set order; stops
+        when `attempts` runs out."""
+        for literal in self._present(text, vocabulary):
+            users = self._users[literal]
+            cost = len(users)
+            at = text.find(literal)
+            while at != -1:
+                if attempts is not None:
+                    attempts.left -= cost
+                    if attempts.left < 0:
+                        return
+                for rule, pattern in users:
+                    # inlined Pattern.match_at and Rule.accepts: this loop is the scanner's hot path
+                    match = pattern.regex.match(text, at)
+                    if (
+                        match
+                        and (not pattern.after or pattern.after.search(text, max(0, at - 16), at))
+                        and (
+                            not rule.not_after
+                            or not rule.not_after.search(text, max(0, at - 16), at)
+                        )
+                    ):
+                        yield rule, at, match.end()
+                at = text.find(literal, at + 1)
 
 
 def anchored(
@@ -713,3 +763,5 @@ RULES: tuple[Rule, ...] = (
         target="original",
     ),
 )
+
+DEFAULT_RULESET = RuleSet(RULES)

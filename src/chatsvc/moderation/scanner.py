@@ -21,7 +21,15 @@ from chatsvc.moderation.policy import (
     Severity,
     max_severity,
 )
-from chatsvc.moderation.rules import CATEGORIES, RULES, RULES_VERSION, Rule, find_all
+from chatsvc.moderation.rules import (
+    CATEGORIES,
+    DEFAULT_RULESET,
+    RULES,
+    RULES_VERSION,
+    Attempts,
+    Rule,
+    RuleSet,
+)
 
 logger = logging.getLogger("chatsvc.moderation")
 
@@ -29,6 +37,14 @@ logger = logging.getLogger("chatsvc.moderation")
 MAX_FINDINGS = 1000
 #: Matches of one injection rule that are listed (the first is enough to decide).
 MAX_MATCHES_PER_RULE = 20
+#: Pattern attempts per message, all views together. A 1 MB chat log needs about 150,000 and 1 MB
+#: of nothing but rule words about 220,000; only text built to exhaust the scanner (one word that
+#: starts many rules, repeated) gets past this.
+MAX_RULE_ATTEMPTS = 1_000_000
+#: The severity of an incomplete scan, by the budget that ran out: text that exhausts the rule
+#: attempts was made to (it could hide an injection behind padding), so it blocks by default;
+#: the other budgets are reached by large but ordinary pastes, and only flag.
+LIMIT_SEVERITY = {"rule_attempts": Severity.HIGH}
 
 #: How bad a piece of PII is when it reaches a model or a log.
 PII_SEVERITY = {
@@ -145,16 +161,19 @@ def scan(
 
     views, decode_limits = norm.injection_views(n)
     limits += decode_limits
-    findings += [
-        f for f in _injection_findings(rules, n, views) if policy.injection_kept(f.severity)
-    ]
+    ruleset = DEFAULT_RULESET if rules is RULES else RuleSet(rules)
+    attempts = Attempts(MAX_RULE_ATTEMPTS)
+    injections = _injection_findings(ruleset, n, views, attempts)
+    findings += [f for f in injections if policy.injection_kept(f.severity)]
+    if attempts.exhausted:
+        limits.append("rule_attempts")
     if limits:
         incomplete = Finding(
             kind="injection",
             category="scan_incomplete",
             start=0,
             end=len(text),
-            severity=Severity.LOW,
+            severity=max_severity(LIMIT_SEVERITY.get(limit, Severity.LOW) for limit in limits),
             rule_id="limit." + ",".join(limits),
         )
         if policy.injection_kept(incomplete.severity):
@@ -212,7 +231,7 @@ def guard(
 
 
 def _injection_findings(
-    rules: Sequence[Rule], n: norm.Normalised, views: list[norm.View]
+    ruleset: RuleSet, n: norm.Normalised, views: list[norm.View], attempts: Attempts
 ) -> list[Finding]:
     found: dict[tuple[str, int, int], Finding] = {}  # one per rule and span, the first view wins
     per_rule: dict[str, int] = {}
@@ -223,12 +242,11 @@ def _injection_findings(
             found[key] = _finding(rule, start, end, via)
             per_rule[rule.id] = per_rule.get(rule.id, 0) + 1
 
-    for rule in rules:
-        if rule.target == "original":
-            for start, end in rule.finditer(n.original):
-                add(rule, start, end, "text")
+    for rule in ruleset.original:
+        for start, end in rule.finditer(n.original):
+            add(rule, start, end, "text")
     for view in views:
-        for rule, vstart, vend in find_all(rules, view.text, view.vocabulary):
+        for rule, vstart, vend in ruleset.find_all(view.text, view.vocabulary, attempts):
             start, end = view.origin(vstart, vend)
             via = view.via
             # hidden characters inside the match, or wrapping it (bidi overrides)

@@ -20,6 +20,8 @@ def windows(text: str, triggers: Sequence[str], reach: int) -> list[tuple[int, i
     """Merged spans of `text` within `reach` characters of a trigger occurrence."""
     if not triggers:
         return [(0, len(text))]
+    if len(text) <= reach:  # one window would cover it all: only ask whether a trigger occurs
+        return [(0, len(text))] if any(t in text for t in triggers) else []
     spans: list[tuple[int, int]] = []
     for trigger in triggers:
         at = text.find(trigger)
@@ -78,30 +80,30 @@ class Vocabulary:
     """The distinct words of a text, sorted, to tell at little cost whether any word starts with a
     literal, before paying for a `str.find` pass over the whole text."""
 
-    __slots__ = ("_answers", "_text", "_words")
+    __slots__ = ("_answers", "text", "words")
 
     def __init__(self, text: str, words: Iterable[str] | None = None) -> None:
-        self._text = text
+        self.text = text
         if words is None:
             if text.isascii():
                 raw = set(text.encode().translate(_ASCII_SPLIT).split())
                 words = (w.decode() for w in raw)
             else:
                 words = set(text.translate(_split_table()).split())
-        self._words = sorted(set(words))
+        self.words = sorted(set(words))
         self._answers: dict[str, bool] = {}
 
     def translated(self, text: str, table: dict[int, int]) -> Vocabulary:
         """The vocabulary of `text`, which is this text through a letter-for-letter table."""
-        return Vocabulary(text, (w.translate(table) for w in self._words))
+        return Vocabulary(text, (w.translate(table) for w in self.words))
 
     def may_contain(self, literal: str) -> bool:
         answer = self._answers.get(literal)
         if answer is None:
             if literal.isalnum():
-                at = bisect_left(self._words, literal)
-                answer = at < len(self._words) and self._words[at].startswith(literal)
+                at = bisect_left(self.words, literal)
+                answer = at < len(self.words) and self.words[at].startswith(literal)
             else:
-                answer = literal in self._text
+                answer = literal in self.text
             self._answers[literal] = answer
         return answer
