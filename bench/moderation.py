@@ -2,7 +2,9 @@
 """Benchmark: throughput of the moderation scanner (chatsvc.moderation.scan, default policy) on
 typical chat messages (100-500 characters, a few with PII or an injection) and on 1 MB messages:
 realistic text, text dense with rule trigger words, numbers, non-Latin scripts, and inputs built to
-hit the scanner's budgets. Usage: python bench/moderation.py [--messages 5000] [--repeat 3]"""
+hit the scanner's budgets (adversarial).
+
+Usage: python bench/moderation.py [--messages 5000] [--repeat 3]"""
 
 from __future__ import annotations
 
@@ -108,7 +110,19 @@ def large_inputs(rng: random.Random) -> dict[str, str]:
         "1 MB base64 of text": megabyte(
             lambda: base64.b64encode(" ".join(rng.choices(words, k=20)).encode()).decode()
         ),
+    }
+
+
+def adversarial_inputs() -> dict[str, str]:
+    """Inputs built against the scanner's design: the worst cases its budgets bound."""
+    return {
         "1 MB one digit run": "7" * 1_000_000,
+        "1 MB 'you ' repeated": "you " * 250_000,
+        "1 MB 'ignore ' repeated": "ignore " * 142_858,
+        "1 MB '<|' repeated": "<|" * 500_000,
+        "1 MB '1 ' repeated": "1 " * 500_000,
+        "1 MB '4111-' repeated": "4111-" * 200_000,
+        "1 MB 'a@' repeated": "a@" * 500_000,
     }
 
 
@@ -159,14 +173,15 @@ def main() -> None:
     )
     print("actions over all rounds:", ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
 
-    print(f"\n{'1 MB input':<36} {'best s':>7} {'MB/s':>6}  verdict")
-    for label, text in large_inputs(rng).items():
-        seconds, verdict = timed(text, args.repeat)
-        size = len(text.encode()) / 1e6
-        detail = f"{verdict.action_taken.value}, {len(verdict.findings)} findings"
-        if verdict.limits_reached:
-            detail += f", limits: {','.join(verdict.limits_reached)}"
-        print(f"{label:<36} {seconds:>7.3f} {size / seconds:>6.2f}  {detail}")
+    for title, inputs in (("1 MB input", large_inputs(rng)), ("adversarial", adversarial_inputs())):
+        print(f"\n{title:<36} {'best s':>7} {'MB/s':>6}  verdict")
+        for label, text in inputs.items():
+            seconds, verdict = timed(text, args.repeat)
+            size = len(text.encode()) / 1e6
+            detail = f"{verdict.action_taken.value}, {len(verdict.findings)} findings"
+            if verdict.limits_reached:
+                detail += f", limits: {','.join(verdict.limits_reached)}"
+            print(f"{label:<36} {seconds:>7.3f} {size / seconds:>6.2f}  {detail}")
     sys.stdout.flush()
 
 
