@@ -172,8 +172,10 @@ class FakeMcp:
         """How many JSON-RPC requests of `method` arrived (tools/list, tools/call, ...)."""
         return sum(r.rpc_methods.count(method) for r in self.requests)
 
-    def add_tool(self, fn: Callable[..., Any], name: str | None = None) -> None:
-        self.mcp.add_tool(fn, name=name)
+    def add_tool(
+        self, fn: Callable[..., Any], name: str | None = None, description: str | None = None
+    ) -> None:
+        self.mcp.add_tool(fn, name=name, description=description)
 
     def remove_tool(self, name: str) -> None:
         self.mcp.remove_tool(name)

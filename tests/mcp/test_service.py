@@ -6,16 +6,17 @@ pure rules: header masking and parameters read from an input schema."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import pytest
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chatsvc.assistants.models import Assistant, AssistantTool
 from chatsvc.auth.service import create_workspace
 from chatsvc.config import Settings
-from chatsvc.kit.errors import Conflict, Invalid, NotFound
+from chatsvc.kit.errors import Conflict, Invalid, NotFound, UpstreamError
 from chatsvc.kit.pagination import PageParams
 from chatsvc.mcp import service as mcp_service
 from chatsvc.mcp.schemas import (
@@ -208,6 +209,37 @@ async def test_a_missing_secret_is_a_clear_error(
     assert report.connection_successful, report
 
 
+async def test_what_a_server_sends_is_stored_even_with_unstorable_characters(
+    session: AsyncSession, workspace_id: int, runtime: ToolRuntime, fake: FakeMcp
+) -> None:
+    def odd(text: Annotated[str, Field(description="nul\x00inside")]) -> str:
+        return text
+
+    def huge(text: Annotated[str, Field(description="x" * 300_000)]) -> str:
+        return text
+
+    fake.add_tool(odd, name="odd", description="a\x00b")
+    fake.add_tool(huge, name="huge")
+    try:
+        server_id = await server_of(session, workspace_id, runtime, fake)
+        (tool,) = (
+            await mcp_service.create_server_tools(
+                session, workspace_id, server_id, ["odd"], runtime
+            )
+        ).tools
+        assert tool.description == "a\ufffdb"
+        schema = tool.config["input_schema"]
+        assert schema["properties"]["text"]["description"] == "nul\ufffdinside"
+        assert [p.description for p in tool.parameters] == ["nul\ufffdinside"]
+        with pytest.raises(UpstreamError, match="larger than 262144 characters"):
+            await mcp_service.create_server_tools(
+                session, workspace_id, server_id, ["huge"], runtime
+            )
+    finally:
+        fake.remove_tool("odd")
+        fake.remove_tool("huge")
+
+
 # -- pure rules ----------------------------------------------------------------------------
 
 
@@ -271,3 +303,8 @@ def test_parameters_from_an_input_schema() -> None:
     assert parameters[3].enum == ["fast", "exact"]
     assert parameters[5].properties == {"x": {"type": "number"}}
     assert mcp_service.parameters_from_schema({"type": "object"}) == []
+    odd = {"properties": {"a": {"enum": "abc"}, "b": []}, "required": [{"x": 1}, "a"]}
+    assert [(p.name, p.required, p.enum) for p in mcp_service.parameters_from_schema(odd)] == [
+        ("a", True, None),
+        ("b", False, None),
+    ]

@@ -320,3 +320,22 @@ async def test_malformed_and_missing_ids(tenant: Tenant) -> None:
     assert_error(await tenant.admin.get("/mcp-tools/abc/"), 422, "invalid")
     assert_error(await tenant.admin.get("/mcp-tools/987654321/"), 404, "not_found")
     assert_error(await tenant.admin.delete("/mcp-tools/987654321"), 404, "not_found")
+
+
+async def test_patch_with_an_inline_server_moves_the_tool_to_a_new_server(
+    tenant: Tenant, fake: FakeMcp
+) -> None:
+    server = await new_server(tenant, fake)
+    tool = await create(tenant, {"server_id": server["id"], "selected_tools": ["echo"]})
+    path = f"/mcp-tools/{tool['id']}/"
+    bad = {"server": {"name": "Elsewhere", "url": fake.sse_url}, "selected_tools": ["nope"]}
+    assert_error(await tenant.admin.patch(path, json=bad), 400, "unknown_remote_tool")
+    assert len((await tenant.admin.get("/mcp-servers/")).json()) == 1  # nothing half-written
+    good = {"server": {"name": "Elsewhere", "url": fake.sse_url}}
+    moved = await tenant.admin.patch(path, json=good)
+    assert moved.status_code == 200, moved.text
+    body = moved.json()
+    assert body["server"]["name"] == "Elsewhere"
+    assert body["server_id"] != server["id"]
+    assert body["selected_tools"] == ["echo"]
+    assert len((await tenant.admin.get("/mcp-servers/")).json()) == 2

@@ -5,6 +5,8 @@ and calling such a tool at run time."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -13,7 +15,14 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.kit.db import utcnow
-from chatsvc.kit.errors import ChatsvcError, Conflict, FieldError, Invalid, NotFound
+from chatsvc.kit.errors import (
+    ChatsvcError,
+    Conflict,
+    FieldError,
+    Invalid,
+    NotFound,
+    UpstreamError,
+)
 from chatsvc.kit.outbound import OutboundBlocked, OutboundPolicy, check_url
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.mcp.repository import McpServerRepository, McpToolRepository
@@ -27,6 +36,9 @@ from chatsvc.tools.schemas import ParameterIn, parameter_rows, parameters_schema
 _PARAMETER_TYPES: Final = ("string", "number", "integer", "boolean", "array", "object")
 _MAX_PARAMETERS: Final = 64
 _MAX_DESCRIPTION: Final = 10_000
+#: a remote input schema larger than this (as JSON) is not stored
+_MAX_SCHEMA_CHARS: Final = 256 * 1024
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 
 
 # -- servers ---------------------------------------------------------------------------------
@@ -405,7 +417,7 @@ async def update_tool(
     target_server = server or tool.server
     if target_server is None:
         raise Invalid("the tool's MCP server was deleted; give server_id", code="no_server")
-    moved = target_server is not tool.server or target_name != remote_name(tool)
+    moved = target_server.id != tool.server_id or target_name != remote_name(tool)
     if moved:
         (remote,) = await _pick(target_server, runtime, [target_name], field_name="selected_tools")
         if target_server.id is None:
@@ -466,15 +478,16 @@ async def _add_tool(
     remote: RemoteTool,
     **flags: bool,
 ) -> Tool:
+    config = _config(remote)
     tool = Tool(
         **flags,
         workspace_id=workspace_id,
         kind=ToolKind.MCP,
         name=remote.name,
-        description=remote.description[:_MAX_DESCRIPTION],
+        description=_description(remote),
         server_id=server.id,
-        config=_config(remote),
-        parameters=parameter_rows(parameters_from_schema(remote.input_schema)),
+        config=config,
+        parameters=parameter_rows(parameters_from_schema(config["input_schema"])),
     )
     return await repository.add(tool)
 
@@ -487,7 +500,7 @@ async def _refresh_schema(session: AsyncSession, tool: Tool, remote: RemoteTool)
     # Old rows go first: the new ones may reuse their names (unique per tool).
     tool.parameters = []
     await session.flush()
-    tool.parameters = parameter_rows(parameters_from_schema(remote.input_schema))
+    tool.parameters = parameter_rows(parameters_from_schema(config["input_schema"]))
     await session.flush()
 
 
@@ -499,11 +512,34 @@ async def _reloaded(
 
 
 def _config(remote: RemoteTool) -> dict[str, Any]:
+    schema = _storable(remote.input_schema)
+    if len(json.dumps(schema)) > _MAX_SCHEMA_CHARS:
+        raise UpstreamError(
+            f"the input schema of remote tool {remote.name!r} is larger than "
+            f"{_MAX_SCHEMA_CHARS} characters; it is not stored",
+            code="mcp_error",
+        )
     return {
         "remote_name": remote.name,
-        "input_schema": remote.input_schema,
-        "remote_description": remote.description[:_MAX_DESCRIPTION],
+        "input_schema": schema,
+        "remote_description": _description(remote),
     }
+
+
+def _description(remote: RemoteTool) -> str:
+    return str(_storable(remote.description[:_MAX_DESCRIPTION]))
+
+
+def _storable(value: Any) -> Any:
+    """`value` (what a remote server sent) with the characters the databases cannot store (NUL,
+    unpaired surrogates) replaced, in strings and keys alike."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_storable(str(k)): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 def remote_name(tool: Tool) -> str:
@@ -521,7 +557,9 @@ def parameters_from_schema(schema: dict[str, Any]) -> list[ParameterIn]:
     if not isinstance(properties, dict):
         return []
     required = schema.get("required")
-    required_names = set(required) if isinstance(required, list) else set()
+    required_names = (
+        {r for r in required if isinstance(r, str)} if isinstance(required, list) else set()
+    )
     parameters: list[ParameterIn] = []
     for name, spec in properties.items():
         if len(parameters) == _MAX_PARAMETERS:
@@ -529,7 +567,12 @@ def parameters_from_schema(schema: dict[str, Any]) -> list[ParameterIn]:
         spec = spec if isinstance(spec, dict) else {}
         kind = _parameter_type(spec)
         description = spec.get("description") or spec.get("title") or ""
-        enum = [v for v in spec.get("enum") or [] if isinstance(v, str | int | float | bool)]
+        values = spec.get("enum")
+        enum = (
+            [v for v in values if isinstance(v, str | int | float | bool)]
+            if isinstance(values, list)
+            else []
+        )
         try:
             parameters.append(
                 ParameterIn(
