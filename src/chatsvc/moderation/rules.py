@@ -122,11 +122,14 @@ class RuleSet:
                 self._by_head.setdefault(literal[:2], []).append(literal)
             else:
                 self._others.append(literal)
+        self._other_heads = {literal[0] for literal in self._others}
 
     def _present(self, text: str, vocabulary: Vocabulary | None) -> Iterable[str]:
         if vocabulary is None:
             return self._users
-        found = {other for other in self._others if other in text}
+        # a one-character search (memchr) first: most punctuation literals are absent
+        heads = {c for c in self._other_heads if c in text}
+        found = {other for other in self._others if other[0] in heads and other in text}
         for word in vocabulary.words:
             for literal in self._by_head.get(word[:2], ()):
                 if word.startswith(literal):

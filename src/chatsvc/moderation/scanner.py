@@ -39,8 +39,8 @@ MAX_FINDINGS = 1000
 MAX_MATCHES_PER_RULE = 20
 #: Pattern attempts per message, all views together. A 1 MB chat log needs about 150,000 and 1 MB
 #: of nothing but rule words about 220,000; only text built to exhaust the scanner (one word that
-#: starts many rules, repeated) gets past this.
-MAX_RULE_ATTEMPTS = 1_000_000
+#: starts many rules, repeated) gets past this, in about half a second.
+MAX_RULE_ATTEMPTS = 500_000
 #: The severity of an incomplete scan, by the budget that ran out: text that exhausts the rule
 #: attempts was made to (it could hide an injection behind padding), so it blocks by default;
 #: the other budgets are reached by large but ordinary pastes, and only flag.
