@@ -102,6 +102,16 @@ def test_block_message_names_every_reason() -> None:
     )
 
 
+def test_block_message_names_blocked_pii_next_to_an_injection() -> None:
+    policy = ModerationPolicy.model_validate({"pii": {"api_key": "block"}})
+    verdict = scan(f"{ATTACK} key AKIAIOSFODNN7EXAMPLE", policy)
+    assert verdict.block_message == (
+        "This message was not sent to the assistant: it looks like an attempt to replace the "
+        "assistant's instructions. It also contains an API key or access token. "
+        "Please rephrase your request."
+    )
+
+
 def test_pii_and_injection_together() -> None:
     verdict = scan(f"{ATTACK} My card is {CARD}.")
     assert verdict.action_taken is Action.BLOCKED

@@ -29,7 +29,7 @@ from chatsvc.moderation.policy import ModerationPolicy, PiiAction, PiiCategory
 #: Phone candidates parsed with phonenumbers per message; later ones are judged by shape alone.
 MAX_PHONE_PARSES = 2000
 #: Numeric candidates (cards, IBANs, national ids, IPv4, phones) examined per message; a 1 MB chat
-#: log has about 3,000.
+#: log has about 2,500, 1 MB of numbers, dates and amounts about 28,000.
 MAX_NUMERIC_CANDIDATES = 50_000
 
 

@@ -163,8 +163,8 @@ def scan(
     limits += decode_limits
     ruleset = DEFAULT_RULESET if rules is RULES else RuleSet(rules)
     attempts = Attempts(MAX_RULE_ATTEMPTS)
-    injections = _injection_findings(ruleset, n, views, attempts)
-    findings += [f for f in injections if policy.injection_kept(f.severity)]
+    found = _injection_findings(ruleset, n, views, attempts)
+    findings += [f for f in found if policy.injection_kept(f.severity)]
     if attempts.exhausted:
         limits.append("rule_attempts")
     if limits:
@@ -290,14 +290,15 @@ def _block_message(
 ) -> str:
     if policy.block_message:
         return policy.block_message
+    kinds = [_PII_WORDS[c] for c in PiiCategory if c in pii_categories]
     if injections:
         reasons = [_INJECTION_WORDS.get(c, c.replace("_", " ")) for c in _ordered(set(injections))]
+        also = f" It also contains {_join(kinds)}." if kinds else ""
         return (
             "This message was not sent to the assistant: it looks like an attempt to "
             + _join(reasons)
-            + ". Please rephrase your request."
+            + f".{also} Please rephrase your request."
         )
-    kinds = [_PII_WORDS[c] for c in PiiCategory if c in pii_categories]
     return (
         "This message was not sent to the assistant because it contains "
         + _join(kinds)

@@ -1,6 +1,8 @@
-"""Bounded-time pattern search: a pattern runs only in windows around the literal triggers that
-every one of its matches contains, so a long text pays a C-speed substring search per trigger and
-the regex engine only where a match is possible."""
+"""Bounded-time search helpers. `windows`/`finditer` run a pattern only near the literal triggers
+that every one of its matches contains (the PII detectors: "@", digits, key prefixes), so a long
+text pays a C-speed substring search per trigger and the regex engine only where a match is
+possible. `Vocabulary` lists the distinct words of a text, so the injection rules look only for
+the start words that occur in it."""
 
 from __future__ import annotations
 
@@ -43,8 +45,8 @@ def windows(text: str, triggers: Sequence[str], reach: int) -> list[tuple[int, i
 def finditer(
     patterns: Sequence[re.Pattern[str]], text: str, triggers: Sequence[str], reach: int
 ) -> Iterator[re.Match[str]]:
-    """Every match of `patterns` in `text`, provided each match contains one of `triggers` and is
-    at most `reach` characters long (both checked by the tests)."""
+    """Every match of `patterns` in `text`. Correct when each match contains one of `triggers`
+    and is at most `reach` characters long, which the callers' patterns are written to ensure."""
     return finditer_in(patterns, text, windows(text, triggers, reach))
 
 
