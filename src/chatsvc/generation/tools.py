@@ -17,9 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chatsvc.config import Settings
 from chatsvc.generation.types import ToolCall, ToolSpec
 from chatsvc.kit.errors import ChatsvcError
-from chatsvc.secrets.store import resolve_references
+from chatsvc.mcp import service as mcp_service
 from chatsvc.tools import retrieval
-from chatsvc.tools.mcp_client import McpEndpoint
 from chatsvc.tools.models import Tool, ToolKind
 from chatsvc.tools.runtime import ToolRuntime
 from chatsvc.tools.schemas import function_name, parameters_schema
@@ -88,6 +87,8 @@ async def _schema(session: AsyncSession, workspace_id: int, tool: Tool) -> dict[
     if tool.kind == ToolKind.RETRIEVAL:
         # The metadata filters of its backend extend a retrieval tool's schema.
         return await retrieval.tool_schema(session, workspace_id, tool)
+    if tool.kind == ToolKind.MCP:
+        return mcp_service.tool_schema(tool)  # the remote input schema, whole
     return parameters_schema(tool.parameters)
 
 
@@ -189,7 +190,7 @@ class ToolExecutor:
                     return ToolResult(f"Error: {outcome.error}", is_error=True, meta=meta)
                 return ToolResult(_text(outcome.value), meta=meta)
             if row.kind == ToolKind.MCP:
-                return await self._mcp(session, runtime, workspace_id, row, call)
+                return await self._mcp(session, runtime, row, call)
             if row.kind == ToolKind.RETRIEVAL:
                 found = await retrieval.run_retrieval(
                     runtime, session, workspace_id, row, call.arguments
@@ -202,29 +203,11 @@ class ToolExecutor:
         self,
         session: AsyncSession,
         runtime: ToolRuntime,
-        workspace_id: int,
         row: Tool,
         call: ToolCall,
     ) -> ToolResult:
-        server = row.server
-        if server is None:
-            return ToolResult("Error: this MCP tool has no server.", is_error=True)
-        if not server.active:
-            return ToolResult(f"Error: the MCP server {server.name!r} is inactive.", is_error=True)
-        headers = {
-            str(name): await resolve_references(runtime.secrets, workspace_id, str(value))
-            for name, value in server.headers.items()
-        }
-        endpoint = McpEndpoint(
-            url=server.url,
-            headers=headers,
-            protocol_version=server.protocol_version,
-            client_name=server.client_name,
-            client_version=server.client_version,
-        )
-        remote_name = str(row.config.get("remote_name") or row.name)
-        await session.close()  # no session held during the remote call
-        result = await runtime.mcp.call_tool(endpoint, remote_name, call.arguments)
+        await session.close()  # its server is loaded; no session held during the remote call
+        result = await mcp_service.call_tool(runtime, row, call.arguments)
         return ToolResult(
             f"Error: {result.text}" if result.is_error else result.text,
             is_error=result.is_error,

@@ -14,3 +14,8 @@ def configure_logging(level: str) -> None:
         handler._chatsvc = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level.upper())
+    # Client libraries log every request URL at INFO; a workspace's URLs (callbacks, MCP
+    # servers, retrieval backends) may carry tokens in their paths. Our access log and
+    # error details name hosts only.
+    for noisy in ("httpx", "httpx2", "mcp"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
