@@ -29,6 +29,7 @@ def filters_payload(filters: ExportFilters) -> dict[str, Any]:
         "start": filters.start.isoformat() if filters.start else None,
         "end": filters.end.isoformat() if filters.end else None,
         "language": filters.language,
+        "visible_only": filters.visible_only,
     }
 
 
@@ -43,6 +44,7 @@ def filters_from(workspace_id: int, payload: dict[str, Any]) -> ExportFilters:
         start=moment(payload.get("start")),
         end=moment(payload.get("end")),
         language=payload.get("language") or "enUs",
+        visible_only=bool(payload.get("visible_only", False)),
     )
 
 
@@ -60,6 +62,8 @@ async def run_export(ctx: JobContext, job: Job) -> dict[str, Any]:
         Path(ctx.settings.artifact_dir),
         artifact_name(job.id),
         progress,
+        # (header, value) pairs a face adds to every row, e.g. the artifacts-v5 chat bundle
+        extra_columns=[(str(h), str(v)) for h, v in job.payload.get("extra_columns") or []],
     )
     callback = job.payload.get("callback_url")
     if callback:

@@ -53,7 +53,8 @@ def _id(name: str, value: int | None) -> None:
 class ExportFilters:
     """Which messages an export covers: one workspace, optionally one chat and/or one assistant
     (deleted assistants included), and a half-open time range `start <= created_at < end`, so
-    consecutive ranges never export a message twice. `language` picks the header row."""
+    consecutive ranges never export a message twice. `language` picks the header row;
+    `visible_only` leaves out hidden messages (those an edit or a reload superseded)."""
 
     workspace_id: int
     chat_id: int | None = None
@@ -61,6 +62,7 @@ class ExportFilters:
     start: datetime | None = None
     end: datetime | None = None
     language: str = DEFAULT_LANGUAGE.value
+    visible_only: bool = False
 
     def __post_init__(self) -> None:
         _id("workspace_id", self.workspace_id)

@@ -276,6 +276,8 @@ def _conditions(filters: ExportFilters) -> list[ColumnElement[bool]]:
         conditions.append(Message.created_at >= filters.start)
     if filters.end is not None:
         conditions.append(Message.created_at < filters.end)
+    if filters.visible_only:
+        conditions.append(Message.visible.is_(True))
     return conditions
 
 
@@ -393,6 +395,14 @@ def _formatter(neutralise_formulas: bool) -> Callable[[Sequence[Any]], list[Any]
     return cells
 
 
+def _appending(
+    cells: Callable[[Sequence[Any]], list[Any]], extra: list[str]
+) -> Callable[[Sequence[Any]], list[Any]]:
+    """`cells` with the same values appended to every row (a face's context, e.g. the chat's
+    bundle in an artifacts-v5 chat export)."""
+    return lambda row: cells(row) + extra
+
+
 async def check_scope(session: AsyncSession, filters: ExportFilters) -> None:
     """A chat or assistant filter must name one of the workspace's (deleted assistants count):
     another workspace's id is reported as missing, never exported as an empty file."""
@@ -442,6 +452,7 @@ async def _write(
     progress_every: int,
     bom: bool,
     neutralise_formulas: bool,
+    extra_columns: Sequence[tuple[str, str]] = (),
 ) -> int:
     if progress_every < 1:
         raise Invalid(f"progress_every must be at least 1, got {progress_every}.")
@@ -450,8 +461,10 @@ async def _write(
     if bom:
         emit(BOM)
     header = HEADERS[filters.language]
-    chunks.writerow(header[key] for key in COLUMNS)
+    chunks.writerow([*(header[key] for key in COLUMNS), *(name for name, _ in extra_columns)])
     cells = _formatter(neutralise_formulas)
+    if extra_columns:
+        cells = _appending(cells, [value for _, value in extra_columns])
     writerows = chunks.writerows
     done = 0
     next_report = progress_every
@@ -562,8 +575,10 @@ async def export_to_file(
     progress_every: int = DEFAULT_PROGRESS_EVERY,
     bom: bool = False,
     neutralise_formulas: bool = True,
+    extra_columns: Sequence[tuple[str, str]] = (),
 ) -> ExportResult:
-    """Export into `directory / name`, atomically and idempotently.
+    """Export into `directory / name`, atomically and idempotently. `extra_columns` are
+    (header, value) pairs appended to the header and to every row.
 
     The CSV is written to a hidden temporary file in the same directory, made durable, and
     renamed to `name` only when complete: a failure or a crash never leaves a partial file under
@@ -591,6 +606,7 @@ async def export_to_file(
                 progress_every=progress_every,
                 bom=bom,
                 neutralise_formulas=neutralise_formulas,
+                extra_columns=extra_columns,
             )
             await asyncio.to_thread(_publish, opened, temporary, final)
         except BaseException:
