@@ -4,11 +4,14 @@ the caller's transaction; turns are committed before their generation starts."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,12 +35,16 @@ from chatsvc.chats.schemas import (
     ToolCallMessageIn,
 )
 from chatsvc.kit.db import utcnow
-from chatsvc.kit.errors import Conflict, FieldError, Invalid, NotFound
+from chatsvc.kit.errors import Conflict, FieldError, Invalid, NotFound, Unavailable
 from chatsvc.kit.pagination import Page, PageParams
+from chatsvc.moderation import DEFAULT_POLICY, ModerationPolicy, Severity, Verdict, guard
 
 TITLE_LENGTH = 80
-SEVERITIES = ("none", "low", "medium", "high", "critical")
-SEVERITY_RANKS = {name: rank for rank, name in enumerate(SEVERITIES)}
+#: severity names, in rank order (a thread keeps its highest as the rank)
+SEVERITIES = tuple(severity.value for severity in Severity)
+#: longer messages are scanned in a worker thread, so the event loop keeps serving others
+SCAN_OFF_LOOP_CHARS = 4000
+logger = logging.getLogger("chatsvc.chats")
 
 
 def scope_of(auth: AuthContext) -> ChatScope:
@@ -359,6 +366,23 @@ class Screened:
     #: what the generator is sent instead of the text, when the policy redacted some of it
     redacted_content: str | None = None
 
+    @classmethod
+    def of(cls, verdict: Verdict) -> Screened:
+        return cls(
+            is_flagged=verdict.is_flagged,
+            severity=verdict.severity.value,
+            injection_categories=tuple(verdict.injection_categories),
+            pii_categories=tuple(verdict.pii_categories),
+            action_taken=verdict.action_taken.value,
+            moderation={
+                "rules_version": verdict.rules_version,
+                "findings": [f.model_dump(mode="json") for f in verdict.findings],
+                "limits_reached": list(verdict.limits_reached),
+                "block_message": verdict.block_message,
+            },
+            redacted_content=verdict.redacted_text,
+        )
+
     def columns(self) -> dict[str, Any]:
         return {
             "is_flagged": self.is_flagged,
@@ -379,9 +403,36 @@ async def workspace_settings(session: AsyncSession, workspace_id: int) -> ChatSe
     return found
 
 
+async def moderation_policy(session: AsyncSession, workspace_id: int) -> ModerationPolicy:
+    """The workspace's moderation policy (the default one unless it set its own). A stored policy
+    that no longer validates stops messages (503) rather than letting them pass unchecked."""
+    settings = await workspace_settings(session, workspace_id)
+    if settings is None or settings.moderation_policy is None:
+        return DEFAULT_POLICY
+    try:
+        return ModerationPolicy.model_validate(settings.moderation_policy)
+    except ValidationError as exc:
+        logger.error(
+            "workspace %s: stored moderation policy is invalid (%d errors); messages refused",
+            workspace_id,
+            exc.error_count(),
+        )
+        raise Unavailable(
+            "Messages cannot be checked: this workspace's moderation policy is invalid. An "
+            "admin must set it again (PATCH /api/chat-settings/).",
+            code="moderation_unavailable",
+        ) from None
+
+
 async def screen(session: AsyncSession, workspace_id: int, text: str) -> Screened:
-    """The moderation step every user message passes, in every face, before it is stored."""
-    return Screened()
+    """The moderation step every user message passes, in every face, before it is stored. The
+    scanner fails closed: an error in it blocks the message."""
+    policy = await moderation_policy(session, workspace_id)
+    if len(text) > SCAN_OFF_LOOP_CHARS:
+        verdict = await asyncio.to_thread(guard, text, policy)
+    else:
+        verdict = guard(text, policy)
+    return Screened.of(verdict)
 
 
 async def _aggregate(session: AsyncSession, chat: Chat, screened: Screened) -> None:
@@ -391,7 +442,7 @@ async def _aggregate(session: AsyncSession, chat: Chat, screened: Screened) -> N
         return
     await session.refresh(chat, ["is_flagged", "max_severity", "flags"])
     chat.is_flagged = True
-    chat.max_severity = max(chat.max_severity, SEVERITY_RANKS.get(screened.severity, 0))
+    chat.max_severity = max(chat.max_severity, Severity(screened.severity).rank)
     seen = {f"pii:{c}" for c in screened.pii_categories}
     seen |= {f"injection:{c}" for c in screened.injection_categories}
     chat.flags = sorted(set(chat.flags) | seen)

@@ -19,6 +19,14 @@ MESSAGE_COMPLETED = "message.completed"
 ERROR = "error"
 CHAT = "chat"
 TERMINAL = frozenset({MESSAGE_COMPLETED, ERROR})
+#: the moderation verdict every message object shows (see docs/moderation-policy.md)
+MODERATION_FIELDS = (
+    "is_flagged",
+    "severity",
+    "injection_categories",
+    "pii_categories",
+    "action_taken",
+)
 
 
 def stream_key(generation_id: str) -> str:
@@ -59,6 +67,7 @@ def message_payload(message: Message) -> dict[str, Any]:
         "status": message.status,
         "created_at": _instant(message.created_at),
         "updated_at": _instant(message.updated_at),
+        **{name: getattr(message, name) for name in MODERATION_FIELDS},
     }
 
 

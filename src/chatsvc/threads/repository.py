@@ -14,11 +14,11 @@ from chatsvc.assistants.models import Assistant
 from chatsvc.auth.models import Principal
 from chatsvc.chats.models import Chat, ChatSettings, Message, new_uuid
 from chatsvc.chats.repository import ChatRepository, ChatScope
-from chatsvc.chats.service import SEVERITY_RANKS
 from chatsvc.kit.db import Base, utcnow
 from chatsvc.kit.filtering import Orderable, OrderKey, day_bounds, order_by
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.kit.repository import RepositoryBase
+from chatsvc.moderation import Severity
 from chatsvc.threads.models import ChatSession
 from chatsvc.threads.schemas import MessageFilters, ThreadFilters
 
@@ -179,7 +179,7 @@ class ThreadRepository(ChatRepository):
         if filters.is_flagged is not None:
             conditions.append(Chat.is_flagged.is_(filters.is_flagged))
         if filters.max_severity is not None:
-            conditions.append(Chat.max_severity == SEVERITY_RANKS[filters.max_severity])
+            conditions.append(Chat.max_severity == Severity(filters.max_severity).rank)
         if filters.query is not None:
             pattern = _like(filters.query)
             in_messages = exists().where(

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.assistants.repository import AssistantRepository
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats import service as chat_service
-from chatsvc.chats.models import Chat, ChatSettings, Message
+from chatsvc.chats.models import Chat, Message
 from chatsvc.chats.repository import MessageRepository
 from chatsvc.chats.schemas import OptionalUserMessageIn
 from chatsvc.chats.service import Turn, scope_of
@@ -22,6 +22,7 @@ from chatsvc.kit.db import utcnow
 from chatsvc.kit.errors import FieldError, Invalid, NotFound
 from chatsvc.kit.filtering import OrderKey
 from chatsvc.kit.pagination import Page, PageParams
+from chatsvc.moderation import ModerationPolicy
 from chatsvc.threads.models import ChatSession
 from chatsvc.threads.repository import (
     SessionRepository,
@@ -259,7 +260,16 @@ async def thread_of_generation(
 @dataclass(frozen=True, slots=True)
 class SettingsView:
     default_assistant_id: int | None
-    moderation_policy: dict[str, Any] | None
+    moderation_policy: ModerationPolicy
+
+
+class Unset(Enum):
+    """A setting left as it is."""
+
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
 
 
 async def default_assistant_id(session: AsyncSession, workspace_id: int) -> int:
@@ -281,32 +291,39 @@ async def default_assistant_id(session: AsyncSession, workspace_id: int) -> int:
 
 async def chat_settings(session: AsyncSession, workspace_id: int) -> SettingsView:
     found = await chat_service.workspace_settings(session, workspace_id)
-    return _settings_view(found)
+    return SettingsView(
+        found.default_assistant_id if found is not None else None,
+        await chat_service.moderation_policy(session, workspace_id),
+    )
 
 
 async def update_chat_settings(
-    session: AsyncSession, auth: AuthContext, changes: dict[str, Any]
+    session: AsyncSession,
+    auth: AuthContext,
+    *,
+    default_assistant_id: int | Unset | None = UNSET,
+    moderation_policy: ModerationPolicy | Unset | None = UNSET,
 ) -> SettingsView:
-    """Change the fields given (admins only); `default_assistant_id` must be a live assistant of
-    the workspace, `moderation_policy` an already validated policy (None: the default one)."""
+    """Change the settings given (admins only). The default assistant must be a live assistant
+    of the workspace; None restores a default. A policy is stored with the fields it sets only,
+    so the others follow the defaults of later versions."""
     auth.require_admin("change the workspace's chat settings")
-    assistant_id = changes.get("default_assistant_id")
-    if assistant_id is not None and not await AssistantRepository(session).exists(
-        auth.workspace_id, assistant_id
+    if isinstance(default_assistant_id, int) and not await AssistantRepository(session).exists(
+        auth.workspace_id, default_assistant_id
     ):
         raise Invalid(
-            f"Assistant {assistant_id} not found in this workspace.",
+            f"Assistant {default_assistant_id} not found in this workspace.",
             errors=[FieldError("default_assistant", "not an assistant of this workspace")],
         )
     settings = await SettingsRepository(session).ensure(auth.workspace_id)
-    for key, value in changes.items():
-        setattr(settings, key, value)
+    if default_assistant_id is not UNSET:
+        settings.default_assistant_id = default_assistant_id
+    if moderation_policy is not UNSET:
+        settings.moderation_policy = (
+            moderation_policy.model_dump(mode="json", exclude_unset=True)
+            if moderation_policy is not None
+            else None
+        )
     settings.updated_at = utcnow()
     await session.flush()
-    return _settings_view(settings)
-
-
-def _settings_view(settings: ChatSettings | None) -> SettingsView:
-    if settings is None:
-        return SettingsView(None, None)
-    return SettingsView(settings.default_assistant_id, settings.moderation_policy)
+    return await chat_settings(session, auth.workspace_id)

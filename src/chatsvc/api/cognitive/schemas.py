@@ -146,6 +146,12 @@ class MessageOut(OutModel):
     status: str
     created_at: datetime
     updated_at: datetime
+    # The moderation verdict of a user message (see docs/moderation-policy.md).
+    is_flagged: bool = False
+    severity: str = Field(default="none", description="none, low, medium, high or critical.")
+    injection_categories: list[str] = Field(default_factory=list)
+    pii_categories: list[str] = Field(default_factory=list)
+    action_taken: str = Field(default="none", description="none, flagged, redacted or blocked.")
 
 
 class ChatOut(BaseModel):

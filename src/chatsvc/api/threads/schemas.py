@@ -7,9 +7,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from chatsvc.kit.validation import MAX_ID, InputModel
+from chatsvc.moderation import ModerationPolicy
 from chatsvc.threads.schemas import MessageView, SessionView, ThreadView
 
 SeverityName = Literal["none", "low", "medium", "high", "critical"]
@@ -117,16 +118,35 @@ class ChatSettingsOut(BaseModel):
         description="The assistant of threads started without one; null: the workspace's first "
         "live assistant."
     )
-    moderation_policy: dict[str, Any] | None = Field(
-        description="The workspace's moderation policy; null: the default policy."
+    moderation_policy: dict[str, Any] = Field(
+        description="The moderation policy in force, every field shown (the default one unless "
+        "the workspace set its own; see docs/moderation-policy.md)."
     )
 
 
 class ChatSettingsPatch(InputModel):
-    """Only the fields sent change; null resets a field to its default."""
+    """Only the fields sent change; null restores a field's default."""
 
     default_assistant: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
-    moderation_policy: dict[str, Any] | None = None
+    moderation_policy: dict[str, Any] | None = Field(
+        default=None,
+        description="A moderation policy (docs/moderation-policy.md); fields left out keep their "
+        'defaults, e.g. {"pii": {"email": "flag"}, "injection_block_at": "critical"}.',
+    )
+
+    @field_validator("moderation_policy")
+    @classmethod
+    def _policy(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Validated here (a 400 naming the field); kept a plain map on the wire, so the OpenAPI
+        # document does not get a second schema named Severity next to the reports' one.
+        if value is not None:
+            ModerationPolicy.model_validate(value)
+        return value
+
+    def policy(self) -> ModerationPolicy | None:
+        if self.moderation_policy is None:
+            return None
+        return ModerationPolicy.model_validate(self.moderation_policy)
 
 
 def session_out(view: SessionView) -> dict[str, Any]:

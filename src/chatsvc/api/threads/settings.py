@@ -9,7 +9,7 @@ from chatsvc.api.deps import AuthDep
 from chatsvc.api.threads.schemas import ChatSettingsOut, ChatSettingsPatch
 from chatsvc.kit.web import ERROR_RESPONSES, SessionDep, SlashRouter, invalid_is_400
 from chatsvc.threads import service as thread_service
-from chatsvc.threads.service import SettingsView
+from chatsvc.threads.service import UNSET, SettingsView
 
 router = SlashRouter(tags=["chat settings"], responses=ERROR_RESPONSES)
 
@@ -17,7 +17,7 @@ router = SlashRouter(tags=["chat settings"], responses=ERROR_RESPONSES)
 def _out(view: SettingsView) -> dict[str, Any]:
     return {
         "default_assistant": view.default_assistant_id,
-        "moderation_policy": view.moderation_policy,
+        "moderation_policy": view.moderation_policy.model_dump(mode="json"),
     }
 
 
@@ -26,7 +26,7 @@ def _out(view: SettingsView) -> dict[str, Any]:
     response_model=ChatSettingsOut,
     summary="The workspace's chat settings",
     description="The default assistant of threads started without one, and the moderation "
-    "policy (null: the defaults; see docs/moderation-policy.md).",
+    "policy in force (see docs/moderation-policy.md).",
 )
 async def chat_settings_retrieve(session: SessionDep, auth: AuthDep) -> dict[str, Any]:
     return _out(await thread_service.chat_settings(session, auth.workspace_id))
@@ -42,7 +42,11 @@ async def chat_settings_retrieve(session: SessionDep, auth: AuthDep) -> dict[str
 async def chat_settings_update(
     body: ChatSettingsPatch, session: SessionDep, auth: AuthDep
 ) -> dict[str, Any]:
-    changes = body.model_dump(include=body.model_fields_set)
-    if "default_assistant" in changes:
-        changes["default_assistant_id"] = changes.pop("default_assistant")
-    return _out(await thread_service.update_chat_settings(session, auth, changes))
+    sent = body.model_fields_set
+    view = await thread_service.update_chat_settings(
+        session,
+        auth,
+        default_assistant_id=body.default_assistant if "default_assistant" in sent else UNSET,
+        moderation_policy=body.policy() if "moderation_policy" in sent else UNSET,
+    )
+    return _out(view)
