@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from chatsvc.kit.db import Base, IdType, TimestampMixin
+from chatsvc.kit.db import Base, IdType, TimestampMixin, utcnow
 
 
 class ExecutionStatus(StrEnum):
@@ -104,6 +104,10 @@ class Message(TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("chat_id", "msg_num"),
         UniqueConstraint("chat_id", "idempotency_key"),
+        # messages-v1: an externalId names one message of its chat (a unique index, not a
+        # constraint, so SQLite adds it without rebuilding the table); a sub-thread reads in order.
+        Index("ix_messages_chat_id_external_id", "chat_id", "external_id", unique=True),
+        Index("ix_messages_chat_id_thread_key_msg_num", "chat_id", "thread_key", "msg_num"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -145,6 +149,10 @@ class Message(TimestampMixin, Base):
     moderation: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     #: what the generator is sent instead of `content` when the policy redacted it
     redacted_content: Mapped[str | None] = mapped_column(Text, default=None)
+    #: messages-v1 `externalId`: the message's id in an integrated system, unique per chat
+    external_id: Mapped[str | None] = mapped_column(String(250), default=None)
+    #: messages-v1 `chatThreadId`: the sub-thread of the chat the message belongs to (a UUID)
+    thread_key: Mapped[str | None] = mapped_column(String(36), default=None)
 
 
 class ChatSettings(TimestampMixin, Base):
@@ -161,3 +169,17 @@ class ChatSettings(TimestampMixin, Base):
         ForeignKey("assistants.id", ondelete="SET NULL"), default=None
     )
     moderation_policy: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+
+
+class ChatTicket(Base):
+    """An external ticket reference kept on a chat (messages-v1 `ticketIds`). The primary key
+    answers "does this chat carry one of these tickets" from the index alone; the ticket index
+    finds the chats of a ticket."""
+
+    __tablename__ = "chat_tickets"
+
+    chat_id: Mapped[int] = mapped_column(
+        ForeignKey("chats.id", ondelete="CASCADE"), primary_key=True
+    )
+    ticket_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
