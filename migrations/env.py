@@ -20,12 +20,22 @@ def _url() -> str:
     return str(url) if url else get_settings().database_url
 
 
+def _include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object | None
+) -> bool:
+    """Leave out relations the migrations manage by hand, outside the mapped tables (the
+    analytics materialized views and their SQLite stand-in tables)."""
+    unmanaged: set[str] = target_metadata.info.get("unmanaged_tables", set())
+    return not (type_ == "table" and name in unmanaged)
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=_include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
 from chatsvc import __version__
-from chatsvc.api import cognitive, messages_v1, ops, threads
+from chatsvc.api import artifacts_v5, cognitive, messages_v1, ops, threads
 from chatsvc.config import Settings, get_settings
 from chatsvc.generation.registry import build_generators
 from chatsvc.generation.runner import GenerationManager
@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cognitive.router)
     app.include_router(threads.router)
     app.include_router(messages_v1.router)
+    artifacts_v5.mount(app)
     app.mount("/ui", ui_app(), name="ui")
 
     @app.get("/", include_in_schema=False)

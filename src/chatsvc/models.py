@@ -1,5 +1,6 @@
 """Every mapped table, imported in one place for alembic and the test database."""
 
+from chatsvc.artifacts.models import AnalyticsRefresh, Attachment, Bundle, Draft, Resource
 from chatsvc.assistants.models import Assistant, AssistantTool
 from chatsvc.auth.models import ApiKey, Principal, Workspace
 from chatsvc.chats.models import Chat, ChatSettings, Message
@@ -12,14 +13,18 @@ from chatsvc.threads.models import ChatSession
 from chatsvc.tools.models import McpServer, MetadataFilter, Tool, ToolParameter
 
 __all__ = [
+    "AnalyticsRefresh",
     "ApiKey",
     "Assistant",
     "AssistantTool",
+    "Attachment",
     "Base",
+    "Bundle",
     "Chat",
     "ChatSession",
     "ChatSettings",
     "CommonQuestion",
+    "Draft",
     "FixedResponse",
     "Job",
     "Lesson",
@@ -28,6 +33,7 @@ __all__ = [
     "MetadataFilter",
     "Principal",
     "Report",
+    "Resource",
     "StoredSecret",
     "Tool",
     "ToolParameter",

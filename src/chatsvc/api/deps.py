@@ -22,7 +22,13 @@ async def get_auth(
     header_key: Annotated[str | None, Depends(api_key_header)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> AuthContext:
-    raw = header_key or (credentials.credentials if credentials else None)
+    return await authenticate_key(
+        request, header_key or (credentials.credentials if credentials else None)
+    )
+
+
+async def authenticate_key(request: Request, raw: str | None) -> AuthContext:
+    """The caller behind a raw API key, however a face reads it from the request."""
     if not raw:
         raise Unauthenticated(
             "Missing API key: send it as 'X-Api-Key: KEY' or 'Authorization: Bearer KEY'. "

@@ -1,0 +1,88 @@
+"""Who calls the artifacts-v5 face: the seed's three headers (X-Api-Key, authorization, X-MCP)
+declared as header parameters, and the face's read cache."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from chatsvc.api.deps import authenticate_key
+from chatsvc.artifacts.cache import TagCache
+from chatsvc.auth.service import AuthContext
+from chatsvc.kit.errors import Unauthenticated
+
+_BEARER = "bearer "
+
+
+def key_from_authorization(value: str | None) -> str | None:
+    """The key in an authorization header: `Bearer KEY`, or the bare key (`KEY`, no scheme)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text[: len(_BEARER)].lower() == _BEARER:
+        return text[len(_BEARER) :].strip() or None
+    if " " in text:
+        scheme = text.split(" ", 1)[0]
+        raise Unauthenticated(
+            f"Unsupported authorization scheme {scheme!r}: send 'authorization: Bearer KEY', "
+            "'authorization: KEY' or 'X-Api-Key: KEY'.",
+            code="invalid_api_key",
+        )
+    return text or None
+
+
+async def face_auth(
+    request: Request,
+    x_api_key: Annotated[
+        str | None,
+        Header(alias="X-Api-Key", description="The API key, as `X-Api-Key: KEY`."),
+    ] = None,
+    authorization: Annotated[
+        str | None,
+        Header(
+            alias="authorization",
+            description="The API key, as `authorization: Bearer KEY` or `authorization: KEY`.",
+        ),
+    ] = None,
+    x_mcp: Annotated[
+        str | None,
+        Header(
+            alias="X-MCP",
+            max_length=255,
+            description="Marks a call made by an MCP client on an agent's behalf (any value, "
+            "e.g. `1` or the client's name). Accepted on every endpoint of this face; it "
+            "changes neither the authentication nor the answer, and is kept on the request "
+            "(`mcp_client`) for logs and metrics.",
+        ),
+    ] = None,
+) -> AuthContext:
+    if x_mcp is not None:
+        request.scope.setdefault("state", {})["mcp_client"] = x_mcp
+    return await authenticate_key(request, x_api_key or key_from_authorization(authorization))
+
+
+FaceAuthDep = Annotated[AuthContext, Depends(face_auth)]
+
+
+async def face_admin(auth: FaceAuthDep) -> AuthContext:
+    """An admin key (the docs' permissions read this dependency off each route)."""
+    auth.require_admin("use this endpoint")
+    return auth
+
+
+FaceAdminDep = Annotated[AuthContext, Depends(face_admin)]
+
+
+def get_cache(request: Request) -> TagCache:
+    """The face's read cache, made on first use: in Redis when the service has one (shared by
+    every replica), else in process. The database URL namespaces it (hashed, never stored)."""
+    state = request.app.state
+    cache: TagCache | None = getattr(state, "artifacts_cache", None)
+    if cache is None:
+        cache = TagCache.build(state.redis, state.settings.database_url)
+        state.artifacts_cache = cache
+    return cache
+
+
+CacheDep = Annotated[TagCache, Depends(get_cache)]
