@@ -388,6 +388,17 @@ async def test_resume_409_and_idempotent_retries(live_pg_url: str) -> None:
         assert text_of(head) + text_of(rest) == "".join(tokens)
         assert rest == replay[len(head) :]
         assert completed(rest)["thread"] == thread
+        # After a newer turn in the thread, the older stream still resumes (while it is kept).
+        fake.configure(gap=0)
+        await stream(live.member, {"input": "next", "thread_uuid": thread})
+        async with sse(
+            live.member, "POST", STREAM, json=body, headers={"Last-Event-ID": resumed_from}
+        ) as source:
+            later = await source.rest()
+        # The same events; a completed event shows the thread as it is now (4 messages).
+        assert [(e.id, e.event) for e in later] == [(e.id, e.event) for e in rest]
+        assert completed(later) == completed(rest)
+        assert later[-1].data["thread"]["message_count"] == 4
         with_thread = await live.member.post(
             STREAM,
             json={**body, "thread_uuid": str(uuid.uuid4())},
@@ -400,7 +411,7 @@ async def test_resume_409_and_idempotent_retries(live_pg_url: str) -> None:
             )
             assert response.status_code == 400, (bad, response.text)
             assert response.json()["code"] == "bad_last_event_id"
-        assert len(fake.requests) == 1
+        assert len(fake.requests) == 2
 
 
 async def test_the_current_session_is_made_once_under_concurrent_first_calls(live: Live) -> None:

@@ -141,12 +141,17 @@ class ThreadRepository(ChatRepository):
         return await self.get_one_or_none(statement)
 
     async def by_generation(self, scope: ChatScope, generation_id: str) -> Chat | None:
-        """The chat a generation ran (or runs) in, if the scope sees it."""
-        answered = exists().where(
-            Message.chat_id == Chat.id, Message.generation_id == generation_id
+        """The chat a generation ran (or runs) in, if the scope sees it. A chat names its latest
+        generation, which is what a resume almost always asks for; an older one is found
+        through the messages it stored."""
+        latest = await self.get_one_or_none(
+            self.scoped(scope).where(Chat.generation_id == generation_id).limit(1)
         )
+        if latest is not None:
+            return latest
+        answered = select(Message.chat_id).where(Message.generation_id == generation_id)
         return await self.get_one_or_none(
-            self.scoped(scope).where(or_(Chat.generation_id == generation_id, answered)).limit(1)
+            self.scoped(scope).where(Chat.id.in_(answered.limit(1).scalar_subquery())).limit(1)
         )
 
     async def find(
@@ -252,6 +257,11 @@ class ThreadMessageRepository(RepositoryBase[Message]):
         if filters.is_flagged is not None:
             statement = statement.where(Message.is_flagged.is_(filters.is_flagged))
         return await self.paginate(statement.order_by(Message.chat_id, Message.msg_num), params)
+
+    async def by_number(self, chat_id: int, msg_num: int) -> Message | None:
+        return await self.get_one_or_none(
+            select(Message).where(Message.chat_id == chat_id, Message.msg_num == msg_num)
+        )
 
     async def by_ids(self, message_ids: Sequence[int]) -> list[Message]:
         rows = await self.session.scalars(

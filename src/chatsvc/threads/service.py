@@ -237,8 +237,8 @@ async def turn_messages(
     session: AsyncSession, turn: Turn
 ) -> tuple[MessageView, MessageView | None]:
     """The user message of a turn and its latest answer (None while none is stored)."""
-    messages = await MessageRepository(session).for_chat(turn.chat_id)
-    user = next(m for m in messages if m.msg_num == turn.user_msg_num)
+    user = await ThreadMessageRepository(session).by_number(turn.chat_id, turn.user_msg_num)
+    assert user is not None  # a turn's message is stored with it and never deleted
     answer = await MessageRepository(session).answer_to(turn.chat_id, turn.user_msg_num)
     views = await message_views(session, [user] if answer is None else [user, answer])
     return views[0], views[1] if answer is not None else None
