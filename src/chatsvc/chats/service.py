@@ -169,8 +169,11 @@ async def submit_user_message(
     *,
     idempotency_key: str | None,
     lease_seconds: int,
+    edit_uuid: str | None = None,
 ) -> Turn:
-    """Store a user message and claim the chat for its answer (409 while another runs)."""
+    """Store a user message and claim the chat for its answer (409 while another runs). With
+    `edit_uuid` it is an edit: that user message and every message after it are hidden (kept),
+    and the new one `replaces` it and is answered on the branch so made."""
     chat = await get_chat(session, auth, chat_id)
     if idempotency_key:
         replay = await _replayed_turn(session, chat, idempotency_key)
@@ -178,7 +181,15 @@ async def submit_user_message(
             return replay
     assistant = await _live_assistant(session, chat)
     return await _accept_user_message(
-        session, auth, chat, assistant, text, metadata, idempotency_key, lease_seconds
+        session,
+        auth,
+        chat,
+        assistant,
+        text,
+        metadata,
+        idempotency_key,
+        lease_seconds,
+        edit_uuid=edit_uuid,
     )
 
 
@@ -239,38 +250,6 @@ async def reload_answer(
             message.visible = False
     await session.flush()
     return Turn(chat.id, user.msg_num, generation_id)
-
-
-async def edit_user_message(
-    session: AsyncSession,
-    auth: AuthContext,
-    chat_id: int,
-    message_uuid: str,
-    text: str,
-    metadata: dict[str, Any],
-    *,
-    idempotency_key: str | None,
-    lease_seconds: int,
-) -> Turn:
-    """Replace a user message: it and every message after it are hidden (kept), and `text` is
-    stored as a new user message that `replaces` it and is answered on the branch so made."""
-    chat = await get_chat(session, auth, chat_id)
-    if idempotency_key:
-        replay = await _replayed_turn(session, chat, idempotency_key)
-        if replay is not None:
-            return replay
-    assistant = await _live_assistant(session, chat)
-    return await _accept_user_message(
-        session,
-        auth,
-        chat,
-        assistant,
-        text,
-        metadata,
-        idempotency_key,
-        lease_seconds,
-        edit_uuid=message_uuid,
-    )
 
 
 async def add_message(

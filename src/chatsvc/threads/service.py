@@ -183,18 +183,6 @@ async def start_turn(
     chat = await thread_chat(session, auth, request.thread_uuid)
     if request.mode is Mode.RELOAD:
         turn = await chat_service.reload_answer(session, auth, chat.id, lease_seconds=lease_seconds)
-    elif request.mode is Mode.EDIT:
-        assert request.edit_message_uuid is not None
-        turn = await chat_service.edit_user_message(
-            session,
-            auth,
-            chat.id,
-            request.edit_message_uuid,
-            request.text,
-            {},
-            idempotency_key=idempotency_key,
-            lease_seconds=lease_seconds,
-        )
     else:
         turn = await chat_service.submit_user_message(
             session,
@@ -204,6 +192,7 @@ async def start_turn(
             {},
             idempotency_key=idempotency_key,
             lease_seconds=lease_seconds,
+            edit_uuid=request.edit_message_uuid if request.mode is Mode.EDIT else None,
         )
     return chat, turn
 
