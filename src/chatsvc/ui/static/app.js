@@ -92,7 +92,7 @@ function renderAssistants(assistants) {
     const item = document.createElement("li");
     const button = document.createElement("button");
     button.type = "button";
-    button.className = "assistant";
+    button.className = "assistant-card";
     button.dataset.assistantId = assistant.id;
     const accent = assistant.colors && (assistant.colors.primaryColor || Object.values(assistant.colors)[0]);
     if (accent) button.style.setProperty("--accent", accent);
@@ -234,19 +234,20 @@ function finishBubble(bubble, message) {
   }
   const actions = document.createElement("div");
   actions.className = "actions";
-  for (const [label, value, text] of [["Like this answer", true, "👍"], ["Dislike this answer", false, "👎"]]) {
+  for (const [label, value, text] of [["Like this answer", true, "Like"], ["Dislike this answer", false, "Dislike"]]) {
     const button = document.createElement("button");
     button.type = "button";
     button.setAttribute("aria-label", label);
     button.setAttribute("aria-pressed", String(message.like === value));
     button.textContent = text;
+    button.dataset.value = String(value);
     button.addEventListener("click", () => like(bubble, value).catch((e) => showError(e.message)));
     actions.append(button);
   }
   const reload = document.createElement("button");
   reload.type = "button";
   reload.className = "reload";
-  reload.textContent = "↻ Reload";
+  reload.textContent = "Reload";
   reload.setAttribute("aria-label", "Write this answer again");
   reload.addEventListener("click", () => reloadAnswer().catch((e) => showError(e.message)));
   actions.append(reload);
@@ -264,11 +265,10 @@ function markLastAnswer() {
 
 async function like(bubble, value) {
   const pressed = bubble.querySelector(`[aria-pressed="true"]`);
-  const next = pressed && pressed.textContent === (value ? "👍" : "👎") ? null : value;
+  const next = pressed && pressed.dataset.value === String(value) ? null : value;
   await api("PUT", `/messages/${bubble.dataset.messageId}/`, { like: next });
   for (const button of bubble.querySelectorAll(".actions button[aria-pressed]")) {
-    const mine = button.textContent === "👍" ? true : false;
-    button.setAttribute("aria-pressed", String(next === mine));
+    button.setAttribute("aria-pressed", String(String(next) === button.dataset.value));
   }
 }
 
