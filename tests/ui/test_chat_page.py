@@ -196,3 +196,42 @@ async def test_the_page_fits_a_narrow_screen_and_is_served_with_strict_headers(
         assert "script-src 'self'" in response.headers["content-security-policy"]
         assert '<label for="api-key">API key</label>' in response.text
         assert (await anonymous.get("/")).headers["location"] == "/ui/"
+
+
+async def test_tool_calls_show_with_their_arguments_and_results(
+    browser: Browser, site: tuple[Live, int]
+) -> None:
+    live, _assistant = site
+    response = await live.admin.post(
+        "/tools/scripts/",
+        json={
+            "name": "adder",
+            "description": "Adds two numbers",
+            "code": "function main(args) { return {sum: args.a + args.b}; }",
+            "parameters": [
+                {"name": "a", "description": "a", "type": "number", "required": True},
+                {"name": "b", "description": "b", "type": "number", "required": True},
+            ],
+        },
+    )
+    assert response.status_code == 201, response.text
+    response = await live.admin.post(
+        "/assistants/",
+        json={"description": "Calculator", "tools": [response.json()["id"]]},
+    )
+    assert response.status_code == 201, response.text
+
+    page = await (await browser.new_context()).new_page()
+    await page.goto(f"{live.base_url}/ui/")
+    await page.get_by_label("API key").fill(live.admin_key)
+    await page.get_by_role("button", name="Connect").click()
+    await page.get_by_role("button", name="Calculator").click()
+    await ask(page, 'use adder {"a": 40, "b": 2}')
+
+    tool = page.locator(".msg.tool")
+    await expect(tool.locator("summary")).to_have_text("Tool adder answered", timeout=WAIT_MS)
+    await tool.locator("summary").click()
+    await expect(tool).to_contain_text('arguments: {"a":40,"b":2}')
+    await expect(tool).to_contain_text('{"sum": 42}')
+    await expect(answers(page).last).to_contain_text('{"sum": 42}', timeout=WAIT_MS)
+    await page.screenshot(path=str(ARTIFACTS / "ui-tools.png"), full_page=True)
