@@ -24,7 +24,9 @@ from sqlalchemy import func, select, update
 
 from chatsvc.chats.models import Chat, Message
 from chatsvc.exports.service import HEADERS
-from chatsvc.jobs.models import Job
+from chatsvc.jobs import service as job_service
+from chatsvc.jobs.models import Job, JobState
+from chatsvc.jobs.runner import JobContext, execute
 from chatsvc.kit.db import unit_of_work
 from chatsvc.threads.models import ChatSession
 from tests.conftest import Live, live_tenant, make_settings
@@ -322,3 +324,32 @@ async def test_the_export_reaches_the_callback_through_a_real_worker(
             "Ticket closed",
             "ancient history",
         ]
+
+
+async def test_a_delivery_that_runs_before_its_export_is_recorded_done_is_retried(
+    live_pg_url: str, tmp_path: Path
+) -> None:
+    # The export job triggers its delivery before the runner records the export as succeeded; on
+    # the in-process queue the delivery may run first. It must wait, not give up for good.
+    async with embedded(live_pg_url, tmp_path) as live:
+        ctx: JobContext = live.app.state.jobs
+        async with unit_of_work(ctx.sessionmaker) as session:
+            export, _created = await job_service.create_job(
+                session, live.workspace_id, "export", {}
+            )
+            assert await job_service.claim(session, export.id, 60) is not None  # running
+            delivery, _created = await job_service.create_job(
+                session,
+                live.workspace_id,
+                "deliver_callback",
+                {"export_job_id": export.id, "url": "https://93.184.215.14/hook"},
+            )
+        await execute(ctx, delivery.id)
+        async with ctx.sessionmaker() as session:
+            found = await session.get(Job, delivery.id)
+        assert found is not None
+        assert (found.state, found.attempts) == (JobState.QUEUED, 1), (found.state, found.error)
+        assert found.error is not None and "not finished" in found.error
+        async with unit_of_work(ctx.sessionmaker) as session:  # keep the retries quiet
+            for job_id in (export.id, delivery.id):
+                await job_service.fail(session, job_id, "test over", False)

@@ -13,6 +13,7 @@ from typing import Any
 from chatsvc.auth import service as auth_service
 from chatsvc.jobs.models import Job, JobState
 from chatsvc.jobs.runner import JobContext, PermanentJobError, register
+from chatsvc.kit.errors import ChatsvcError
 from chatsvc.kit.outbound import OutboundPolicy, guarded_client
 from chatsvc.webhooks.delivery import DeliveryFailed, deliver
 
@@ -26,6 +27,8 @@ async def run_delivery(ctx: JobContext, job: Job) -> dict[str, Any]:
         export = await session.get(Job, export_id)
         if export is None or export.workspace_id != job.workspace_id:
             raise PermanentJobError(f"export job {export_id} is gone")
+        if export.state in (JobState.QUEUED, JobState.RUNNING):  # triggered before it was done
+            raise ChatsvcError(f"export job {export_id} is not finished yet", "export_pending")
         if export.state != JobState.SUCCEEDED or not export.result:
             raise PermanentJobError(f"export job {export_id} has no file to deliver")
         secret = await auth_service.webhook_secret(session, job.workspace_id)
