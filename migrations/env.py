@@ -30,10 +30,16 @@ def _include_object(
 
 
 def _configure(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # A batch migration rebuilds a table (create, copy, drop, rename): with foreign keys on,
+        # the drop would cascade to the rows that reference it. SQLite ignores this pragma
+        # inside a transaction, so it goes first; the app's connections turn it back on.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
         include_object=_include_object,
     )

@@ -80,8 +80,7 @@ COLUMNS: Final[tuple[str, ...]] = (
     "action_taken",
 )
 
-#: The message table has no moderation fields yet: these columns are written empty until the
-#: moderation work stores its verdicts, so files made today and later have the same shape.
+#: Each message's moderation verdict; the category lists are written joined by ";".
 MODERATION_COLUMNS: Final[tuple[str, ...]] = (
     "is_flagged",
     "severity",
@@ -89,7 +88,6 @@ MODERATION_COLUMNS: Final[tuple[str, ...]] = (
     "pii_categories",
     "action_taken",
 )
-_NO_MODERATION: Final[tuple[str, ...]] = ("",) * len(MODERATION_COLUMNS)
 
 
 def _headers(*names: str) -> dict[str, str]:
@@ -311,6 +309,13 @@ def _rows_statement(filters: ExportFilters) -> Select[*tuple[Any, ...]]:
             cast(Message.references, Text),
             Message.status,
             Message.visible,
+            # What moderation redacted leaves the service redacted, in exports too.
+            Message.redacted_content,
+            Message.is_flagged,
+            Message.severity,
+            Message.injection_categories,
+            Message.pii_categories,
+            Message.action_taken,
         )
         .select_from(Message)
         .join(Chat, Chat.id == Message.chat_id)
@@ -363,6 +368,12 @@ def _formatter(neutralise_formulas: bool) -> Callable[[Sequence[Any]], list[Any]
             references,
             status,
             visible,
+            redacted,
+            is_flagged,
+            severity,
+            injection_categories,
+            pii_categories,
+            action_taken,
         ) = row
         return [
             chat_id,
@@ -378,7 +389,7 @@ def _formatter(neutralise_formulas: bool) -> Callable[[Sequence[Any]], list[Any]
             msg_num,
             usr_msg_num,
             role,
-            guard(content),
+            guard(redacted if redacted is not None else content),
             _utc_iso(created_at),
             guard(sender_username or ""),
             guard(sender_full_name or ""),
@@ -389,7 +400,11 @@ def _formatter(neutralise_formulas: bool) -> Callable[[Sequence[Any]], list[Any]
             references,
             status,
             _BOOL[visible],
-            *_NO_MODERATION,
+            _BOOL[is_flagged],
+            severity,
+            ";".join(injection_categories or ()),
+            ";".join(pii_categories or ()),
+            action_taken,
         ]
 
     return cells
