@@ -385,6 +385,18 @@ async def test_patch_refuses_bad_input_with_the_field_at_fault(
             assert response.json()["errors"][0]["field"] == field, response.json()
     drafts = await tenant.member.post(f"{API}/drafts")
     assert drafts.json() == {"entries": []}  # nothing was written
+    other = await new_entry(tenant.admin)
+    elsewhere = (await patch(tenant.admin, chat_entry_id=str(other), name="x")).json()
+    mismatch = await patch(
+        tenant.admin,
+        chat_entry_id=str(entry),
+        input_draft_id=elsewhere["draft_id"],
+        expected_version=1,
+    )
+    assert mismatch.status_code == 400
+    assert mismatch.json()["errors"] == [
+        {"field": "body.input_draft_id", "message": f"is a draft of chat entry {other}"}
+    ]
 
 
 async def test_publishing_is_for_admins_and_updates_the_entry(

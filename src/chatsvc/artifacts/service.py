@@ -86,9 +86,15 @@ def group_id(entry_id: int, revision: int) -> str:
 
 
 async def _draft(
-    session: AsyncSession, auth: AuthContext, draft_id: str, entry_id: int | None = None
+    session: AsyncSession,
+    auth: AuthContext,
+    draft_id: str,
+    entry_id: int | None = None,
+    *,
+    field: str = "draft_id",
 ) -> Draft:
-    """A draft the caller may see (its own; an admin sees the workspace's)."""
+    """A draft the caller may see (its own; an admin sees the workspace's), of `entry_id` when
+    given (`field` names the input that named the draft)."""
     owner = None if auth.is_admin else auth.principal_id
     draft = await DraftRepository(session).get(auth.workspace_id, draft_id, owner)
     if draft is None:
@@ -96,7 +102,7 @@ async def _draft(
     if entry_id is not None and draft.assistant_id != entry_id:
         raise Invalid(
             f"Draft {draft_id} belongs to chat entry {draft.assistant_id}, not {entry_id}.",
-            errors=[FieldError("draft_id", f"is a draft of chat entry {draft.assistant_id}")],
+            errors=[FieldError(field, f"is a draft of chat entry {draft.assistant_id}")],
         )
     return draft
 
@@ -115,13 +121,17 @@ async def _attempt(
     return chat
 
 
+#: a draft's new items per kind, as (name, description, data)
+NewItems = dict[ResourceKind, list[tuple[str, str, dict[str, Any]]]]
+
+
 def _state_selection(state: dict[str, Any]) -> Selection:
     return {spec.kind: list(state.get(spec.ids_field) or []) for spec in KINDS}
 
 
-def _new_items(state: dict[str, Any]) -> dict[ResourceKind, list[tuple[str, str, dict[str, Any]]]]:
+def _new_items(state: dict[str, Any]) -> NewItems:
     """A draft's new items per kind as (name, description, data)."""
-    found: dict[ResourceKind, list[tuple[str, str, dict[str, Any]]]] = {}
+    found: NewItems = {}
     for spec in KINDS:
         value = state.get(spec.value_field) if spec.value_field else None
         if not value:
@@ -137,6 +147,36 @@ def _new_items(state: dict[str, Any]) -> dict[ResourceKind, list[tuple[str, str,
                 items.append((obj["name"], obj.get("description", ""), data))
             found[spec.kind] = items
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """The bundle a read or an export shows: a draft's (its selection and new items, on the
+    revision it started from), else the revision an attempt started with, else the current one."""
+
+    revision: int
+    selection: Selection
+    new_items: NewItems
+    draft: Draft | None
+
+
+async def _shown(
+    session: AsyncSession, entry_id: int, chat: Chat | None, draft: Draft | None
+) -> Shown:
+    if draft is not None:
+        return Shown(
+            draft.base_revision,
+            _state_selection(draft.form_state),
+            _new_items(draft.form_state),
+            draft,
+        )
+    bundles = BundleRepository(session)
+    revision = (
+        await bundles.revision_at(entry_id, chat.created_at)
+        if chat is not None
+        else await bundles.current_revision(entry_id)
+    )
+    return Shown(revision, await bundles.selection(entry_id, revision), {}, None)
 
 
 def _item(resource: Resource, position: int) -> ItemView:
@@ -180,21 +220,10 @@ async def hydrate(
 
 async def _hydrate(session: AsyncSession, auth: AuthContext, query: HydrateQuery) -> Hydrated:
     workspace_id, entry_id = auth.workspace_id, query.entry_id
-    bundles = BundleRepository(session)
     chat = await _attempt(session, auth, entry_id, query.attempt) if query.attempt else None
     draft = await _draft(session, auth, query.draft_id, entry_id) if query.draft_id else None
-    new_items: dict[ResourceKind, list[tuple[str, str, dict[str, Any]]]] = {}
-    if draft is not None:
-        revision = draft.base_revision
-        selection = _state_selection(draft.form_state)
-        new_items = _new_items(draft.form_state)
-    else:
-        revision = (
-            await bundles.revision_at(entry_id, chat.created_at)
-            if chat is not None
-            else await bundles.current_revision(entry_id)
-        )
-        selection = await bundles.selection(entry_id, revision)
+    shown = await _shown(session, entry_id, chat, draft)
+    revision, selection, new_items = shown.revision, shown.selection, shown.new_items
     resources = ResourceRepository(session)
     loaded = await resources.by_ids(workspace_id, (i for ids in selection.values() for i in ids))
     available_rows = await resources.available(workspace_id, query.sections, selection, query.limit)
@@ -339,7 +368,9 @@ async def patch_draft(
     drafts = DraftRepository(session)
     if data.input_draft_id is not None:
         entry_id = int(data.chat_entry_id) if data.chat_entry_id is not None else None
-        draft: Draft | None = await _draft(session, auth, data.input_draft_id, entry_id)
+        draft: Draft | None = await _draft(
+            session, auth, data.input_draft_id, entry_id, field="input_draft_id"
+        )
         assert draft is not None
         entry_id = draft.assistant_id
     elif data.chat_entry_id is None:
@@ -509,25 +540,18 @@ async def bundle_columns(
 ) -> list[tuple[str, str]]:
     """(header, value) of the columns that put the chat's bundle on every row: the group id,
     then per kind the JSON array of the selected items' names (a draft's new items included)."""
-    bundles = BundleRepository(session)
-    new_items: dict[ResourceKind, list[tuple[str, str, dict[str, Any]]]] = {}
-    if draft_id is not None:
-        draft = await _draft(session, auth, draft_id, entry_id)
-        revision = draft.base_revision
-        selection = _state_selection(draft.form_state)
-        new_items = _new_items(draft.form_state)
-        group = f"{group_id(entry_id, revision)} draft {draft.id} v{draft.version}"
-    else:
-        revision = await bundles.revision_at(entry_id, chat.created_at)
-        selection = await bundles.selection(entry_id, revision)
-        group = group_id(entry_id, revision)
+    draft = await _draft(session, auth, draft_id, entry_id) if draft_id is not None else None
+    shown = await _shown(session, entry_id, chat, draft)
+    group = group_id(entry_id, shown.revision)
+    if draft is not None:
+        group += f" draft {draft.id} v{draft.version}"
     loaded = await ResourceRepository(session).by_ids(
-        auth.workspace_id, (i for ids in selection.values() for i in ids)
+        auth.workspace_id, (i for ids in shown.selection.values() for i in ids)
     )
     columns = [(BUNDLE_COLUMN, group)]
     for spec in KINDS:
-        names = [loaded[i].name for i in selection.get(spec.kind, []) if i in loaded]
-        names += [name for name, _d, _data in new_items.get(spec.kind, [])]
+        names = [loaded[i].name for i in shown.selection.get(spec.kind, []) if i in loaded]
+        names += [name for name, _d, _data in shown.new_items.get(spec.kind, [])]
         columns.append((_kind_header(spec.kind), json.dumps(names, ensure_ascii=False)))
     return columns
 
