@@ -34,8 +34,11 @@ def _configure(connection: Connection) -> None:
     if sqlite:
         # A batch migration rebuilds a table (create, copy, drop, rename): with foreign keys on,
         # the drop would cascade to the rows that reference it. SQLite ignores this pragma
-        # inside a transaction, so it goes first; the app's connections turn it back on.
-        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        # inside a transaction, so it goes to the driver before SQLAlchemy begins one; the
+        # app's connections turn it back on.
+        cursor = connection.connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.close()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

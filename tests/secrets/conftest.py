@@ -6,16 +6,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chatsvc.auth import service as auth_service
-from chatsvc.kit.db import create_engine, unit_of_work
+from chatsvc.kit.db import unit_of_work
 from chatsvc.secrets.azure import AzureSecretStore
 from chatsvc.secrets.local import LocalSecretStore, SecretCipher
 from chatsvc.secrets.store import SecretStore
@@ -51,25 +50,6 @@ async def _workspaces(sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[i
         return first.id, second.id
 
 
-@pytest.fixture(scope="session")
-async def sqlite_tx_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
-    """The run's SQLite database, with SQLAlchemy emitting BEGIN itself: in the driver's legacy
-    mode a SAVEPOINT opens no transaction, so what a store commits (releasing its savepoint)
-    would outlive the test's rollback."""
-    engine = create_engine(sqlite_url)
-
-    def _no_driver_begin(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-
-    def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
-
-    event.listen(engine.sync_engine, "connect", _no_driver_begin)
-    event.listen(engine.sync_engine, "begin", _begin)
-    yield engine
-    await engine.dispose()
-
-
 @pytest.fixture
 async def vault() -> FakeKeyVault:
     return FakeKeyVault()
@@ -77,7 +57,7 @@ async def vault() -> FakeKeyVault:
 
 @pytest.fixture(params=["local-postgresql", "local-sqlite", "azure"])
 async def backend(
-    request: pytest.FixtureRequest, pg_engine: AsyncEngine, sqlite_tx_engine: AsyncEngine
+    request: pytest.FixtureRequest, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine
 ) -> AsyncIterator[Backend]:
     if request.param == "azure":
         fake = FakeKeyVault()
@@ -85,7 +65,7 @@ async def backend(
         yield Backend("azure", store, 7, 8, vault=fake)
         await store.close()
         return
-    engine = pg_engine if request.param == "local-postgresql" else sqlite_tx_engine
+    engine = pg_engine if request.param == "local-postgresql" else sqlite_engine
     async for connection in _rolled_back(engine):
         sessionmaker = _sessionmaker(connection)
         first, second = await _workspaces(sessionmaker)
@@ -95,10 +75,10 @@ async def backend(
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 async def local(
-    request: pytest.FixtureRequest, pg_engine: AsyncEngine, sqlite_tx_engine: AsyncEngine
+    request: pytest.FixtureRequest, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine
 ) -> AsyncIterator[Backend]:
     """The local backend alone, on each database."""
-    engine = pg_engine if request.param == "postgresql" else sqlite_tx_engine
+    engine = pg_engine if request.param == "postgresql" else sqlite_engine
     async for connection in _rolled_back(engine):
         sessionmaker = _sessionmaker(connection)
         first, second = await _workspaces(sessionmaker)

@@ -10,11 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chatsvc.config import RetrievalBackend
-from chatsvc.kit.db import create_engine
 from chatsvc.main import create_app
 from tests.conftest import (
     Live,
@@ -69,30 +67,11 @@ SYNTAX_ERROR = "const x = 1;\nconst y = ;\n"
 # on the embedded SQLite, through the whole app.
 
 
-@pytest.fixture(scope="module")
-async def sqlite_tx_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
-    """The run's SQLite database with real transactions: pysqlite opens none before a SAVEPOINT,
-    so a request's commit (a savepoint release) would persist. Emitting BEGIN ourselves makes
-    the test's outer transaction real, and its rollback undoes the requests' commits."""
-    engine = create_engine(sqlite_url)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
-
-    yield engine
-    await engine.dispose()
-
-
 @pytest.fixture(params=["postgresql", "sqlite"])
 async def db_connection(
-    request: pytest.FixtureRequest, pg_engine: AsyncEngine, sqlite_tx_engine: AsyncEngine
+    request: pytest.FixtureRequest, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine
 ) -> AsyncIterator[AsyncConnection]:
-    engine = pg_engine if request.param == "postgresql" else sqlite_tx_engine
+    engine = pg_engine if request.param == "postgresql" else sqlite_engine
     async for connection in _rolled_back(engine):
         yield connection
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -82,12 +82,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.close()
 
 
+def _sqlite_savepoint(connection: Connection, _name: str | None) -> None:
+    """The sqlite3 driver opens a transaction only before DML, so a SAVEPOINT that comes first
+    would open one itself, and its RELEASE would commit the unit of work early (a later
+    rollback would leave half of it behind). Open the transaction first. (Beginning every
+    transaction at once instead would make concurrent writers fail with "database is locked"
+    instead of waiting their turn.)"""
+    driver = connection.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute("BEGIN")
+        cursor.close()
+
+
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     """Build the async engine; nothing connects until first use."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo)
         sync_engine: Engine = engine.sync_engine
         event.listen(sync_engine, "connect", _sqlite_pragmas)
+        event.listen(sync_engine, "savepoint", _sqlite_savepoint)
         return engine
     return create_async_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
