@@ -324,11 +324,11 @@ class GenerationManager:
             if not done:
                 answer.status = MessageStatus.CANCELLED
                 return answer
-            if not calls:
-                return answer
-            if not offered or choice == "none":
-                # The model insists after its budget was spent (or calls what it was never
-                # offered): answer in words rather than loop or fail.
+            if not calls or not offered:
+                return answer  # calls of tools never offered are not run
+            if choice == "none":
+                # The model insists after its budget was spent: answer in words rather than
+                # loop or fail.
                 text = LIMIT_ANSWER.format(limit=tools.max_calls)
                 parts.append(text)
                 await self.broker.publish(turn.key, events.DELTA, {"text": text})
