@@ -21,7 +21,7 @@ from chatsvc.assistants.models import Assistant
 from chatsvc.auth.models import Principal, PrincipalKind
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats import service as chat_service
-from chatsvc.chats.jobs import CHAT_GENERATION
+from chatsvc.chats.jobs import enqueue_answer
 from chatsvc.chats.models import Chat, ChatTicket, Message, Role
 from chatsvc.chats.repository import ChatRepository, MessageRepository
 from chatsvc.chats.schemas import AssistantMessageIn
@@ -29,7 +29,7 @@ from chatsvc.chats.service import Turn
 from chatsvc.config import Settings
 from chatsvc.exports.requests import ExportRequestIn, request_export
 from chatsvc.jobs.models import Job
-from chatsvc.jobs.queue import JobQueue, submit
+from chatsvc.jobs.queue import JobQueue
 from chatsvc.kit.db import utcnow
 from chatsvc.kit.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from chatsvc.kit.outbound import OutboundBlocked, OutboundPolicy, check_url, describe_url
@@ -233,7 +233,7 @@ async def post_message(
             if existing is not None:
                 return await _replay(session, chat, existing)
         raise
-    job_id = await _enqueue_answer(session, queue, settings, auth, turn)
+    job_id = await enqueue_answer(session, queue, settings, auth, turn)
     return Posted(message, chat, sender, created=True, answer_job_id=job_id)
 
 
@@ -269,33 +269,6 @@ async def _store(
     await session.flush()
     await attach_tickets(session, chat.id, new.ticket_ids)
     return message, turn
-
-
-async def _enqueue_answer(
-    session: AsyncSession,
-    queue: JobQueue,
-    settings: Settings,
-    auth: AuthContext,
-    turn: Turn | None,
-) -> int | None:
-    """The turn's answer as a background job, triggered after the transaction commits."""
-    if turn is None or turn.generation_id is None or turn.replayed:
-        return None
-    job, _created = await submit(
-        session,
-        queue,
-        settings,
-        auth.workspace_id,
-        CHAT_GENERATION,
-        {
-            "chat_id": turn.chat_id,
-            "generation_id": turn.generation_id,
-            "user_msg_num": turn.user_msg_num,
-        },
-        idempotency_key=f"generation-{turn.generation_id}",
-        created_by=auth.principal_id,
-    )
-    return job.id
 
 
 async def _replay(session: AsyncSession, chat: Chat, message: Message) -> Posted:

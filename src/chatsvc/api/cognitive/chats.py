@@ -23,7 +23,7 @@ from chatsvc.api.cognitive.schemas import (
 from chatsvc.api.deps import AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats import service as chat_service
-from chatsvc.chats.jobs import CHAT_GENERATION
+from chatsvc.chats.jobs import enqueue_answer
 from chatsvc.chats.models import Role
 from chatsvc.chats.schemas import (
     AssistantMessageIn,
@@ -37,7 +37,6 @@ from chatsvc.chats.service import Turn
 from chatsvc.generation.registry import describe_apps
 from chatsvc.generation.runner import GenerationManager
 from chatsvc.generation.streams import raise_for, resumable, resume_point
-from chatsvc.jobs.queue import submit
 from chatsvc.kit.db import unit_of_work
 from chatsvc.kit.sse import last_event_id, sse_response, wants_event_stream
 from chatsvc.kit.web import (
@@ -607,21 +606,8 @@ async def _enqueue_turn(
     request: Request, session: AsyncSession, auth: AuthContext, turn: Turn | None
 ) -> None:
     """Queue the turn's generation as a job, triggered after this transaction commits."""
-    if turn is None or turn.generation_id is None or turn.replayed:
-        return
-    await submit(
-        session,
-        request.app.state.jobs_queue,
-        request.app.state.settings,
-        auth.workspace_id,
-        CHAT_GENERATION,
-        {
-            "chat_id": turn.chat_id,
-            "generation_id": turn.generation_id,
-            "user_msg_num": turn.user_msg_num,
-        },
-        idempotency_key=f"generation-{turn.generation_id}",
-        created_by=auth.principal_id,
+    await enqueue_answer(
+        session, request.app.state.jobs_queue, request.app.state.settings, auth, turn
     )
 
 
