@@ -3,10 +3,12 @@ socket bound before the thread starts (so the port is known and cannot be taken)
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import uvicorn
 
@@ -44,3 +46,36 @@ class ThreadedServer:
         self.server.should_exit = True
         self.server.force_exit = True
         self.thread.join(timeout=10)
+
+
+class RunsInThread:
+    """A fake's start()/stop() as `with` and `async with` blocks (the async ones start and stop
+    it off the event loop, which the server's thread may need meanwhile)."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.stop)

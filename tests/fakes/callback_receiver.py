@@ -25,8 +25,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -37,7 +36,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from chatsvc.webhooks.signing import SignatureInvalid, verify
-from tests.fakes._threaded import ThreadedServer
+from tests.fakes._threaded import RunsInThread, ThreadedServer
 
 
 @dataclass
@@ -89,7 +88,7 @@ class _Recorded:
     failures_left: int = 0
 
 
-class CallbackReceiver:
+class CallbackReceiver(RunsInThread):
     """The server, its behaviour (change it any time with `configure`) and what it recorded."""
 
     def __init__(
@@ -188,7 +187,7 @@ class CallbackReceiver:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> CallbackReceiver:
+    def start(self) -> Self:
         if self._server is not None:
             raise RuntimeError("the callback receiver is already running")
         tls: dict[str, Any] = {}
@@ -218,28 +217,6 @@ class CallbackReceiver:
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None
-
-    def __enter__(self) -> CallbackReceiver:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> CallbackReceiver:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
     def _write_certificate(self, directory: Path) -> tuple[Path, Path]:
         """A throwaway CA and a server certificate for `tls_hostname` and the loopback address."""

@@ -28,15 +28,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tests.fakes._threaded import ThreadedServer
+from tests.fakes._threaded import RunsInThread, ThreadedServer
 
 
 @dataclass
@@ -64,7 +63,7 @@ class RecordedRequest:
     rpc_methods: tuple[str, ...]
 
 
-class FakeMcp:
+class FakeMcp(RunsInThread):
     """The server, its behaviour (replaceable at any time) and what it recorded."""
 
     def __init__(
@@ -182,7 +181,7 @@ class FakeMcp:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> FakeMcp:
+    def start(self) -> Self:
         if self._server is not None:
             raise RuntimeError("the fake MCP server is already running")
         server = ThreadedServer(
@@ -205,28 +204,6 @@ class FakeMcp:
         self._server.server.should_exit = True
         self._server.thread.join(timeout=10)
         self._server = None
-
-    def __enter__(self) -> FakeMcp:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> FakeMcp:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
     async def _pause(self, seconds: float) -> None:
         # In small steps so that stopping the server ends every wait.

@@ -26,8 +26,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -36,7 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from tests.fakes._threaded import ThreadedServer
+from tests.fakes._threaded import RunsInThread, ThreadedServer
 
 _WORD = re.compile(r"\s*\S+\s*|\s+")
 
@@ -110,7 +109,7 @@ class _QuietBreaks(logging.Filter):
 _QUIET = _QuietBreaks()
 
 
-class FakeOpenAI:
+class FakeOpenAI(RunsInThread):
     """The server, its behaviour (mutable at any time) and what it recorded."""
 
     def __init__(
@@ -183,7 +182,7 @@ class FakeOpenAI:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> FakeOpenAI:
+    def start(self) -> Self:
         if self._server is not None:
             raise RuntimeError("the fake OpenAI server is already running")
         logging.getLogger("uvicorn.error").addFilter(_QUIET)
@@ -205,28 +204,6 @@ class FakeOpenAI:
         self._stopping = True  # ends hangs and waits, so shutdown does not wait on them
         self._server.stop()
         self._server = None
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> FakeOpenAI:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
     # -- the protocol --------------------------------------------------------------------------
 

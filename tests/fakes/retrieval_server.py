@@ -19,14 +19,13 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes._threaded import ThreadedServer
+from tests.fakes._threaded import RunsInThread, ThreadedServer
 
 
 @dataclass
@@ -66,7 +65,7 @@ class _QuietDrops(logging.Filter):
 _QUIET = _QuietDrops()
 
 
-class RetrievalServer:
+class RetrievalServer(RunsInThread):
     def __init__(
         self,
         behaviour: SearchBehaviour | None = None,
@@ -94,7 +93,7 @@ class RetrievalServer:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> RetrievalServer:
+    def start(self) -> Self:
         logging.getLogger("uvicorn.error").addFilter(_QUIET)
         server = ThreadedServer(
             self, host=self._host, port=self._port, name="fake retrieval server", log_level="error"
@@ -109,17 +108,6 @@ class RetrievalServer:
             self._stopping = True
             self._server.stop()
             self._server = None
-
-    async def __aenter__(self) -> RetrievalServer:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
     # -- the protocol ----------------------------------------------------------------------------
 
