@@ -11,6 +11,7 @@
 # the command `chatsvc worker`.
 
 # --- builder: build a wheel and install it with its dependencies into /opt/venv ---------
+# The dependencies' versions come from requirements.lock (pinned; `make lock` regenerates it).
 FROM python:3.11-slim AS builder
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -20,10 +21,10 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /build
 RUN python -m venv /opt/venv
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY src ./src
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /build/dist . \
- && /opt/venv/bin/pip install /build/dist/chatsvc-*.whl
+ && /opt/venv/bin/pip install -c requirements.lock /build/dist/chatsvc-*.whl
 
 # --- runtime -----------------------------------------------------------------------------
 FROM python:3.11-slim AS runtime
