@@ -76,6 +76,10 @@ test: $(STAMP) ## Start PostgreSQL/Redis if needed, then run pytest
 	$(PY) scripts/ensure_services.py
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+check-migrations: $(STAMP) ## alembic check: migrations build what the models describe (PostgreSQL, SQLite)
+	$(PY) scripts/ensure_services.py
+	$(PY) scripts/check_migrations.py
+
 lint: $(STAMP) ## ruff check + ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
