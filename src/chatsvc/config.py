@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     #: JSON notice naming its download path (GET /jobs/{id}/artifact/)
     webhook_max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=0)
 
-    # -- Tools (issue #4) ---------------------------------------------------------------------
+    # -- Tools (docs/tool-calling.md) ---------------------------------------------------------
     #: deadline of one tool call in the tool-calling loop (script, MCP, retrieval); a late or
     #: failing tool gives the model an error result, the chat does not fail
     tool_timeout_seconds: float = Field(default=20.0, gt=0)

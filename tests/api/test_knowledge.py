@@ -1,5 +1,5 @@
 """API tests (PostgreSQL) of an assistant's knowledge: common questions, fixed responses (served
-under /fixed_questions/) and lessons, as seed 003 documents them."""
+under /fixed_questions/) and lessons, as seed 003 (docs/seeds/) documents them."""
 
 from __future__ import annotations
 

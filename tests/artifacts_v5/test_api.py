@@ -1,6 +1,6 @@
 """The artifacts-v5 face over HTTP (PostgreSQL, Redis-backed read cache): every field of /get,
-/draft, /drafts, /refresh and /docs, the seed's three headers, the error bodies, and cached reads
-that change when what they show changes."""
+/draft, /drafts, /refresh and /docs, the three headers of seed 000 (docs/seeds/), the error
+bodies, and cached reads that change when what they show changes."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The endpoints that talk to an MCP server (seed 003): connect/ (a report, never a 500),
-tools/ (the remote list, marked, cached, refreshed), the selection (POST creates, PUT
+"""The endpoints that talk to an MCP server (seed 003, docs/seeds/): connect/ (a report, never a
+500), tools/ (the remote list, marked, cached, refreshed), the selection (POST creates, PUT
 synchronises, DELETE removes), configured-tools/ (no call), secrets in headers, inactive
 servers, deadlines and the outbound policy at connect time."""
 

@@ -1,6 +1,6 @@
-"""/mcp-servers/ and /mcp-servers/{id}/ (seed 003): every field, defaults, replace and partial
-updates, header rules and masking, URLs checked by the outbound policy when saved, pagination,
-roles and workspaces."""
+"""/mcp-servers/ and /mcp-servers/{id}/ (seed 003, docs/seeds/): every field, defaults, replace
+and partial updates, header rules and masking, URLs checked by the outbound policy when saved,
+pagination, roles and workspaces."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""/mcp-tools/ and /mcp-tools/{id}/ (seed 003): create from a server (by id or inline), one
-tool per selected remote tool, every field, replace and partial updates (re-pointing reads the
-schema again), soft delete, pagination, roles and workspaces."""
+"""/mcp-tools/ and /mcp-tools/{id}/ (seed 003, docs/seeds/): create from a server (by id or
+inline), one tool per selected remote tool, every field, replace and partial updates (re-pointing
+reads the schema again), soft delete, pagination, roles and workspaces."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""API tests of /secrets/ (seed 003), on both backends (the app client's store is the local one
-inside the test's transaction, or Key Vault through the fake vault): admin only, write-only
-values, 409/404/400/422 with reasons, per-workspace isolation, and no value in any error body or
-log record."""
+"""API tests of /secrets/ (seed 003, docs/seeds/), on both backends (the app client's store is the
+local one inside the test's transaction, or Key Vault through the fake vault): admin only,
+write-only values, 409/404/400/422 with reasons, per-workspace isolation, and no value in any error
+body or log record."""
 
 from __future__ import annotations
 

@@ -214,7 +214,8 @@ class KindSpec:
 
 
 K = ResourceKind
-#: In the order of the seed's /get response sections; every kind appears once.
+#: In the order of the /get response sections of the artifacts-v5 seed
+#: (docs/seeds/000_bbeed2de861aaa6f.txt); every kind appears once.
 KINDS: tuple[KindSpec, ...] = (
     KindSpec(K.NAME, "names", "Name", NameData, "name", "text"),
     KindSpec(K.DESCRIPTION, "descriptions", "Description", DescriptionData, "description", "text"),

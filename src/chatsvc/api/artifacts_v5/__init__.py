@@ -1,5 +1,6 @@
-"""The artifacts-v5 face (seed 000): `/api/v5/artifacts/chat/…`, string ids, snake_case, drafts
-with `expected_version`. `mount(app)` adds its routes and its 409 body."""
+"""The artifacts-v5 face (seed 000: docs/seeds/000_bbeed2de861aaa6f.txt):
+`/api/v5/artifacts/chat/…`, string ids, snake_case, drafts with `expected_version`. `mount(app)`
+adds its routes and its 409 body."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Wire schemas of the artifacts-v5 face (seed 000): snake_case, string ids. The per-kind models
-(Chat<Kind>Section, Chat<Kind>Item, <Kind>ResourceIn) and the per-kind request fields
-(`<kind>_search`, `<kind>_show_selected`) are generated from the kind registry."""
+"""Wire schemas of the artifacts-v5 face (seed 000, docs/seeds/): snake_case, string ids. The
+per-kind models (Chat<Kind>Section, Chat<Kind>Item, <Kind>ResourceIn) and the per-kind request
+fields (`<kind>_search`, `<kind>_show_selected`) are generated from the kind registry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The cognitive face (seed 003): integer ids, snake_case, `{count, next, previous, results}`."""
+"""The cognitive face (seed 003: docs/seeds/003_8cf8a34b8e0a5cb7.txt): integer ids, snake_case,
+`{count, next, previous, results}`."""
 
 from fastapi import APIRouter
 

@@ -1,5 +1,5 @@
 """Cognitive face: /mcp-servers/ (servers, their remote tools and selections) and /mcp-tools/
-(seed 003). Translation only: rules live in chatsvc.mcp.service."""
+(seed 003, docs/seeds/). Translation only: rules live in chatsvc.mcp.service."""
 
 from __future__ import annotations
 

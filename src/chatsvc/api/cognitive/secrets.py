@@ -1,5 +1,5 @@
-"""Cognitive face: /secrets/ (seed 003), the workspace's secrets, admin only and write-only:
-values go in, names come out. Translation only: rules live in chatsvc.secrets."""
+"""Cognitive face: /secrets/ (seed 003, docs/seeds/), the workspace's secrets, admin only and
+write-only: values go in, names come out. Translation only: rules live in chatsvc.secrets."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The threads face (seed 001): `/api/chat-…`, UUIDs, snake_case, plain-array lists with `field`
-sparse fieldsets and `o` ordering."""
+"""The threads face (seed 001: docs/seeds/001_06bdf6c13c7feae5.txt): `/api/chat-…`, UUIDs,
+snake_case, plain-array lists with `field` sparse fieldsets and `o` ordering."""
 
 from fastapi import APIRouter
 

@@ -1,5 +1,5 @@
-"""Wire schemas of the threads face (seed 001: UUIDs, snake_case) and the mappers from the threads
-domain's views to them."""
+"""Wire schemas of the threads face (seed 001 in docs/seeds/: UUIDs, snake_case) and the mappers
+from the threads domain's views to them."""
 
 from __future__ import annotations
 
