@@ -33,6 +33,7 @@ from chatsvc.config import Environment, GeneratorApp, Settings
 from chatsvc.kit.db import create_engine, unit_of_work
 from chatsvc.main import create_app
 from chatsvc.migrate import upgrade
+from chatsvc.services import Services, get_sessionmaker
 
 ADMIN_URL = os.environ.get(
     "CHATSVC_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -194,7 +195,8 @@ async def app_client(
     """An anonymous client of an app whose requests run inside the test's transaction."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        app.state.sessionmaker = _sessionmaker(pg_connection)
+        sessionmaker = _sessionmaker(pg_connection)
+        app.dependency_overrides[get_sessionmaker] = lambda: sessionmaker
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
@@ -261,8 +263,27 @@ class Live:
     admin: httpx.AsyncClient
     member: httpx.AsyncClient
 
+    @property
+    def services(self) -> Services:
+        return services_of(self.app)
+
     def client(self, key: str, **kwargs: Any) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, headers={"X-Api-Key": key}, **kwargs)
+
+
+def services_of(app: FastAPI) -> Services:
+    """The services a started app built (its lifespan ran)."""
+    services: Services = app.state.services
+    return services
+
+
+def request_sessionmaker(app: FastAPI) -> async_sessionmaker[AsyncSession]:
+    """The sessionmaker the app's requests use (the test's, where a fixture overrode it)."""
+    override = app.dependency_overrides.get(get_sessionmaker)
+    if override is not None:
+        found: async_sessionmaker[AsyncSession] = override()
+        return found
+    return services_of(app).sessionmaker
 
 
 def _free_port() -> int:
@@ -294,7 +315,7 @@ async def serve(settings: Settings) -> AsyncIterator[tuple[str, FastAPI]]:
 async def live_tenant(settings: Settings) -> AsyncIterator[Live]:
     async with serve(settings) as (base_url, app):
         slug = f"live-{uuid.uuid4().hex[:12]}"
-        async with unit_of_work(app.state.sessionmaker) as db:
+        async with unit_of_work(services_of(app).sessionmaker) as db:
             workspace = await auth_service.create_workspace(db, slug)
             _a, admin_key = await auth_service.create_api_key(
                 db, workspace.id, Role.ADMIN, username="ada", full_name="Ada Admin"

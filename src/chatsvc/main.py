@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
@@ -19,16 +18,12 @@ from starlette.middleware.cors import CORSMiddleware
 from chatsvc import __version__
 from chatsvc.api import artifacts_v5, cognitive, messages_v1, ops, threads
 from chatsvc.config import Settings, get_settings
-from chatsvc.generation.registry import build_generators
-from chatsvc.generation.runner import GenerationManager
-from chatsvc.jobs.queue import ArqQueue, InProcessQueue, JobQueue
-from chatsvc.jobs.runner import JobContext, execute, load_handlers, run_sweeper
-from chatsvc.kit.db import create_engine, create_sessionmaker
+from chatsvc.jobs.queue import InProcessQueue
+from chatsvc.jobs.runner import load_handlers, run_sweeper
 from chatsvc.kit.logging import configure_logging
 from chatsvc.kit.middleware import BodySizeLimitMiddleware, ObservabilityMiddleware
 from chatsvc.kit.web import document_errors, install_error_handlers
-from chatsvc.streaming.factory import build_broker
-from chatsvc.tools.runtime import ToolRuntime
+from chatsvc.services import Services
 from chatsvc.ui import ui_app
 
 DESCRIPTION = """
@@ -47,51 +42,15 @@ def _operation_id(route: APIRoute) -> str:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Builds the process's services once (faces reach them through chatsvc.services' typed
+    dependencies). In the embedded mode jobs run in this process, which then also sweeps."""
     settings: Settings = app.state.settings
-    engine = create_engine(
-        settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size
-    )
-    app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.redis = None
-    if settings.redis_url:
-        from redis.asyncio import Redis
-
-        app.state.redis = Redis.from_url(settings.redis_url)
-    app.state.http = httpx.AsyncClient(
-        timeout=httpx.Timeout(30.0),
-        trust_env=False,
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-    )
-    app.state.broker = build_broker(app.state.redis)
-    app.state.tools = ToolRuntime.build(settings, app.state.sessionmaker)
-    app.state.generations = GenerationManager(
-        app.state.sessionmaker,
-        app.state.broker,
-        build_generators(settings, app.state.http),
-        settings,
-        app.state.tools,
-    )
-    # Jobs: triggers go to the arq workers through Redis, or (embedded) run in this process,
-    # which then also sweeps. The handler reads app.state.jobs when it runs, not now.
     load_handlers()
-    queue: JobQueue
-    if settings.redis_url:
-        queue = ArqQueue.from_url(settings.redis_url)
-    else:
-        queue = InProcessQueue(lambda job_id: execute(app.state.jobs, job_id))
-    app.state.jobs_queue = queue
-    app.state.jobs = JobContext(
-        sessionmaker=app.state.sessionmaker,
-        settings=settings,
-        queue=queue,
-        http=app.state.http,
-        broker=app.state.broker,
-        generations=app.state.generations,
-    )
+    services = Services.build(settings)
+    app.state.services = services
     sweeper = (
-        asyncio.create_task(run_sweeper(app.state.jobs), name="sweeper")
-        if isinstance(queue, InProcessQueue)
+        asyncio.create_task(run_sweeper(services.jobs), name="sweeper")
+        if isinstance(services.queue, InProcessQueue)
         else None
     )
     try:
@@ -101,14 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-        await queue.close()
-        await app.state.generations.shutdown()
-        await app.state.broker.close()
-        await app.state.tools.close()
-        await app.state.http.aclose()
-        if app.state.redis is not None:
-            await app.state.redis.aclose()
-        await engine.dispose()
+        await services.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -9,20 +9,14 @@ import contextlib
 import logging
 from typing import Any
 
-import httpx
 from arq.connections import RedisSettings
 from arq.worker import func, run_worker
-from redis.asyncio import Redis
 
 from chatsvc.config import Settings, get_settings
-from chatsvc.generation.registry import build_generators
-from chatsvc.generation.runner import GenerationManager
 from chatsvc.jobs.queue import RUN_JOB, ArqQueue, dump_json, load_json
-from chatsvc.jobs.runner import JobContext, execute, load_handlers, run_sweeper
-from chatsvc.kit.db import create_engine, create_sessionmaker
+from chatsvc.jobs.runner import execute, load_handlers, run_sweeper
 from chatsvc.kit.logging import configure_logging
-from chatsvc.streaming.factory import build_broker
-from chatsvc.tools.runtime import ToolRuntime
+from chatsvc.services import Services
 
 logger = logging.getLogger("chatsvc.worker")
 #: arq cancels a run after this; our lease (renewed while the handler runs) is what detects a dead
@@ -39,32 +33,13 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     configure_logging(settings.log_level)
     load_handlers()
-    engine = create_engine(
-        settings.database_url, echo=settings.database_echo, pool_size=settings.database_pool_size
-    )
     assert settings.redis_url is not None
-    redis = Redis.from_url(settings.redis_url)
-    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0), trust_env=False)
-    sessionmaker = create_sessionmaker(engine)
-    broker = build_broker(redis)
-    tools = ToolRuntime.build(settings, sessionmaker)
-    job_context = JobContext(
-        sessionmaker=sessionmaker,
-        settings=settings,
-        # arq's own pool (JSON serializer set by WorkerSettings); the worker closes it
-        queue=ArqQueue(ctx["redis"], owned=False),
-        http=http,
-        broker=broker,
-        generations=GenerationManager(
-            sessionmaker, broker, build_generators(settings, http), settings, tools
-        ),
-    )
+    # Triggers go through arq's own pool (JSON serializer set by WorkerSettings); arq closes it.
+    services = Services.build(settings, queue=ArqQueue(ctx["redis"], owned=False))
     ctx.update(
-        chatsvc=job_context,
-        tools=tools,
-        engine=engine,
-        stream_redis=redis,
-        sweeper=asyncio.create_task(run_sweeper(job_context), name="sweeper"),
+        services=services,
+        chatsvc=services.jobs,
+        sweeper=asyncio.create_task(run_sweeper(services.jobs), name="sweeper"),
     )
     logger.info("worker ready; sweeping every %ss", settings.sweep_interval_seconds)
 
@@ -75,17 +50,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
-    job_context: JobContext | None = ctx.get("chatsvc")
-    if job_context is not None:
-        await job_context.generations.shutdown()
-        await job_context.broker.close()
-        await job_context.http.aclose()
-    if ctx.get("tools") is not None:
-        await ctx["tools"].close()
-    if ctx.get("stream_redis") is not None:
-        await ctx["stream_redis"].aclose()
-    if ctx.get("engine") is not None:
-        await ctx["engine"].dispose()
+    services: Services | None = ctx.get("services")
+    if services is not None:
+        await services.close()
 
 
 class WorkerSettings:

@@ -322,7 +322,7 @@ async def test_a_chat_whose_generation_died_is_taken_over_by_the_next_get(live: 
     assistant = await make_assistant(live)
     chat = await make_chat(live, assistant)
     await live.admin.post(f"/chats/{chat}/add_user_message/", json={"message": "hello?"})
-    async with unit_of_work(live.app.state.sessionmaker) as session:
+    async with unit_of_work(live.services.sessionmaker) as session:
         await session.execute(
             update(Chat)
             .where(Chat.id == chat)

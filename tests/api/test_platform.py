@@ -15,7 +15,7 @@ from chatsvc.config import Settings
 from chatsvc.main import create_app
 from tests.conftest import Tenant, make_settings
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
+SEEDS = Path(__file__).resolve().parents[2] / "docs" / "seeds"
 
 
 async def test_healthz_and_readyz(app_client: httpx.AsyncClient) -> None:
@@ -87,7 +87,7 @@ async def test_unknown_paths_and_methods_use_the_error_body(tenant: Tenant) -> N
 
 
 def _contract() -> list[dict[str, str]]:
-    with (SHARED / "endpoints.tsv").open() as handle:
+    with (SEEDS / "endpoints.tsv").open() as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 

@@ -117,7 +117,7 @@ async def chat_with_messages(live: Live, client: httpx.AsyncClient, entry: int) 
         said = await client.post(f"/chats/{chat['id']}/{path}/", json={"message": text})
         assert said.status_code == 201, said.text
     # An edit superseded the last message: hidden, so a clean export leaves it out.
-    async with unit_of_work(live.app.state.sessionmaker) as db:
+    async with unit_of_work(live.services.sessionmaker) as db:
         await db.execute(
             update(Message)
             .where(Message.chat_id == chat["id"], Message.content == "this one gets hidden")

@@ -42,7 +42,7 @@ async def add_tool(
     **flags: Any,
 ) -> int:
     """A script tool stored directly (the tool endpoints have tests of their own)."""
-    async with unit_of_work(live.app.state.sessionmaker) as db:
+    async with unit_of_work(live.services.sessionmaker) as db:
         tool = Tool(
             workspace_id=live.workspace_id,
             kind="script",

@@ -17,10 +17,10 @@ from tests.conftest import Live
 
 async def submit_job(live: Live, kind: str, payload: dict[str, Any], **kwargs: Any) -> int:
     """Create a job and trigger it after the commit, through the app's own queue."""
-    state = live.app.state
+    state = live.services
     async with unit_of_work(state.sessionmaker) as session:
         job, _created = await submit(
-            session, state.jobs_queue, state.settings, live.workspace_id, kind, payload, **kwargs
+            session, state.queue, state.settings, live.workspace_id, kind, payload, **kwargs
         )
         return job.id
 

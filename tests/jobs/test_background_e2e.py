@@ -138,7 +138,7 @@ async def make_assistant(live: Live, **fields: Any) -> int:
 
 
 async def job_count(live: Live) -> int:
-    async with live.app.state.sessionmaker() as session:
+    async with live.services.sessionmaker() as session:
         found = await session.scalar(
             select(func.count(Job.id)).where(Job.workspace_id == live.workspace_id)
         )
@@ -146,7 +146,7 @@ async def job_count(live: Live) -> int:
 
 
 async def delivery_job(live: Live, export_id: int) -> int:
-    async with live.app.state.sessionmaker() as session:
+    async with live.services.sessionmaker() as session:
         found = await session.scalar(
             select(Job.id).where(
                 Job.workspace_id == live.workspace_id,
@@ -158,7 +158,7 @@ async def delivery_job(live: Live, export_id: int) -> int:
 
 
 async def workspace_secret(live: Live) -> str:
-    async with unit_of_work(live.app.state.sessionmaker) as session:
+    async with unit_of_work(live.services.sessionmaker) as session:
         return await auth_service.webhook_secret(session, live.workspace_id)
 
 
@@ -295,7 +295,7 @@ MESSAGES = 200_000
 
 
 async def insert_messages(live: Live, chat_id: int, count: int) -> None:
-    async with unit_of_work(live.app.state.sessionmaker) as session:
+    async with unit_of_work(live.services.sessionmaker) as session:
         await session.execute(
             text(
                 """
@@ -363,7 +363,7 @@ async def test_an_export_survives_its_worker_being_killed_and_calls_back_once(
         assert notice["type"] == "export.completed" and notice["job_id"] == job_id
         assert (notice["rows"], notice["bytes"]) == (MESSAGES, len(artifact))
         assert notice["sha256"] == hashlib.sha256(artifact).hexdigest()
-        async with live.app.state.sessionmaker() as session:
+        async with live.services.sessionmaker() as session:
             exports = await session.scalar(
                 select(func.count(Job.id)).where(
                     Job.workspace_id == live.workspace_id, Job.kind == "export"

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatsvc.assistants import service as assistant_service
 from chatsvc.assistants.schemas import AssistantIn
+from chatsvc.chats.jobs import STUCK_CHAT_ERROR
 from chatsvc.chats.models import Chat, ExecutionStatus
 from chatsvc.jobs import service as job_service
 from chatsvc.jobs.models import Job, JobState
@@ -60,12 +61,12 @@ async def embedded(live_pg_url: str) -> AsyncIterator[Live]:
         sweep_interval_seconds=0.3,
     )
     async with live_tenant(settings) as live:
-        assert isinstance(live.app.state.jobs_queue, InProcessQueue)
+        assert isinstance(live.services.queue, InProcessQueue)
         yield live
 
 
 async def load(live: Live, job_id: int) -> Job:
-    sessionmaker: async_sessionmaker[AsyncSession] = live.app.state.sessionmaker
+    sessionmaker: async_sessionmaker[AsyncSession] = live.services.sessionmaker
     async with sessionmaker() as session:
         job = await session.get(Job, job_id)
         assert job is not None
@@ -103,7 +104,7 @@ async def test_a_permanent_error_or_an_unknown_kind_fails_at_once(embedded: Live
 
 
 async def test_two_triggers_for_one_job_run_it_once(embedded: Live) -> None:
-    ctx: JobContext = embedded.app.state.jobs
+    ctx: JobContext = embedded.services.jobs
     async with unit_of_work(ctx.sessionmaker) as session:
         job, _created = await job_service.create_job(
             session, embedded.workspace_id, "test_count", {}
@@ -119,7 +120,7 @@ async def test_a_run_whose_lease_was_taken_over_stops_without_writing(embedded: 
     job_id = await submit_job(embedded, "test_wait", {})
     await poll_job(embedded.admin, job_id, lambda b: b["state"] == "running")
     # Another run takes the job over, as after a lease that expired during a long pause.
-    async with unit_of_work(embedded.app.state.sessionmaker) as session:
+    async with unit_of_work(embedded.services.sessionmaker) as session:
         await session.execute(
             update(Job)
             .where(Job.id == job_id)
@@ -130,27 +131,30 @@ async def test_a_run_whose_lease_was_taken_over_stops_without_writing(embedded: 
             break
         await asyncio.sleep(0.1)
     assert seen[job_id] == ["start", "cancelled"]
-    await embedded.app.state.jobs_queue.join()
+    queue = embedded.services.queue
+    assert isinstance(queue, InProcessQueue)
+    await queue.join()
     job = await load(embedded, job_id)
     assert (job.state, job.attempts, job.result, job.error) == (JobState.RUNNING, 2, None, None)
-    async with unit_of_work(embedded.app.state.sessionmaker) as session:
+    async with unit_of_work(embedded.services.sessionmaker) as session:
         await job_service.fail(session, job_id, "test over", False)  # keep the sweeper quiet
 
 
 async def test_stopping_the_process_hands_running_jobs_back(embedded: Live) -> None:
     job_id = await submit_job(embedded, "noop", {"steps": 100, "sleep": 0.1})
     await poll_job(embedded.admin, job_id, lambda b: b["progress"]["done"] >= 1)
-    queue: InProcessQueue = embedded.app.state.jobs_queue
+    queue = embedded.services.queue
+    assert isinstance(queue, InProcessQueue)
     queue.grace_seconds = 0
     await queue.close()
     job = await load(embedded, job_id)
     assert (job.state, job.attempts) == (JobState.QUEUED, 0)  # the interrupted try is not counted
-    async with unit_of_work(embedded.app.state.sessionmaker) as session:
+    async with unit_of_work(embedded.services.sessionmaker) as session:
         await session.execute(update(Job).where(Job.id == job_id).values(state=JobState.FAILED))
 
 
 async def test_the_in_process_sweeper_recovers_a_job_whose_run_died(embedded: Live) -> None:
-    ctx: JobContext = embedded.app.state.jobs
+    ctx: JobContext = embedded.services.jobs
     async with unit_of_work(ctx.sessionmaker) as session:
         job, _created = await job_service.create_job(
             session, embedded.workspace_id, "noop", {"steps": 2}
@@ -163,7 +167,7 @@ async def test_the_in_process_sweeper_recovers_a_job_whose_run_died(embedded: Li
 
 
 async def test_the_sweeper_fails_a_stuck_chat_and_ends_its_stream(embedded: Live) -> None:
-    state = embedded.app.state
+    state = embedded.services
     generation_id = str(uuid.uuid4())
     async with unit_of_work(state.sessionmaker) as session:
         assistant = await assistant_service.create_assistant(
@@ -181,7 +185,7 @@ async def test_the_sweeper_fails_a_stuck_chat_and_ends_its_stream(embedded: Live
         session.add(chat)
     entries = await state.broker.read(events.stream_key(generation_id), None, block_seconds=30)
     assert [e.event for e in entries] == [events.ERROR]
-    assert entries[0].data["detail"] == job_service.STUCK_CHAT_ERROR
+    assert entries[0].data["detail"] == STUCK_CHAT_ERROR
     async with state.sessionmaker() as session:
         stored = await session.scalar(select(Chat).where(Chat.id == chat.id))
     assert stored is not None and stored.execution_status == ExecutionStatus.FAILED

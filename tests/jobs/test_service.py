@@ -18,7 +18,9 @@ from chatsvc.assistants import service as assistant_service
 from chatsvc.assistants.schemas import AssistantIn
 from chatsvc.auth import service as auth_service
 from chatsvc.auth.models import Role, Workspace
+from chatsvc.chats.jobs import STUCK_CHAT_ERROR
 from chatsvc.chats.models import Chat, ExecutionStatus
+from chatsvc.chats.repository import ChatRepository
 from chatsvc.config import Settings
 from chatsvc.jobs import service as job_service
 from chatsvc.jobs.models import Job, JobState
@@ -240,10 +242,12 @@ async def test_sweep_requeues_expired_jobs_and_fails_stuck_chats(
         )
     )
 
-    report = await job_service.sweep_report(session, at(LEASE + 1))
+    job_ids = await job_service.sweep(session, at(LEASE + 1))
+    # The chats domain's recovery, which the sweeper runs after the jobs' own.
+    failed_chats = await ChatRepository(session).fail_expired(at(LEASE + 1), STUCK_CHAT_ERROR)
 
-    assert report.job_ids == [expired.id]
-    assert report.chats == [(stuck.id, "g-1")]
+    assert job_ids == [expired.id]
+    assert failed_chats == [(stuck.id, "g-1")]
     requeued = await reload(session, expired.id)
     assert (requeued.state, requeued.attempts) == (JobState.QUEUED, 1)
     assert requeued.error is not None and "lease expired" in requeued.error
@@ -260,7 +264,7 @@ async def test_sweep_requeues_expired_jobs_and_fails_stuck_chats(
         )
     }
     assert chats[stuck.id].execution_status == ExecutionStatus.FAILED
-    assert chats[stuck.id].error == job_service.STUCK_CHAT_ERROR
+    assert chats[stuck.id].error == STUCK_CHAT_ERROR
     assert chats[stuck.id].lease_expires_at is None
     assert chats[healthy.id].execution_status == ExecutionStatus.PROCESSING
     # A second sweep has nothing left to do; the requeued job is claimable again.

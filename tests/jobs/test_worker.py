@@ -128,7 +128,7 @@ async def test_a_job_survives_its_worker_being_killed(
         assert body["state"] == "succeeded", pool.output()
         assert (body["attempts"], body["result"]) == (2, {"steps": 6})
         assert body["progress"] == {"done": 6, "total": 6} and body["error"] is None
-    async with api.app.state.sessionmaker() as session:
+    async with api.services.sessionmaker() as session:
         jobs = await session.scalar(
             select(func.count(Job.id)).where(
                 Job.workspace_id == api.workspace_id, Job.idempotency_key == "slow"

@@ -13,8 +13,9 @@ from fastapi import FastAPI
 
 from chatsvc.config import Settings
 from chatsvc.kit.outbound import OutboundPolicy
+from chatsvc.secrets.local import LocalSecretStore
 from chatsvc.tools.mcp_client import McpClient
-from tests.conftest import Tenant, make_settings
+from tests.conftest import Tenant, make_settings, request_sessionmaker, services_of
 from tests.fakes.mcp_server import FakeMcp
 
 #: generous, so a loaded machine does not fail the tests that expect an answer
@@ -91,7 +92,9 @@ async def app_client(app_client: httpx.AsyncClient) -> httpx.AsyncClient:
     """The app client of tests/conftest.py with its local secret store writing inside the test's
     rolled-back transaction (the lifespan built it on the engine)."""
     app = app_of(app_client)
-    app.state.tools.secrets.sessionmaker = app.state.sessionmaker
+    store = services_of(app).tools.secrets
+    assert isinstance(store, LocalSecretStore)
+    store.sessionmaker = request_sessionmaker(app)
     return app_client
 
 
@@ -99,7 +102,7 @@ async def app_client(app_client: httpx.AsyncClient) -> httpx.AsyncClient:
 def default_policy(app_client: httpx.AsyncClient) -> OutboundPolicy:
     """The app with the default outbound policy (public HTTPS only), as a deployment has it."""
     policy = OutboundPolicy.from_settings(Settings())
-    runtime = app_of(app_client).state.tools
+    runtime = services_of(app_of(app_client)).tools
     runtime.policy = policy
     runtime.mcp.policy = policy
     return policy
@@ -108,7 +111,7 @@ def default_policy(app_client: httpx.AsyncClient) -> OutboundPolicy:
 @pytest.fixture
 def short_deadlines(app_client: httpx.AsyncClient) -> None:
     """The app's MCP client with short deadlines, for tests that expect them to pass."""
-    mcp = app_of(app_client).state.tools.mcp
+    mcp = services_of(app_of(app_client)).tools.mcp
     mcp.connect_timeout_seconds = SHORT_CONNECT
     mcp.call_timeout_seconds = SHORT_CALL
 

@@ -14,7 +14,7 @@ import pytest
 
 from chatsvc.kit import outbound
 from chatsvc.kit.outbound import IPAddress
-from tests.conftest import Tenant
+from tests.conftest import Tenant, services_of
 from tests.fakes.mcp_server import FakeMcp
 from tests.mcp.conftest import SHORT_CALL, SHORT_CONNECT, assert_error, new_server
 
@@ -157,7 +157,7 @@ async def test_a_url_the_policy_no_longer_admits_is_refused_at_connect(
 
     server = await new_server(tenant, fake)
     # The operator tightens the policy after the server was saved.
-    app_of(app_client).state.tools.mcp.policy = outbound.OutboundPolicy()
+    services_of(app_of(app_client)).tools.mcp.policy = outbound.OutboundPolicy()
     report = (await tenant.admin.get(f"/mcp-servers/{server['id']}/connect/")).json()
     assert report["connection_successful"] is False
     assert "scheme 'http' is not allowed" in report["errors"][0]

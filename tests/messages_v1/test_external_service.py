@@ -20,6 +20,7 @@ from chatsvc.auth.service import AuthContext
 from chatsvc.chats import external
 from chatsvc.chats import service as chat_service
 from chatsvc.chats.external import NewMessage
+from chatsvc.chats.jobs import enqueue_answer
 from chatsvc.chats.models import Chat, ChatTicket, ExecutionStatus, Message
 from chatsvc.chats.models import Role as MessageRole
 from chatsvc.chats.schemas import OptionalUserMessageIn
@@ -67,7 +68,6 @@ class World:
             self.session,
             auth or self.admin,
             self.new(**fields),
-            queue=self.queue,
             settings=self.settings,
         )
 
@@ -135,8 +135,13 @@ async def test_an_external_id_is_stored_once_per_chat(world: World) -> None:
 
 async def test_a_main_thread_user_message_is_a_turn_with_an_answer_job(world: World) -> None:
     posted = await world.post(role=MessageRole.USER, content="Where is my parcel?")
-    assert posted.answer_job_id is not None
-    job = await world.session.get(Job, posted.answer_job_id)
+    assert posted.turn is not None and posted.turn.user_msg_num == posted.message.msg_num
+    # The turn service queues the answer of a posted turn in the same transaction.
+    job_id = await enqueue_answer(
+        world.session, world.queue, world.settings, world.admin, posted.turn
+    )
+    assert job_id is not None
+    job = await world.session.get(Job, job_id)
     assert job is not None and job.kind == "chat_generation"
     assert job.payload["user_msg_num"] == posted.message.msg_num
     await world.session.refresh(world.chat)
@@ -145,7 +150,7 @@ async def test_a_main_thread_user_message_is_a_turn_with_an_answer_job(world: Wo
         await world.post(role=MessageRole.USER, content="Hello?")
     side = await world.post(role=MessageRole.USER, thread_id=str(uuid.uuid4()))
     assistant = await world.post(role=MessageRole.ASSISTANT)
-    assert side.answer_job_id is None and assistant.answer_job_id is None
+    assert side.turn is None and assistant.turn is None
     jobs = await world.count(select(func.count(Job.id)).where(Job.kind == "chat_generation"))
     assert jobs == 1
 

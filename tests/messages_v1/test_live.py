@@ -70,7 +70,7 @@ def v1_client(live: Live, key: str) -> httpx.AsyncClient:
 
 
 async def scalar(live: Live, statement: Any) -> Any:
-    async with live.app.state.sessionmaker() as session:
+    async with live.services.sessionmaker() as session:
         return await session.scalar(statement)
 
 
@@ -208,7 +208,7 @@ async def seed_messages(live: Live, v1: httpx.AsyncClient) -> str:
     for content in ("=SUM(A1:A9) looks odd", "Ticket closed", "ancient history"):
         body = {"chatId": chat, "content": content, "senderId": sender, "role": "assistant"}
         assert (await v1.post(URL, json=body)).status_code == 200
-    async with unit_of_work(live.app.state.sessionmaker) as session:
+    async with unit_of_work(live.services.sessionmaker) as session:
         await session.execute(
             update(Message)
             .where(Message.content == "ancient history")
@@ -218,7 +218,7 @@ async def seed_messages(live: Live, v1: httpx.AsyncClient) -> str:
 
 
 async def jobs_of(live: Live) -> list[tuple[Any, ...]]:
-    async with live.app.state.sessionmaker() as session:
+    async with live.services.sessionmaker() as session:
         rows = await session.execute(
             select(Job.id, Job.kind, Job.state, Job.attempts, Job.error).where(
                 Job.workspace_id == live.workspace_id
@@ -332,7 +332,7 @@ async def test_a_delivery_that_runs_before_its_export_is_recorded_done_is_retrie
     # The export job triggers its delivery before the runner records the export as succeeded; on
     # the in-process queue the delivery may run first. It must wait, not give up for good.
     async with embedded(live_pg_url, tmp_path) as live:
-        ctx: JobContext = live.app.state.jobs
+        ctx: JobContext = live.services.jobs
         async with unit_of_work(ctx.sessionmaker) as session:
             export, _created = await job_service.create_job(
                 session, live.workspace_id, "export", {}

@@ -18,7 +18,7 @@ from chatsvc.kit.db import unit_of_work
 from chatsvc.secrets.azure import AzureSecretStore
 from chatsvc.secrets.local import LocalSecretStore, SecretCipher
 from chatsvc.secrets.store import SecretStore
-from tests.conftest import _rolled_back, _sessionmaker
+from tests.conftest import _rolled_back, _sessionmaker, request_sessionmaker, services_of
 from tests.fakes.keyvault import FakeKeyVault
 
 TEST_KEY = "test-secret-key-0123456789abcdef0123456789"
@@ -100,11 +100,11 @@ async def app_client(
     writes inside the test's rolled-back transaction (the lifespan built it on the engine); the
     Azure store talks to a fake vault (found as `app.state.fake_vault`)."""
     app = app_of(app_client)
-    runtime = app.state.tools
+    runtime = services_of(app).tools
     original = runtime.secrets
     if request.param == "local":
         assert isinstance(original, LocalSecretStore)
-        original.sessionmaker = app.state.sessionmaker
+        original.sessionmaker = request_sessionmaker(app)
         yield app_client
         return
     fake = FakeKeyVault()

@@ -13,7 +13,7 @@ import pytest
 
 from chatsvc.kit.errors import NotFound
 from chatsvc.secrets.store import SecretStore, resolve_references
-from tests.conftest import Tenant
+from tests.conftest import Tenant, services_of
 from tests.secrets.conftest import app_of
 
 VALUE = "sk-live-5e6f7a8b-not-for-logs-or-bodies"
@@ -21,7 +21,7 @@ MASK = "********"
 
 
 def store_of(client: httpx.AsyncClient) -> SecretStore:
-    store: SecretStore = app_of(client).state.tools.secrets
+    store: SecretStore = services_of(app_of(client)).tools.secrets
     return store
 
 

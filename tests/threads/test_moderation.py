@@ -238,7 +238,7 @@ async def test_a_policy_that_cannot_be_read_stops_messages(live: Live) -> None:
     assert (
         await live.admin.patch("/api/chat-settings/", json={"default_assistant": None})
     ).status_code == 200
-    async with unit_of_work(live.app.state.sessionmaker) as db:
+    async with unit_of_work(live.services.sessionmaker) as db:
         # What an older version might have stored: a setting this version does not know.
         await db.execute(
             update(ChatSettings)

@@ -24,7 +24,7 @@ from chatsvc.tools.sandbox import (
     ScriptPool,
     ScriptSyntaxError,
 )
-from tests.conftest import make_settings
+from tests.conftest import make_settings, services_of
 
 OUTPUT_CAP = 4096
 MARKER = f"[console output truncated: more than {OUTPUT_CAP} bytes]"
@@ -457,7 +457,7 @@ async def test_a_worker_is_confined_by_the_os(pool: ScriptPool) -> None:
 async def test_the_service_answers_while_a_worker_is_killed(pg_url: str) -> None:
     app = create_app(make_settings(pg_url, script_workers=1, script_timeout_seconds=1.0))
     async with app.router.lifespan_context(app):
-        scripts: ScriptPool = app.state.tools.scripts
+        scripts: ScriptPool = services_of(app).tools.scripts
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             running = asyncio.create_task(scripts.run("while (true) {}", {}))

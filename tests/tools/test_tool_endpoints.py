@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chatsvc.config import RetrievalBackend
 from chatsvc.main import create_app
+from chatsvc.services import get_sessionmaker
 from tests.conftest import (
     Live,
     Tenant,
@@ -83,7 +84,8 @@ async def app_client(
     url = pg_url if db_connection.dialect.name == "postgresql" else sqlite_url
     app = create_app(make_settings(url, retrieval_backends=BACKENDS))
     async with app.router.lifespan_context(app):
-        app.state.sessionmaker = _sessionmaker(db_connection)
+        sessionmaker = _sessionmaker(db_connection)
+        app.dependency_overrides[get_sessionmaker] = lambda: sessionmaker
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client

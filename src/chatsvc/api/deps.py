@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatsvc.auth import service as auth_service
 from chatsvc.auth.service import AuthContext
 from chatsvc.kit.errors import Unauthenticated
+from chatsvc.services import SessionmakerDep
 
 api_key_header = APIKeyHeader(
     name="X-Api-Key", auto_error=False, description="The API key, as `X-Api-Key: KEY`."
@@ -19,15 +21,18 @@ bearer = HTTPBearer(auto_error=False, description="The API key, as `Authorizatio
 
 async def get_auth(
     request: Request,
+    sessionmaker: SessionmakerDep,
     header_key: Annotated[str | None, Depends(api_key_header)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> AuthContext:
     return await authenticate_key(
-        request, header_key or (credentials.credentials if credentials else None)
+        request, sessionmaker, header_key or (credentials.credentials if credentials else None)
     )
 
 
-async def authenticate_key(request: Request, raw: str | None) -> AuthContext:
+async def authenticate_key(
+    request: Request, sessionmaker: async_sessionmaker[AsyncSession], raw: str | None
+) -> AuthContext:
     """The caller behind a raw API key, however a face reads it from the request."""
     if not raw:
         raise Unauthenticated(
@@ -36,7 +41,7 @@ async def authenticate_key(request: Request, raw: str | None) -> AuthContext:
             code="missing_api_key",
         )
     # A short session of its own: a request that then streams or waits holds no connection.
-    async with request.app.state.sessionmaker() as session:
+    async with sessionmaker() as session:
         auth = await auth_service.authenticate(session, raw.strip())
     if auth is None:
         raise Unauthenticated("Unknown or revoked API key.", code="invalid_api_key")

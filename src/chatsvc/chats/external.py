@@ -21,7 +21,6 @@ from chatsvc.assistants.models import Assistant
 from chatsvc.auth.models import Principal, PrincipalKind
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats import service as chat_service
-from chatsvc.chats.jobs import enqueue_answer
 from chatsvc.chats.models import Chat, ChatTicket, Message, Role
 from chatsvc.chats.repository import ChatRepository, MessageRepository
 from chatsvc.chats.schemas import AssistantMessageIn
@@ -74,7 +73,9 @@ class Posted:
     sender: Sender | None
     #: False when the externalId named a message the chat already had: nothing was stored
     created: bool
-    #: the job that answers the message (a user message of the main thread), when one started
+    #: the turn to answer (a new user message of the main thread)
+    turn: Turn | None = None
+    #: the job that answers the message, when one started
     answer_job_id: int | None = None
 
 
@@ -193,15 +194,15 @@ async def post_message(
     auth: AuthContext,
     new: NewMessage,
     *,
-    queue: JobQueue,
     settings: Settings,
 ) -> Posted:
-    """Store a message in a chat, once per externalId.
+    """Store a message in a chat, once per externalId, in the caller's transaction.
 
     A `user` message of the main thread (no sub-thread) is a turn: the chat rules apply
-    (max_msg_length, an ended chat, one generation at a time: 409 while an answer runs) and a
-    background job answers it. Every other message is stored without answering. A repeated
-    externalId returns the chat's existing message, whatever the rest of the body says."""
+    (max_msg_length, an ended chat, one generation at a time: 409 while an answer runs) and the
+    turn service has it answered by a background job. Every other message is stored without
+    answering. A repeated externalId returns the chat's existing message, whatever the rest of
+    the body says."""
     if new.role not in POSTABLE_ROLES:
         allowed = ", ".join(POSTABLE_ROLES)
         raise Invalid(
@@ -233,8 +234,7 @@ async def post_message(
             if existing is not None:
                 return await _replay(session, chat, existing)
         raise
-    job_id = await enqueue_answer(session, queue, settings, auth, turn)
-    return Posted(message, chat, sender, created=True, answer_job_id=job_id)
+    return Posted(message, chat, sender, created=True, turn=turn)
 
 
 async def _store(

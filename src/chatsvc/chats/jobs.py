@@ -1,41 +1,56 @@
-"""Chat job kinds: a generation run by a worker (async chats). The body is the same generation
-the API process runs for blocking and streamed turns; only where it runs differs."""
+"""Chat job kinds and recovery: a generation run by a worker (background turns), how a turn's
+answer is queued, and the sweeper's recovery of chats whose generation died. The job's body is
+the same generation the API process runs for blocking and streamed turns; only where it runs
+differs."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.auth.service import AuthContext
-from chatsvc.chats.models import Chat, ExecutionStatus
+from chatsvc.chats.models import ExecutionStatus
+from chatsvc.chats.repository import ChatRepository
 from chatsvc.config import Settings
+from chatsvc.generation.answers import TurnRef
 from chatsvc.jobs.models import Job
 from chatsvc.jobs.queue import JobQueue, submit
-from chatsvc.jobs.runner import JobContext, register
+from chatsvc.jobs.runner import JobContext, recovery, register
+from chatsvc.kit.db import unit_of_work, utcnow
+from chatsvc.kit.errors import Unavailable
+from chatsvc.streaming import events
 
 if TYPE_CHECKING:
     from chatsvc.chats.service import Turn
 
+logger = logging.getLogger("chatsvc.chats")
 CHAT_GENERATION = "chat_generation"
+STUCK_CHAT_ERROR = (
+    "The generation stopped (its process died); send the message again or GET the chat to retry."
+)
 
 
 @register(CHAT_GENERATION)
 async def run_chat_generation(ctx: JobContext, job: Job) -> dict[str, Any] | None:
-    chat_id = int(job.payload["chat_id"])
-    generation_id = str(job.payload["generation_id"])
+    turn = TurnRef(
+        int(job.payload["chat_id"]),
+        str(job.payload["generation_id"]),
+        int(job.payload["user_msg_num"]),
+    )
     async with ctx.sessionmaker() as session:
-        chat = await session.get(Chat, chat_id)
-        # Idempotent: a redelivered or swept job whose generation was finished, failed or
-        # superseded does nothing (a client GET retries a failed turn).
-        if (
-            chat is None
-            or chat.generation_id != generation_id
-            or chat.execution_status != ExecutionStatus.PROCESSING
-        ):
-            return {"skipped": True}
-    await ctx.generations.run(chat_id, generation_id, int(job.payload["user_msg_num"]))
-    return {"chat": chat_id, "generation_id": generation_id}
+        state = await ChatRepository(session).generation_state(turn.chat_id)
+    # Idempotent: a redelivered or swept job whose generation was finished, failed or
+    # superseded does nothing (a client GET retries a failed turn).
+    if (
+        state is None
+        or state.generation_id != turn.generation_id
+        or state.execution_status != ExecutionStatus.PROCESSING
+    ):
+        return {"skipped": True}
+    await ctx.generations.run(turn)
+    return {"chat": turn.chat_id, "generation_id": turn.generation_id}
 
 
 async def enqueue_answer(
@@ -65,3 +80,23 @@ async def enqueue_answer(
         created_by=auth.principal_id,
     )
     return job.id
+
+
+@recovery("stuck_generations")
+async def fail_stuck_generations(ctx: JobContext) -> int:
+    """Chats left PROCESSING by a dead process (lease expired) become FAILED, and a client still
+    following the dead generation's stream gets its terminal `error` event."""
+    async with unit_of_work(ctx.sessionmaker) as session:
+        stuck = await ChatRepository(session).fail_expired(utcnow(), STUCK_CHAT_ERROR)
+    for chat_id, generation_id in stuck:
+        logger.warning("chat %s: generation %s died; chat marked FAILED", chat_id, generation_id)
+        if generation_id is None:
+            continue
+        key = events.stream_key(generation_id)
+        error = Unavailable(STUCK_CHAT_ERROR, code="interrupted")
+        try:
+            await ctx.broker.publish(key, events.ERROR, events.error_payload(error, chat_id))
+            await ctx.broker.finish(key, ctx.settings.stream_ttl_seconds)
+        except Exception:
+            logger.warning("chat %s: could not end its stream", chat_id, exc_info=True)
+    return len(stuck)

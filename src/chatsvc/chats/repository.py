@@ -13,6 +13,23 @@ from chatsvc.kit.repository import RepositoryBase
 
 
 @dataclass(frozen=True, slots=True)
+class GenerationState:
+    """Who holds a chat: its execution status, generation and lease."""
+
+    execution_status: ExecutionStatus
+    generation_id: str | None
+    lease_expires_at: datetime | None
+
+    def runs(self, generation_id: str, now: datetime) -> bool:
+        """Whether `generation_id` still holds the chat with a live lease."""
+        return (
+            self.execution_status == ExecutionStatus.PROCESSING
+            and self.generation_id == generation_id
+            and (self.lease_expires_at is None or self.lease_expires_at > now)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ChatScope:
     """Which chats a caller sees: a workspace, and only its own chats unless it is an admin."""
 
@@ -34,6 +51,25 @@ class ChatRepository(RepositoryBase[Chat]):
         if for_update:
             statement = statement.with_for_update()
         return await self.get_one_or_none(statement.execution_options(populate_existing=True))
+
+    async def by_id(self, chat_id: int, *, fresh: bool = False) -> Chat | None:
+        """A chat by id, in no scope: for work on a chat whose caller was checked already (a
+        generation, a job). `fresh` reloads a row this session holds."""
+        return await self.session.get(Chat, chat_id, populate_existing=fresh)
+
+    async def generation_state(self, chat_id: int) -> GenerationState | None:
+        row = (
+            await self.session.execute(
+                select(Chat.execution_status, Chat.generation_id, Chat.lease_expires_at).where(
+                    Chat.id == chat_id
+                )
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return GenerationState(
+            ExecutionStatus(row.execution_status), row.generation_id, row.lease_expires_at
+        )
 
     async def by_idempotency_key(self, scope: ChatScope, key: str) -> Chat | None:
         return await self.get_one_or_none(self.scoped(scope).where(Chat.idempotency_key == key))
@@ -105,6 +141,27 @@ class ChatRepository(RepositoryBase[Chat]):
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def fail_expired(self, now: datetime, error: str) -> list[tuple[int, str | None]]:
+        """PROCESSING chats whose lease expired (their generation's process died) become FAILED
+        with `error`; (chat id, generation id) of each. Each row changes once per expiry, so many
+        processes may run this at once."""
+        rows = await self.session.execute(
+            update(Chat)
+            .where(
+                Chat.execution_status == ExecutionStatus.PROCESSING,
+                Chat.lease_expires_at < now,
+            )
+            .values(
+                execution_status=ExecutionStatus.FAILED,
+                error=error,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .returning(Chat.id, Chat.generation_id)
+            .execution_options(synchronize_session=False)
+        )
+        return [(row.id, row.generation_id) for row in rows]
+
     async def extend_lease(self, chat_id: int, generation_id: str, lease_until: datetime) -> None:
         await self.session.execute(
             update(Chat)
@@ -138,6 +195,26 @@ class MessageRepository(RepositoryBase[Message]):
             for message in rows:
                 found[message.chat_id].append(message)
         return found
+
+    async def by_number(self, chat_id: int, msg_num: int) -> Message | None:
+        return await self.get_one_or_none(
+            select(Message).where(Message.chat_id == chat_id, Message.msg_num == msg_num)
+        )
+
+    async def history_before(self, chat_id: int, msg_num: int) -> list[Message]:
+        """What a turn's prompt may draw on: the visible messages before `msg_num` that are not
+        tool calls or results, oldest first."""
+        rows = await self.session.scalars(
+            select(Message)
+            .where(
+                Message.chat_id == chat_id,
+                Message.msg_num < msg_num,
+                Message.visible.is_(True),
+                Message.tool_call_id.is_(None),
+            )
+            .order_by(Message.msg_num)
+        )
+        return list(rows.all())
 
     async def last(self, chat_id: int) -> Message | None:
         return await self.get_one_or_none(

@@ -1,11 +1,15 @@
-"""Validated chat inputs, as every face hands them to the chat service."""
+"""Validated chat inputs, as every face hands them to the chat service, and the one wire shape of
+chats and messages that responses and stream events share."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, Self
 
-from pydantic import Field, StringConstraints
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
+from chatsvc.chats.models import Chat, ExecutionStatus, Message, MessageStatus, Role
 from chatsvc.kit.validation import InputModel
 
 #: message text: the chat's max_msg_length is checked by the service; this only stops abuse early
@@ -48,3 +52,132 @@ class ChatFeedbackIn(InputModel):
 
 class MessageLikeIn(InputModel):
     like: bool | None
+
+
+# --- the wire shape of chats and messages ------------------------------------------------------
+#
+# One model per object, for every response and every SSE payload that shows it (the JSON of a
+# REST response and the `message` of a `message.completed` event come from the same model).
+
+
+class OutModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def wire(cls, obj: Any) -> dict[str, Any]:
+        """`obj` (a row or a mapping) as JSON-ready data."""
+        return cls.model_validate(obj).model_dump(mode="json")
+
+
+class ReferenceOut(BaseModel):
+    """A source an answer used. One a retrieval tool found also says which tool (`tool_id`),
+    what it was (`kind`), how well it matched (`score`) and where it is (`url`, when known)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    reference_num: int
+    source: str
+    showed_num: int
+
+
+class MessageOut(OutModel):
+    """A message of a chat. `references` is a list of sources (the seed's "string" placeholder),
+    `fixed` the name of the fixed response that answered verbatim, `status` complete, cancelled or
+    failed."""
+
+    id: int
+    role: Role
+    content: str
+    msg_num: int
+    usr_msg_num: int | None
+    fixed: str | None
+    metadata: dict[str, Any] = Field(validation_alias=AliasChoices("meta", "metadata"))
+    references: list[ReferenceOut]
+    tool_call_id: str | None
+    function_name: str | None
+    parameters: dict[str, Any] | None
+    like: bool | None
+    visible: bool
+    status: MessageStatus
+    created_at: datetime
+    updated_at: datetime
+    # The moderation verdict of a user message (see docs/moderation-policy.md).
+    is_flagged: bool = False
+    severity: str = Field(default="none", description="none, low, medium, high or critical.")
+    injection_categories: list[str] = Field(default_factory=list)
+    pii_categories: list[str] = Field(default_factory=list)
+    action_taken: str = Field(default="none", description="none, flagged, redacted or blocked.")
+
+
+class MessageFullOut(MessageOut):
+    prompt: dict[str, Any] | None = Field(
+        description="What the generator was sent for this answer (generator, temperature, "
+        "messages), for operators."
+    )
+
+
+class ChatStateOut(OutModel):
+    """A chat's state after a generation (the `chat` of a `message.completed` event)."""
+
+    id: int
+    title: str
+    assistant: int = Field(validation_alias=AliasChoices("assistant_id", "assistant"))
+    execution_status: ExecutionStatus
+    error: str | None
+
+
+class ChatOut(OutModel):
+    """A chat. `messages` is the list of its messages in order (the seed's "string" placeholder);
+    `error` says why the last generation failed when execution_status is FAILED."""
+
+    id: int
+    uuid: str = Field(description="The chat's UUID: its thread uuid on the threads face.")
+    title: str
+    assistant: int = Field(validation_alias=AliasChoices("assistant_id", "assistant"))
+    messages: list[MessageOut]
+    max_responses: int
+    max_msg_length: int
+    comment: str | None
+    like: bool | None
+    created_at: datetime
+    updated_at: datetime
+    matrix_mode: bool
+    execution_status: ExecutionStatus
+    error: str | None
+    metadata: dict[str, Any] = Field(validation_alias=AliasChoices("meta", "metadata"))
+
+    @classmethod
+    def of(cls, chat: Chat, messages: Sequence[Message]) -> Self:
+        return cls.model_validate(_chat_fields(chat, messages))
+
+
+class ChatFullOut(ChatOut):
+    """A chat with every reference its answers used, and the prompts sent."""
+
+    messages: list[MessageFullOut]  # type: ignore[assignment]
+    references: list[ReferenceOut]
+
+    @classmethod
+    def of(cls, chat: Chat, messages: Sequence[Message]) -> Self:
+        references = [ref for message in messages for ref in (message.references or [])]
+        return cls.model_validate({**_chat_fields(chat, messages), "references": references})
+
+
+def _chat_fields(chat: Chat, messages: Sequence[Message]) -> dict[str, Any]:
+    return {
+        "id": chat.id,
+        "uuid": chat.uuid,
+        "title": chat.title,
+        "assistant": chat.assistant_id,
+        "messages": messages,
+        "max_responses": chat.max_responses,
+        "max_msg_length": chat.max_msg_length,
+        "comment": chat.comment,
+        "like": chat.like,
+        "created_at": chat.created_at,
+        "updated_at": chat.updated_at,
+        "matrix_mode": chat.matrix_mode,
+        "execution_status": chat.execution_status,
+        "error": chat.error,
+        "metadata": chat.meta,
+    }

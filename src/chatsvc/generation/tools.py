@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatsvc.config import Settings
@@ -20,6 +19,7 @@ from chatsvc.kit.errors import ChatsvcError
 from chatsvc.mcp import service as mcp_service
 from chatsvc.tools import retrieval
 from chatsvc.tools.models import Tool, ToolKind
+from chatsvc.tools.repository import ToolRepository
 from chatsvc.tools.runtime import ToolRuntime
 from chatsvc.tools.schemas import function_name, parameters_schema
 
@@ -52,23 +52,8 @@ async def load_tools(
     session: AsyncSession, workspace_id: int, tool_ids: list[int]
 ) -> list[BoundTool]:
     """The live tools among `tool_ids`, in that order, as functions for the model."""
-    if not tool_ids:
-        return []
-    rows = (
-        await session.scalars(
-            select(Tool).where(
-                Tool.workspace_id == workspace_id,
-                Tool.id.in_(tool_ids),
-                Tool.deleted_at.is_(None),
-            )
-        )
-    ).all()
-    by_id = {row.id: row for row in rows}
     bound = []
-    for tool_id in tool_ids:
-        tool = by_id.get(tool_id)
-        if tool is None:
-            continue
+    for tool in await ToolRepository(session).live_by_ids(workspace_id, tool_ids):
         schema = await _schema(session, workspace_id, tool)
         bound.append(
             BoundTool(

@@ -1,5 +1,6 @@
 """Running jobs: the registry of job kinds, `execute` (claim, run the handler under a renewed
-lease, record the outcome, retry with backoff) and the sweeper loop. The same code runs in the arq
+lease, record the outcome, retry with backoff), the registry of domain recoveries and the sweeper
+loop that runs them. The same code runs in the arq
 worker and in the API process's in-process queue."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import pkgutil
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -20,13 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import chatsvc
 from chatsvc.config import Settings
-from chatsvc.generation.runner import GenerationManager
+from chatsvc.generation.runner import Generations
 from chatsvc.jobs import service as job_service
 from chatsvc.jobs.models import Job, JobState
 from chatsvc.jobs.queue import JobQueue
 from chatsvc.kit.db import unit_of_work, utcnow
 from chatsvc.kit.errors import ChatsvcError
-from chatsvc.streaming import events
 from chatsvc.streaming.broker import StreamBroker
 
 logger = logging.getLogger("chatsvc.jobs")
@@ -51,7 +51,7 @@ class JobContext:
     queue: JobQueue
     http: httpx.AsyncClient
     broker: StreamBroker
-    generations: GenerationManager
+    generations: Generations
 
     async def progress(self, job: Job, done: int, total: int | None = None) -> None:
         """Record the job's progress and renew its lease. Raises LeaseLost when another run has
@@ -84,6 +84,23 @@ def register(kind: str) -> Callable[[Handler], Handler]:
             raise ValueError(f"job kind {kind!r} is registered twice")
         HANDLERS[kind] = handler
         return handler
+
+    return decorator
+
+
+Recovery = Callable[[JobContext], Coroutine[Any, Any, int]]
+#: name → a domain's recovery of what dead processes left behind (e.g. chats stuck mid-answer);
+#: the sweeper runs each on every sweep; it returns how many rows it recovered
+RECOVERIES: dict[str, Recovery] = {}
+
+
+def recovery(name: str) -> Callable[[Recovery], Recovery]:
+    """Register a domain's recovery, run by every sweep: `@recovery("stuck_generations")`. It
+    must be safe to run from many processes at once."""
+
+    def decorator(recover: Recovery) -> Recovery:
+        RECOVERIES[name] = recover
+        return recover
 
     return decorator
 
@@ -215,37 +232,34 @@ async def _release(ctx: JobContext, job: Job) -> None:
 # --- the sweeper ---------------------------------------------------------------------------------
 
 
-async def sweep_once(ctx: JobContext) -> job_service.SweepReport:
-    """One sweep, committed, then its triggers sent and stuck generations' streams ended."""
+@dataclass
+class SweepReport:
+    """What a sweep did: the jobs enqueued again, and per domain recovery how many rows it
+    recovered."""
+
+    job_ids: list[int] = field(default_factory=list)
+    recovered: dict[str, int] = field(default_factory=dict)
+
+
+async def sweep_once(ctx: JobContext) -> SweepReport:
+    """One sweep: expired jobs (committed, then their triggers sent), then each domain's
+    recovery (see `recovery`), each on its own so that one failing does not stop the others."""
+    report = SweepReport()
     async with unit_of_work(ctx.sessionmaker) as session:
-        report = await job_service.sweep_report(session, utcnow())
+        report.job_ids = await job_service.sweep(session, utcnow())
     for job_id in report.job_ids:
         try:
             await ctx.queue.enqueue(job_id)
         except Exception:
             logger.exception("re-enqueueing job %s failed; the next sweep tries again", job_id)
-    for chat_id, generation_id in report.chats:
-        logger.warning("chat %s: generation %s died; chat marked FAILED", chat_id, generation_id)
-        if generation_id is None:
-            continue
-        # A client still following the dead generation's stream gets its terminal event.
-        key = events.stream_key(generation_id)
-        payload = {
-            "code": "interrupted",
-            "detail": job_service.STUCK_CHAT_ERROR,
-            "status": 503,
-            "chat_id": chat_id,
-        }
+    for name, recover in RECOVERIES.items():
         try:
-            await ctx.broker.publish(key, events.ERROR, payload)
-            await ctx.broker.finish(key, ctx.settings.stream_ttl_seconds)
+            report.recovered[name] = await recover(ctx)
         except Exception:
-            logger.warning("chat %s: could not end its stream", chat_id, exc_info=True)
-    if report.job_ids or report.chats:
+            logger.exception("recovery %s failed; the next sweep tries again", name)
+    if report.job_ids or any(report.recovered.values()):
         logger.info(
-            "sweep: %s job(s) re-enqueued, %s chat(s) failed",
-            len(report.job_ids),
-            len(report.chats),
+            "sweep: %s job(s) re-enqueued, recovered %s", len(report.job_ids), report.recovered
         )
     return report
 

@@ -6,7 +6,6 @@ redeliveries agree without locks held across awaits."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +13,6 @@ from sqlalchemy import and_, case, func, literal, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chatsvc.chats.models import Chat, ExecutionStatus
 from chatsvc.jobs.models import Job, JobState
 from chatsvc.kit.db import UTCDateTime, utcnow
 from chatsvc.kit.errors import FieldError, Invalid, NotFound
@@ -24,9 +22,6 @@ DEFAULT_MAX_ATTEMPTS = 5
 #: again: the enqueue after commit may have been lost (process died, Redis down). Long, because a
 #: duplicate trigger is harmless but a backlog would otherwise be re-sent over and over.
 REQUEUE_GRACE = timedelta(minutes=10)
-STUCK_CHAT_ERROR = (
-    "The generation stopped (its process died); send the message again or GET the chat to retry."
-)
 LEASE_EXPIRED_ERROR = "The worker running this job stopped before finishing it (its lease expired)."
 
 
@@ -299,25 +294,12 @@ async def release(
 # --- sweeping ------------------------------------------------------------------------------------
 
 
-@dataclass
-class SweepReport:
-    """What a sweep changed: the jobs to enqueue again and the chats it failed."""
-
-    job_ids: list[int] = field(default_factory=list)
-    #: (chat id, the generation id that was running) of each chat returned from PROCESSING
-    chats: list[tuple[int, str | None]] = field(default_factory=list)
-
-
 async def sweep(session: AsyncSession, now: datetime) -> list[int]:
-    """Recover what dead processes left behind; the ids of jobs to enqueue again."""
-    return (await sweep_report(session, now)).job_ids
-
-
-async def sweep_report(session: AsyncSession, now: datetime) -> SweepReport:
-    """Running jobs whose lease expired go back to queued (failed when out of attempts); queued
-    jobs whose trigger seems lost are triggered again; chats stuck in PROCESSING past their lease
-    become FAILED. Safe to run from many processes at once: each row changes once per expiry."""
-    report = SweepReport()
+    """Recover the jobs dead processes left behind: running jobs whose lease expired go back to
+    queued (failed when out of attempts); queued jobs whose trigger seems lost are triggered
+    again. The ids of jobs to enqueue again. Safe to run from many processes at once: each row
+    changes once per expiry. (Each domain recovers its own rows: see jobs.runner.recovery.)"""
+    found: list[int] = []
     expired = and_(Job.state == JobState.RUNNING, Job.lease_expires_at < now)
     await session.execute(
         update(Job)
@@ -343,7 +325,7 @@ async def sweep_report(session: AsyncSession, now: datetime) -> SweepReport:
         .returning(Job.id)
         .execution_options(synchronize_session=False)
     )
-    report.job_ids.extend(requeued.all())
+    found.extend(requeued.all())
     # Pushing the deadline forward means the next sweep does not send the trigger again at once.
     retriggered = await session.scalars(
         update(Job)
@@ -352,21 +334,5 @@ async def sweep_report(session: AsyncSession, now: datetime) -> SweepReport:
         .returning(Job.id)
         .execution_options(synchronize_session=False)
     )
-    report.job_ids.extend(retriggered.all())
-    stuck = await session.execute(
-        update(Chat)
-        .where(
-            Chat.execution_status == ExecutionStatus.PROCESSING,
-            Chat.lease_expires_at < now,
-        )
-        .values(
-            execution_status=ExecutionStatus.FAILED,
-            error=STUCK_CHAT_ERROR,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-        .returning(Chat.id, Chat.generation_id)
-        .execution_options(synchronize_session=False)
-    )
-    report.chats.extend((row.id, row.generation_id) for row in stuck)
-    return report
+    found.extend(retriggered.all())
+    return found

@@ -1,8 +1,11 @@
-"""The domain error hierarchy. Services raise these; each API face maps them once."""
+"""The domain error hierarchy. Services raise these; each API face maps them once (kit/web.py).
+Each class has a `kind`, the name under which an error crosses a process boundary (a generation's
+`error` event) and is raised again on the other side (`from_kind`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +20,7 @@ class FieldError:
 class ChatsvcError(Exception):
     """Base of every error a service may raise on purpose."""
 
+    kind: ClassVar[str] = "error"
     message: str
     code: str = "error"
     errors: list[FieldError] = field(default_factory=list)
@@ -29,17 +33,23 @@ class ChatsvcError(Exception):
 
 
 class NotFound(ChatsvcError):
+    kind = "not_found"
+
     def __init__(self, message: str, *, code: str = "not_found") -> None:
         super().__init__(message, code)
 
 
 class Conflict(ChatsvcError):
+    kind = "conflict"
+
     def __init__(self, message: str, *, code: str = "conflict") -> None:
         super().__init__(message, code)
 
 
 class Invalid(ChatsvcError):
     """Input that is well-formed but breaks a rule (unknown tool id, too long, ...)."""
+
+    kind = "invalid"
 
     def __init__(
         self, message: str, *, code: str = "invalid", errors: list[FieldError] | None = None
@@ -48,17 +58,23 @@ class Invalid(ChatsvcError):
 
 
 class Unauthenticated(ChatsvcError):
+    kind = "unauthenticated"
+
     def __init__(self, message: str, *, code: str = "unauthenticated") -> None:
         super().__init__(message, code)
 
 
 class Forbidden(ChatsvcError):
+    kind = "forbidden"
+
     def __init__(self, message: str, *, code: str = "forbidden") -> None:
         super().__init__(message, code)
 
 
 class Unavailable(ChatsvcError):
     """A dependency (database, Redis, upstream) cannot be reached."""
+
+    kind = "unavailable"
 
     def __init__(self, message: str, *, code: str = "unavailable") -> None:
         super().__init__(message, code)
@@ -67,6 +83,8 @@ class Unavailable(ChatsvcError):
 class UpstreamError(ChatsvcError):
     """A generator or other upstream could not be reached or answered with an error (502)."""
 
+    kind = "upstream_error"
+
     def __init__(self, message: str, *, code: str = "upstream_error") -> None:
         super().__init__(message, code)
 
@@ -74,5 +92,37 @@ class UpstreamError(ChatsvcError):
 class UpstreamTimeout(ChatsvcError):
     """A generator or other upstream did not answer in time (504)."""
 
+    kind = "upstream_timeout"
+
     def __init__(self, message: str, *, code: str = "upstream_timeout") -> None:
         super().__init__(message, code)
+
+
+class InternalError(ChatsvcError):
+    """Something this service did not foresee went wrong (the details are in the log only)."""
+
+    kind = "internal"
+
+    def __init__(self, message: str, *, code: str = "internal") -> None:
+        super().__init__(message, code)
+
+
+def from_kind(kind: str, message: str, code: str) -> ChatsvcError:
+    """The error a `kind` names, raised again where it arrived (an unknown kind: the base)."""
+    for error_class in _KINDS:
+        if error_class.kind == kind:
+            return error_class(message, code=code)
+    return ChatsvcError(message, code)
+
+
+_KINDS: tuple[type[ChatsvcError], ...] = (
+    NotFound,
+    Conflict,
+    Invalid,
+    Unauthenticated,
+    Forbidden,
+    Unavailable,
+    UpstreamError,
+    UpstreamTimeout,
+    InternalError,
+)

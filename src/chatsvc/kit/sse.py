@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import HTTPConnection
 
+from chatsvc.kit.web import status_of_kind
 from chatsvc.streaming.broker import BrokerEntry
 
 EVENT_STREAM = "text/event-stream"
@@ -36,10 +37,21 @@ def _heartbeat() -> ServerSentEvent:
     return ServerSentEvent(comment="ping", sep=_SEP)
 
 
+def _shown(entry: BrokerEntry) -> BrokerEntry:
+    """An `error` entry names its error by kind (domain terms); the wire shows its HTTP status,
+    as an error response to the same request would have."""
+    kind = entry.data.get("kind")
+    if entry.event != "error" or kind is None:
+        return entry
+    data = {key: value for key, value in entry.data.items() if key != "kind"}
+    data["status"] = status_of_kind(str(kind))
+    return BrokerEntry(entry.id, entry.event, data)
+
+
 async def _frames(events: AsyncIterator[BrokerEntry]) -> AsyncIterator[bytes]:
     try:
         async for entry in events:
-            yield encode_entry(entry)
+            yield encode_entry(_shown(entry) if entry.event == "error" else entry)
     finally:
         # On client disconnect sse-starlette cancels the task running this generator; the
         # source (typically a loop over broker.read) must be closed too, so its cleanup runs now

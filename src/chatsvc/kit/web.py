@@ -1,10 +1,11 @@
-"""HTTP mechanisms every face shares: the request session, pagination parameters and envelopes,
-routes served with and without the trailing slash, and the mapping of errors to one body."""
+"""HTTP mechanisms every face shares: the settings, pagination parameters and envelopes, routes
+served with and without the trailing slash, and the mapping of domain errors to one body (the one
+place where an error becomes an HTTP status)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request, Response
@@ -12,16 +13,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatsvc.config import Settings
-from chatsvc.kit.db import unit_of_work
 from chatsvc.kit.errors import (
     ChatsvcError,
     Conflict,
     FieldError,
     Forbidden,
+    InternalError,
     Invalid,
     NotFound,
     Unauthenticated,
@@ -35,24 +35,16 @@ logger = logging.getLogger("chatsvc.errors")
 T = TypeVar("T")
 
 
-# --- lifespan state ----------------------------------------------------------------------------
+# --- settings ------------------------------------------------------------------------------------
 
 
 def get_settings(request: Request) -> Settings:
+    """The app's settings (set by create_app, before any request)."""
     settings: Settings = request.app.state.settings
     return settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, committed when the endpoint returns, before the response is sent."""
-    async with unit_of_work(request.app.state.sessionmaker) as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 # --- pagination ----------------------------------------------------------------------------------
@@ -171,6 +163,7 @@ class ErrorBody(BaseModel):
 
 
 STATUS_BY_ERROR: dict[type[ChatsvcError], int] = {
+    InternalError: 500,
     NotFound: 404,
     Conflict: 409,
     Invalid: 400,
@@ -215,9 +208,19 @@ def _location(loc: Sequence[int | str]) -> str:
     return "".join(parts)
 
 
+def status_of(error: ChatsvcError) -> int:
+    """The HTTP status of a domain error (400 for one no class below names)."""
+    return next((s for t, s in STATUS_BY_ERROR.items() if isinstance(error, t)), 400)
+
+
+def status_of_kind(kind: str) -> int:
+    """The HTTP status of an error that crossed a process boundary by its `kind`."""
+    return next((s for t, s in STATUS_BY_ERROR.items() if t.kind == kind), 400)
+
+
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ChatsvcError)
-    status = next((s for t, s in STATUS_BY_ERROR.items() if isinstance(exc, t)), 400)
+    status = status_of(exc)
     headers = {"WWW-Authenticate": 'Bearer realm="chatsvc"'} if status == 401 else None
     # Services name the input field; on the wire it is a body field, as validation errors say.
     errors = [

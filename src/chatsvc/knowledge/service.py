@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.assistants import service as assistant_service
@@ -15,6 +14,7 @@ from chatsvc.kit.errors import FieldError, Invalid, NotFound
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.kit.repository import RepositoryBase
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, KnowledgeItem, Lesson
+from chatsvc.knowledge.repository import KnowledgeRepository
 from chatsvc.knowledge.schemas import CommonQuestionIn, FixedResponseIn, KnowledgeIn, LessonIn
 
 K = TypeVar("K", bound=KnowledgeItem)
@@ -39,17 +39,14 @@ async def list_items(
     params: PageParams,
 ) -> Page[K]:
     await assistant_service.ensure_assistant(session, workspace_id, assistant_id)
-    statement = select(model).where(model.assistant_id == assistant_id).order_by(model.id)
-    return await RepositoryBase[K](session).paginate(statement, params)
+    return await KnowledgeRepository(session, model).page(assistant_id, params)
 
 
 async def get_item(
     session: AsyncSession, workspace_id: int, assistant_id: int, model: type[K], item_id: int
 ) -> K:
     await assistant_service.ensure_assistant(session, workspace_id, assistant_id)
-    item = await session.scalar(
-        select(model).where(model.id == item_id, model.assistant_id == assistant_id)
-    )
+    item = await KnowledgeRepository(session, model).get(assistant_id, item_id)
     if item is None:
         raise NotFound(f"{LABELS[model]} {item_id} not found for assistant {assistant_id}.")
     return item

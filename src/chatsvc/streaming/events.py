@@ -3,10 +3,9 @@ client resume (`<generation id>:<broker entry id>`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from chatsvc.chats.models import Chat, Message
+from chatsvc.kit.errors import ChatsvcError, from_kind
 
 MESSAGE_CREATED = "message.created"
 DELTA = "delta"
@@ -17,16 +16,11 @@ TOOL_CALL = "tool.call"
 TOOL_RESULT = "tool.result"
 MESSAGE_COMPLETED = "message.completed"
 ERROR = "error"
+#: a chat shown whole where there is nothing to stream (cognitive face)
 CHAT = "chat"
+#: the first event of a threads-face turn: {mode, thread, user_message}
+TURN = "turn"
 TERMINAL = frozenset({MESSAGE_COMPLETED, ERROR})
-#: the moderation verdict every message object shows (see docs/moderation-policy.md)
-MODERATION_FIELDS = (
-    "is_flagged",
-    "severity",
-    "injection_categories",
-    "pii_categories",
-    "action_taken",
-)
 
 
 def stream_key(generation_id: str) -> str:
@@ -48,39 +42,16 @@ def parse_event_id(value: str) -> tuple[str, str]:
     return generation_id, entry_id
 
 
-def message_payload(message: Message) -> dict[str, Any]:
-    """The stored message, with the fields of the message object of the REST faces."""
-    return {
-        "id": message.id,
-        "role": message.role,
-        "content": message.content,
-        "msg_num": message.msg_num,
-        "usr_msg_num": message.usr_msg_num,
-        "fixed": message.fixed,
-        "metadata": message.meta,
-        "references": message.references,
-        "tool_call_id": message.tool_call_id,
-        "function_name": message.function_name,
-        "parameters": message.parameters,
-        "like": message.like,
-        "visible": message.visible,
-        "status": message.status,
-        "created_at": _instant(message.created_at),
-        "updated_at": _instant(message.updated_at),
-        **{name: getattr(message, name) for name in MODERATION_FIELDS},
-    }
+def error_payload(error: ChatsvcError, chat_id: int) -> dict[str, Any]:
+    """An `error` event's data: what failed (`kind` names the error class; each face shows it
+    in its own terms, e.g. an HTTP status), in words and as a stable code."""
+    return {"code": error.code, "detail": error.message, "kind": error.kind, "chat_id": chat_id}
 
 
-def chat_payload(chat: Chat) -> dict[str, Any]:
-    return {
-        "id": chat.id,
-        "title": chat.title,
-        "assistant": chat.assistant_id,
-        "execution_status": chat.execution_status,
-        "error": chat.error,
-    }
-
-
-def _instant(value: datetime) -> str:
-    """UTC as the REST faces write it (pydantic's JSON): `...Z`."""
-    return value.isoformat().replace("+00:00", "Z")
+def error_of(data: dict[str, Any]) -> ChatsvcError:
+    """The error an `error` event reports, to raise again where a request waited for it."""
+    return from_kind(
+        str(data.get("kind", "error")),
+        str(data.get("detail", "The generation failed.")),
+        str(data.get("code", "error")),
+    )

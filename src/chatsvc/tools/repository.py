@@ -36,6 +36,20 @@ class ToolRepository(RepositoryBase[Tool]):
             statement = statement.with_for_update()
         return await self.get_one_or_none(statement)
 
+    async def live_by_ids(self, workspace_id: int, tool_ids: list[int]) -> list[Tool]:
+        """The live tools among `tool_ids`, in that order (deleted and unknown ids left out)."""
+        if not tool_ids:
+            return []
+        rows = await self.session.scalars(
+            select(Tool).where(
+                Tool.workspace_id == workspace_id,
+                Tool.id.in_(tool_ids),
+                Tool.deleted_at.is_(None),
+            )
+        )
+        by_id = {row.id: row for row in rows.all()}
+        return [by_id[tool_id] for tool_id in tool_ids if tool_id in by_id]
+
     async def list(self, workspace_id: int, kind: ToolKind, params: PageParams) -> Page[Tool]:
         return await self.paginate(self._live(workspace_id, kind).order_by(Tool.id), params)
 

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from chatsvc.api.deps import authenticate_key
-from chatsvc.artifacts.cache import TagCache
 from chatsvc.auth.service import AuthContext
 from chatsvc.kit.errors import Unauthenticated
+from chatsvc.services import ArtifactsCacheDep, SessionmakerDep
 
 _BEARER = "bearer "
 
@@ -34,6 +34,7 @@ def key_from_authorization(value: str | None) -> str | None:
 
 async def face_auth(
     request: Request,
+    sessionmaker: SessionmakerDep,
     x_api_key: Annotated[
         str | None,
         Header(alias="X-Api-Key", description="The API key, as `X-Api-Key: KEY`."),
@@ -59,7 +60,9 @@ async def face_auth(
 ) -> AuthContext:
     if x_mcp is not None:
         request.scope.setdefault("state", {})["mcp_client"] = x_mcp
-    return await authenticate_key(request, x_api_key or key_from_authorization(authorization))
+    return await authenticate_key(
+        request, sessionmaker, x_api_key or key_from_authorization(authorization)
+    )
 
 
 FaceAuthDep = Annotated[AuthContext, Depends(face_auth)]
@@ -74,15 +77,4 @@ async def face_admin(auth: FaceAuthDep) -> AuthContext:
 FaceAdminDep = Annotated[AuthContext, Depends(face_admin)]
 
 
-def get_cache(request: Request) -> TagCache:
-    """The face's read cache, made on first use: in Redis when the service has one (shared by
-    every replica), else in process. The database URL namespaces it (hashed, never stored)."""
-    state = request.app.state
-    cache: TagCache | None = getattr(state, "artifacts_cache", None)
-    if cache is None:
-        cache = TagCache.build(state.redis, state.settings.database_url)
-        state.artifacts_cache = cache
-    return cache
-
-
-CacheDep = Annotated[TagCache, Depends(get_cache)]
+CacheDep = ArtifactsCacheDep

@@ -36,11 +36,11 @@ from chatsvc.kit.web import (
     ERROR_RESPONSES,
     ErrorBody,
     PageDep,
-    SessionDep,
     SlashRouter,
     invalid_is_400,
     set_list_headers,
 )
+from chatsvc.services import JobsDep, SessionDep
 
 router = SlashRouter(prefix=PREFIX, tags=["artifacts-v5"], responses=ERROR_RESPONSES)
 
@@ -219,12 +219,16 @@ async def get_chat_drafts(
 )
 @invalid_is_400
 async def export_chat(
-    request: Request, body: ExportChatRequest, session: SessionDep, auth: FaceAuthDep
+    request: Request,
+    body: ExportChatRequest,
+    session: SessionDep,
+    auth: FaceAuthDep,
+    jobs: JobsDep,
 ) -> ExportChatResponse:
     outcome = await artifact_service.export_chat(
         session,
         auth,
-        request.app.state.jobs,
+        jobs,
         int(body.chat_entry_id),
         body.attempt_id,
         body.draft_id,

@@ -20,12 +20,12 @@ from chatsvc.kit.web import (
     ERROR_RESPONSES,
     ErrorBody,
     PageDep,
-    SessionDep,
     SettingsDep,
     SlashRouter,
     envelope,
     invalid_is_400,
 )
+from chatsvc.services import SessionDep
 
 router = SlashRouter(tags=["assistants"], responses=ERROR_RESPONSES)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {

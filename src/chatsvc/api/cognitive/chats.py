@@ -1,5 +1,5 @@
 """Cognitive face: chats, their messages, streams (SSE) and generator apps. Translation only: the
-chat service decides, the generation manager runs answers, the broker carries their events."""
+turn service runs turns (chats/turns.py), the chat service decides everything else."""
 
 from __future__ import annotations
 
@@ -8,47 +8,38 @@ from typing import Annotated, Any
 
 from fastapi import Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
-from sse_starlette import EventSourceResponse
+from pydantic import BaseModel, Field
 
 from chatsvc.api.cognitive.params import AssistantId, ChatId, MessageId
-from chatsvc.api.cognitive.schemas import (
-    CancelOut,
-    ChatFullOut,
-    ChatOut,
-    GeneratorAppOut,
-    MessageOut,
-    chat_out,
-)
 from chatsvc.api.deps import AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats import service as chat_service
-from chatsvc.chats.jobs import enqueue_answer
 from chatsvc.chats.models import Role
 from chatsvc.chats.schemas import (
     AssistantMessageIn,
     ChatFeedbackIn,
+    ChatFullOut,
+    ChatOut,
     MessageLikeIn,
+    MessageOut,
     OptionalUserMessageIn,
     ToolCallMessageIn,
     UserMessageIn,
 )
-from chatsvc.chats.service import Turn
+from chatsvc.chats.turns import Delivery, TurnHandle, TurnService
+from chatsvc.config import Settings
 from chatsvc.generation.registry import describe_apps
-from chatsvc.generation.runner import GenerationManager
-from chatsvc.generation.streams import raise_for, resumable, resume_point
-from chatsvc.kit.db import unit_of_work
 from chatsvc.kit.sse import last_event_id, sse_response, wants_event_stream
 from chatsvc.kit.web import (
     ERROR_RESPONSES,
     ErrorBody,
     PageDep,
-    SessionDep,
     SettingsDep,
     SlashRouter,
     invalid_is_400,
     set_list_headers,
 )
+from chatsvc.services import SessionDep, TurnsDep
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry
 
@@ -84,74 +75,63 @@ SSE_DOC: dict[str, Any] = {
 }
 
 
-def _manager(request: Request) -> GenerationManager:
-    manager: GenerationManager = request.app.state.generations
-    return manager
+class GeneratorAppOut(BaseModel):
+    name: str
+    kind: str
+    model: str | None
+    description: str
+    default: bool
 
 
-async def _chat_body(
-    request: Request, auth: AuthContext, chat_id: int, *, full: bool = False
-) -> dict[str, Any]:
-    async with request.app.state.sessionmaker() as session:
-        chat = await chat_service.get_chat(session, auth, chat_id)
-        messages = await chat_service.messages_of(session, chat.id)
-        return chat_out(chat, messages, full=full)
+class CancelOut(BaseModel):
+    chat: int
+    generation_id: str | None = Field(description="The generation asked to stop, if any ran.")
+    cancelled: bool = Field(description="False when nothing was running (nothing to stop).")
 
 
-async def _chat_event(body: dict[str, Any]) -> AsyncIterator[BrokerEntry]:
-    yield BrokerEntry("0", events.CHAT, body)
+# --- rendering a turn ---------------------------------------------------------------------------
 
 
-def _sse(
-    request: Request,
-    chat_id: int,
-    generation_id: str | None,
+async def _respond(
+    turns: TurnService,
+    auth: AuthContext,
+    settings: Settings,
+    handle: TurnHandle,
     *,
-    after: str | None = None,
+    stream: bool,
     status_code: int = 200,
-    fallback: dict[str, Any] | None = None,
-) -> EventSourceResponse:
-    settings = request.app.state.settings
-    headers = {"X-Chat-Id": str(chat_id)}
-    if generation_id is None:
+) -> Response:
+    """A turn as SSE (its generation's events, or one `chat` event when nothing runs), or, once
+    its answer is stored, as the chat in JSON."""
+    headers = {"X-Chat-Id": str(handle.chat.id)}
+    if stream and handle.generation_id is not None:
         return sse_response(
-            _chat_event(fallback or {}),
+            turns.events(handle),
             ping_seconds=settings.sse_ping_seconds,
             status_code=status_code,
             headers=headers,
         )
-    return sse_response(
-        resumable(_manager(request), chat_id, generation_id, after),
-        ping_seconds=settings.sse_ping_seconds,
-        status_code=status_code,
-        headers=headers,
-    )
-
-
-async def _answer(
-    request: Request,
-    auth: AuthContext,
-    turn: Turn | None,
-    chat_id: int,
-    *,
-    stream: bool,
-    status_code: int,
-) -> Response:
-    """Start (or re-attach to) the turn's generation, then answer as SSE or, when done, JSON."""
-    manager = _manager(request)
-    generation_id = turn.generation_id if turn else None
-    if turn is not None and generation_id is not None and not turn.replayed:
-        manager.start(chat_id, generation_id, turn.user_msg_num)
-    if stream and generation_id is not None:
-        return _sse(request, chat_id, generation_id, status_code=status_code)
-    if generation_id is not None:
-        raise_for(await manager.wait(chat_id, generation_id))
-    body = await _chat_body(request, auth, chat_id)
+    chat, messages = await turns.outcome(auth, handle)
+    body = ChatOut.of(chat, messages).model_dump(mode="json")
     if stream:
-        return _sse(request, chat_id, None, status_code=status_code, fallback=body)
-    return JSONResponse(
-        ChatOut.model_validate(body).model_dump(mode="json"), status_code=status_code
-    )
+        return sse_response(
+            _one(BrokerEntry("0", events.CHAT, body)),
+            ping_seconds=settings.sse_ping_seconds,
+            status_code=status_code,
+            headers=headers,
+        )
+    return JSONResponse(body, status_code=status_code)
+
+
+async def _one(entry: BrokerEntry) -> AsyncIterator[BrokerEntry]:
+    yield entry
+
+
+async def _chat_json(
+    turns: TurnService, auth: AuthContext, chat_id: int, status_code: int = 200
+) -> JSONResponse:
+    chat, messages = await turns.chat_with_messages(auth, chat_id)
+    return JSONResponse(ChatOut.of(chat, messages).model_dump(mode="json"), status_code=status_code)
 
 
 # --- generator apps ------------------------------------------------------------------------------
@@ -163,8 +143,8 @@ async def _answer(
     tags=["generators"],
     summary="Get all available apps",
 )
-async def list_generator_apps(auth: AuthDep, settings: SettingsDep) -> list[dict[str, Any]]:
-    return describe_apps(settings)
+async def list_generator_apps(auth: AuthDep, settings: SettingsDep) -> list[GeneratorAppOut]:
+    return [GeneratorAppOut.model_validate(app) for app in describe_apps(settings)]
 
 
 # --- chats of an assistant ------------------------------------------------------------------------
@@ -185,11 +165,11 @@ async def list_chats(
     session: SessionDep,
     auth: AuthDep,
     page: PageDep,
-) -> list[dict[str, Any]]:
+) -> list[ChatOut]:
     result = await chat_service.list_chats(session, auth, assistant, page)
     set_list_headers(request, response, result)
     messages = await chat_service.messages_of_many(session, [chat.id for chat in result.items])
-    return [chat_out(chat, messages[chat.id]) for chat in result.items]
+    return [ChatOut.of(chat, messages[chat.id]) for chat in result.items]
 
 
 # The seed lists streaming-enabled chats separately; every chat can stream, so it is one list.
@@ -206,50 +186,28 @@ router.add_api_route(
 
 async def _create(
     request: Request,
+    turns: TurnService,
     auth: AuthContext,
+    settings: Settings,
     assistant: int,
     body: OptionalUserMessageIn,
     idempotency_key: str | None,
     *,
     stream: bool,
 ) -> Response:
-    chat_id, turn = await _open_chat(
-        request, auth, assistant, body, idempotency_key, require_streaming=stream
+    handle = await turns.open_chat(
+        auth, assistant, body, idempotency_key=idempotency_key, streaming=stream
     )
-    response = await _answer(
-        request, auth, turn, chat_id, stream=stream and wants_event_stream(request), status_code=201
+    response = await _respond(
+        turns,
+        auth,
+        settings,
+        handle,
+        stream=stream and wants_event_stream(request),
+        status_code=201,
     )
-    response.headers["Location"] = f"/chats/{chat_id}/"
+    response.headers["Location"] = f"/chats/{handle.chat.id}/"
     return response
-
-
-async def _open_chat(
-    request: Request,
-    auth: AuthContext,
-    assistant: int,
-    body: OptionalUserMessageIn,
-    idempotency_key: str | None,
-    *,
-    require_streaming: bool = False,
-    background: bool = False,
-) -> tuple[int, Turn | None]:
-    """Create the chat (and accept its first message) in one committed transaction; a
-    background turn's job is triggered once that transaction commits."""
-    settings = request.app.state.settings
-    async with unit_of_work(request.app.state.sessionmaker) as session:
-        chat, turn = await chat_service.create_chat(
-            session,
-            auth,
-            assistant,
-            body,
-            idempotency_key=idempotency_key,
-            lease_seconds=settings.generation_lease_seconds,
-            require_streaming=require_streaming,
-            require_realtime=background,
-        )
-        if background:
-            await _enqueue_turn(request, session, auth, turn)
-        return chat.id, turn
 
 
 @router.post(
@@ -267,9 +225,13 @@ async def create_chat(
     assistant: AssistantId,
     body: OptionalUserMessageIn,
     auth: AuthDep,
+    turns: TurnsDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    return await _create(request, auth, assistant, body, idempotency_key, stream=False)
+    return await _create(
+        request, turns, auth, settings, assistant, body, idempotency_key, stream=False
+    )
 
 
 @router.post(
@@ -287,86 +249,34 @@ async def create_stream_chat(
     assistant: AssistantId,
     body: OptionalUserMessageIn,
     auth: AuthDep,
+    turns: TurnsDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    return await _create(request, auth, assistant, body, idempotency_key, stream=True)
+    return await _create(
+        request, turns, auth, settings, assistant, body, idempotency_key, stream=True
+    )
 
 
 # --- one chat -------------------------------------------------------------------------------------
 
 
-async def _post_message(
+async def _get_and_generate(
     request: Request,
+    turns: TurnService,
     auth: AuthContext,
+    settings: Settings,
     chat_id: int,
-    body: UserMessageIn,
-    idempotency_key: str | None,
     *,
     stream: bool,
-    status_code: int,
+    retry: bool,
 ) -> Response:
-    turn = await _accept(request, auth, chat_id, body, idempotency_key)
-    return await _answer(request, auth, turn, chat_id, stream=stream, status_code=status_code)
-
-
-async def _accept(
-    request: Request,
-    auth: AuthContext,
-    chat_id: int,
-    body: UserMessageIn,
-    idempotency_key: str | None,
-    *,
-    background: bool = False,
-) -> Turn:
-    """Store the user message and claim the chat, in one committed transaction; a background
-    turn's job is triggered once that transaction commits."""
-    settings = request.app.state.settings
-    async with unit_of_work(request.app.state.sessionmaker) as session:
-        turn = await chat_service.submit_user_message(
-            session,
-            auth,
-            chat_id,
-            body.message,
-            dict(body.metadata),
-            idempotency_key=idempotency_key,
-            lease_seconds=settings.generation_lease_seconds,
-        )
-        if background:
-            await _enqueue_turn(request, session, auth, turn)
-    return turn
-
-
-async def _get_and_generate(
-    request: Request, auth: AuthContext, chat_id: int, *, stream: bool, retry: bool = False
-) -> Response:
-    manager = _manager(request)
-    settings = request.app.state.settings
     resume = last_event_id(request) if stream else None
     if resume is not None:
-        resumed, after = await resume_point(manager, resume)
-        async with request.app.state.sessionmaker() as session:
-            await chat_service.ensure_generation_of(session, auth, chat_id, resumed)
-        return _sse(request, chat_id, resumed, after=after)
-    async with unit_of_work(request.app.state.sessionmaker) as session:
-        chat, pending = await chat_service.claim_pending(
-            session,
-            auth,
-            chat_id,
-            lease_seconds=settings.generation_lease_seconds,
-            retry_failed=retry,
-        )
-        running = chat.generation_id if chat.execution_status == "PROCESSING" else None
-    generation_id = pending.generation_id if pending is not None else running
-    if pending is not None and pending.generation_id is not None:
-        manager.start(chat_id, pending.generation_id, pending.user_msg_num)
-    if stream and generation_id is not None:
-        return _sse(request, chat_id, generation_id)
-    if generation_id is not None:
-        raise_for(await manager.wait(chat_id, generation_id))
-    body = await _chat_body(request, auth, chat_id)
-    if stream:
-        return _sse(request, chat_id, None, fallback=body)
-    return JSONResponse(body)
+        handle = await turns.resume(auth, resume, chat_id=chat_id)
+    else:
+        handle = await turns.answer_pending(auth, chat_id, retry_failed=retry)
+    return await _respond(turns, auth, settings, handle, stream=stream)
 
 
 @router.get(
@@ -378,9 +288,14 @@ async def _get_and_generate(
     responses=TURN_ERRORS,
 )
 async def get_chat(
-    request: Request, id: ChatId, auth: AuthDep, retry: RetryFailed = False
+    request: Request,
+    id: ChatId,
+    auth: AuthDep,
+    turns: TurnsDep,
+    settings: SettingsDep,
+    retry: RetryFailed = False,
 ) -> Response:
-    return await _get_and_generate(request, auth, id, stream=False, retry=retry)
+    return await _get_and_generate(request, turns, auth, settings, id, stream=False, retry=retry)
 
 
 @router.post(
@@ -392,15 +307,17 @@ async def get_chat(
 )
 @invalid_is_400
 async def post_chat_message(
-    request: Request,
     id: ChatId,
     body: UserMessageIn,
     auth: AuthDep,
+    turns: TurnsDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    return await _post_message(
-        request, auth, id, body, idempotency_key, stream=False, status_code=200
+    handle = await turns.send(
+        auth, id, body.message, dict(body.metadata), idempotency_key=idempotency_key
     )
+    return await _respond(turns, auth, settings, handle, stream=False)
 
 
 @router.put(
@@ -416,9 +333,9 @@ async def update_chat(
     body: ChatFeedbackIn,
     session: SessionDep,
     auth: AuthDep,
-) -> dict[str, Any]:
+) -> ChatOut:
     chat = await chat_service.update_feedback(session, auth, id, body)
-    return chat_out(chat, await chat_service.messages_of(session, chat.id))
+    return ChatOut.of(chat, await chat_service.messages_of(session, chat.id))
 
 
 @router.post(
@@ -435,14 +352,15 @@ async def add_user_message(
     body: UserMessageIn,
     session: SessionDep,
     auth: AuthDep,
-) -> Any:
-    return await chat_service.add_message(
+) -> MessageOut:
+    message = await chat_service.add_message(
         session,
         auth,
         id,
         AssistantMessageIn(message=body.message, metadata=body.metadata),
         role=Role.USER,
     )
+    return MessageOut.model_validate(message)
 
 
 @router.post(
@@ -458,8 +376,9 @@ async def add_assistant_message(
     body: AssistantMessageIn,
     session: SessionDep,
     auth: AuthDep,
-) -> Any:
-    return await chat_service.add_message(session, auth, id, body, role=Role.ASSISTANT)
+) -> MessageOut:
+    message = await chat_service.add_message(session, auth, id, body, role=Role.ASSISTANT)
+    return MessageOut.model_validate(message)
 
 
 @router.post(
@@ -475,8 +394,9 @@ async def add_tool_call_message(
     body: ToolCallMessageIn,
     session: SessionDep,
     auth: AuthDep,
-) -> Any:
-    return await chat_service.add_message(session, auth, id, body, role=Role.ASSISTANT)
+) -> MessageOut:
+    message = await chat_service.add_message(session, auth, id, body, role=Role.ASSISTANT)
+    return MessageOut.model_validate(message)
 
 
 @router.get(
@@ -485,8 +405,9 @@ async def add_tool_call_message(
     summary="Retrieve a complete chat with full details",
     responses=NOT_FOUND,
 )
-async def get_full_chat(request: Request, id: ChatId, auth: AuthDep) -> dict[str, Any]:
-    return await _chat_body(request, auth, id, full=True)
+async def get_full_chat(id: ChatId, auth: AuthDep, turns: TurnsDep) -> ChatFullOut:
+    chat, messages = await turns.chat_with_messages(auth, id)
+    return ChatFullOut.of(chat, messages)
 
 
 @router.post(
@@ -497,18 +418,11 @@ async def get_full_chat(request: Request, id: ChatId, auth: AuthDep) -> dict[str
     "partial answer (status cancelled). Idempotent: nothing running → cancelled false.",
     responses=NOT_FOUND,
 )
-async def cancel_chat(
-    request: Request, id: ChatId, session: SessionDep, auth: AuthDep
-) -> dict[str, Any]:
-    chat = await chat_service.get_chat(session, auth, id)
-    running = chat.execution_status == "PROCESSING" and chat.generation_id is not None
-    if running and chat.generation_id is not None:
-        await _manager(request).cancel(chat.generation_id)
-    return {
-        "chat": chat.id,
-        "generation_id": chat.generation_id if running else None,
-        "cancelled": running,
-    }
+async def cancel_chat(id: ChatId, auth: AuthDep, turns: TurnsDep) -> CancelOut:
+    outcome = await turns.cancel(auth, id)
+    return CancelOut(
+        chat=outcome.chat_id, generation_id=outcome.generation_id, cancelled=outcome.cancelled
+    )
 
 
 # --- streamed chats -------------------------------------------------------------------------------
@@ -524,10 +438,15 @@ async def cancel_chat(
     responses={**TURN_ERRORS, 200: SSE_DOC},
 )
 async def get_stream_chat(
-    request: Request, id: ChatId, auth: AuthDep, retry: RetryFailed = False
+    request: Request,
+    id: ChatId,
+    auth: AuthDep,
+    turns: TurnsDep,
+    settings: SettingsDep,
+    retry: RetryFailed = False,
 ) -> Response:
     return await _get_and_generate(
-        request, auth, id, stream=wants_event_stream(request), retry=retry
+        request, turns, auth, settings, id, stream=wants_event_stream(request), retry=retry
     )
 
 
@@ -544,16 +463,15 @@ async def post_stream_message(
     id: ChatId,
     body: UserMessageIn,
     auth: AuthDep,
+    turns: TurnsDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    return await _post_message(
-        request,
-        auth,
-        id,
-        body,
-        idempotency_key,
-        stream=wants_event_stream(request),
-        status_code=201,
+    handle = await turns.send(
+        auth, id, body.message, dict(body.metadata), idempotency_key=idempotency_key
+    )
+    return await _respond(
+        turns, auth, settings, handle, stream=wants_event_stream(request), status_code=201
     )
 
 
@@ -578,8 +496,8 @@ router.add_api_route(
     summary="Retrieve a single message by ID",
     responses=NOT_FOUND,
 )
-async def get_message(id: MessageId, session: SessionDep, auth: AuthDep) -> Any:
-    return await chat_service.get_message(session, auth, id)
+async def get_message(id: MessageId, session: SessionDep, auth: AuthDep) -> MessageOut:
+    return MessageOut.model_validate(await chat_service.get_message(session, auth, id))
 
 
 @router.put(
@@ -595,26 +513,16 @@ async def like_message(
     body: MessageLikeIn,
     session: SessionDep,
     auth: AuthDep,
-) -> Any:
-    return await chat_service.like_message(session, auth, id, body.like)
+) -> MessageOut:
+    return MessageOut.model_validate(await chat_service.like_message(session, auth, id, body.like))
 
 
 # --- async chats (answered by a background job) ---------------------------------------------
 
-
-async def _enqueue_turn(
-    request: Request, session: AsyncSession, auth: AuthContext, turn: Turn | None
-) -> None:
-    """Queue the turn's generation as a job, triggered after this transaction commits."""
-    await enqueue_answer(
-        session, request.app.state.jobs_queue, request.app.state.settings, auth, turn
-    )
-
-
 ASYNC_DOC = (
-    "Answers at once with execution_status PROCESSING while a background job generates; poll "
-    "GET /chats/{id}/async/ or follow GET /chats_stream/{id}/ (SSE). A failed generation (the "
-    "seed's 502/504) shows as FAILED with `error` on the chat."
+    "Answers at once, with the chat's execution_status showing that an answer runs while a "
+    "background job generates it; poll GET /chats/{id}/async/ or follow GET /chats_stream/{id}/ "
+    "(SSE). A failed generation (the seed's 502/504) shows as FAILED with `error` on the chat."
 )
 
 router.add_api_route(
@@ -638,17 +546,17 @@ router.add_api_route(
 )
 @invalid_is_400
 async def create_async_chat(
-    request: Request,
     assistant: AssistantId,
     body: OptionalUserMessageIn,
     auth: AuthDep,
+    turns: TurnsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    chat_id, _turn = await _open_chat(
-        request, auth, assistant, body, idempotency_key, background=True
+    handle = await turns.open_chat(
+        auth, assistant, body, idempotency_key=idempotency_key, delivery=Delivery.BACKGROUND
     )
-    response = JSONResponse(await _chat_body(request, auth, chat_id), status_code=201)
-    response.headers["Location"] = f"/chats/{chat_id}/async/"
+    response = await _chat_json(turns, auth, handle.chat.id, status_code=201)
+    response.headers["Location"] = f"/chats/{handle.chat.id}/async/"
     return response
 
 
@@ -657,23 +565,14 @@ async def create_async_chat(
     response_model=ChatOut,
     summary="Retrieve a chat and generate an assistant response if needed",
     description="Never waits: when the last message is from the user and no generation runs, a "
-    "background job starts one (execution_status PROCESSING).",
+    "background job starts one (the chat's execution_status shows it runs).",
     responses=NOT_FOUND,
 )
 async def get_async_chat(
-    request: Request, id: ChatId, auth: AuthDep, retry: RetryFailed = False
+    id: ChatId, auth: AuthDep, turns: TurnsDep, retry: RetryFailed = False
 ) -> Response:
-    settings = request.app.state.settings
-    async with unit_of_work(request.app.state.sessionmaker) as session:
-        _chat, pending = await chat_service.claim_pending(
-            session,
-            auth,
-            id,
-            lease_seconds=settings.generation_lease_seconds,
-            retry_failed=retry,
-        )
-        await _enqueue_turn(request, session, auth, pending)
-    return JSONResponse(await _chat_body(request, auth, id))
+    await turns.answer_pending(auth, id, retry_failed=retry, delivery=Delivery.BACKGROUND)
+    return await _chat_json(turns, auth, id)
 
 
 @router.post(
@@ -689,14 +588,21 @@ async def get_async_chat(
 )
 @invalid_is_400
 async def post_async_message(
-    request: Request,
     id: ChatId,
     body: UserMessageIn,
     auth: AuthDep,
+    turns: TurnsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    await _accept(request, auth, id, body, idempotency_key, background=True)
-    return JSONResponse(await _chat_body(request, auth, id), status_code=201)
+    await turns.send(
+        auth,
+        id,
+        body.message,
+        dict(body.metadata),
+        idempotency_key=idempotency_key,
+        delivery=Delivery.BACKGROUND,
+    )
+    return await _chat_json(turns, auth, id, status_code=201)
 
 
 router.add_api_route(

@@ -14,11 +14,11 @@ from chatsvc.exports.requests import ExportRequestIn, request_export
 from chatsvc.kit.web import (
     ERROR_RESPONSES,
     ErrorBody,
-    SessionDep,
     SettingsDep,
     SlashRouter,
     invalid_is_400,
 )
+from chatsvc.services import QueueDep, SessionDep
 
 router = SlashRouter(tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -43,11 +43,12 @@ async def create_export(
     session: SessionDep,
     auth: AdminDep,
     settings: SettingsDep,
+    queue: QueueDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Any:
     job, created = await request_export(
         session,
-        request.app.state.jobs_queue,
+        queue,
         settings,
         workspace_id=auth.workspace_id,
         principal_id=auth.principal_id,

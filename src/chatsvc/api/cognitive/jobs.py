@@ -18,7 +18,13 @@ from chatsvc.auth.service import AuthContext
 from chatsvc.jobs import service as job_service
 from chatsvc.jobs.models import Job, JobState
 from chatsvc.kit.errors import NotFound
-from chatsvc.kit.web import ERROR_RESPONSES, ErrorBody, SessionDep, SettingsDep, SlashRouter
+from chatsvc.kit.web import (
+    ERROR_RESPONSES,
+    ErrorBody,
+    SettingsDep,
+    SlashRouter,
+)
+from chatsvc.services import SessionDep
 
 router = SlashRouter(tags=["jobs"], responses=ERROR_RESPONSES)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {

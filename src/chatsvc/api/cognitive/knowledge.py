@@ -25,7 +25,6 @@ from chatsvc.kit.web import (
     ERROR_RESPONSES,
     ErrorBody,
     PageDep,
-    SessionDep,
     SettingsDep,
     SlashRouter,
     invalid_is_400,
@@ -34,6 +33,7 @@ from chatsvc.kit.web import (
 from chatsvc.knowledge import service as knowledge_service
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, KnowledgeItem, Lesson
 from chatsvc.knowledge.schemas import KnowledgeIn
+from chatsvc.services import SessionDep
 
 router = SlashRouter(tags=["knowledge"], responses=ERROR_RESPONSES)
 

@@ -15,7 +15,6 @@ from chatsvc.kit.web import (
     ERROR_RESPONSES,
     ErrorBody,
     PageDep,
-    SessionDep,
     SlashRouter,
     invalid_is_400,
     set_list_headers,
@@ -29,9 +28,9 @@ from chatsvc.mcp.schemas import (
     ToolSelectionIn,
     mask_headers,
 )
+from chatsvc.services import SessionDep, ToolsDep
 from chatsvc.tools.mcp_client import RemoteTool
 from chatsvc.tools.models import McpServer, Tool
-from chatsvc.tools.runtime import ToolRuntime
 from chatsvc.tools.schemas import ParameterOut, parameter_out
 
 router = SlashRouter(tags=["mcp"], responses=ERROR_RESPONSES)
@@ -58,11 +57,6 @@ REMOTE: dict[int | str, dict[str, Any]] = {
     502: _error("The MCP server could not be reached or answered with an error."),
     504: _error("The MCP server did not answer in time."),
 }
-
-
-def _runtime(request: Request) -> ToolRuntime:
-    runtime: ToolRuntime = request.app.state.tools
-    return runtime
 
 
 # --- wire schemas ------------------------------------------------------------------------------
@@ -255,11 +249,9 @@ async def list_mcp_servers(
 )
 @invalid_is_400
 async def create_mcp_server(
-    request: Request, body: McpServerIn, session: SessionDep, auth: AdminDep
+    runtime: ToolsDep, body: McpServerIn, session: SessionDep, auth: AdminDep
 ) -> McpServer:
-    return await mcp_service.create_server(
-        session, auth.workspace_id, body, _runtime(request).policy
-    )
+    return await mcp_service.create_server(session, auth.workspace_id, body, runtime.policy)
 
 
 @router.get(
@@ -282,10 +274,10 @@ async def get_mcp_server(id: ServerPathId, session: SessionDep, auth: AuthDep) -
 )
 @invalid_is_400
 async def update_mcp_server(
-    request: Request, id: ServerPathId, body: McpServerIn, session: SessionDep, auth: AdminDep
+    runtime: ToolsDep, id: ServerPathId, body: McpServerIn, session: SessionDep, auth: AdminDep
 ) -> McpServer:
     return await mcp_service.update_server(
-        session, auth.workspace_id, id, body.model_dump(), _runtime(request)
+        session, auth.workspace_id, id, body.model_dump(), runtime
     )
 
 
@@ -298,11 +290,13 @@ async def update_mcp_server(
 )
 @invalid_is_400
 async def partial_update_mcp_server(
-    request: Request, id: ServerPathId, body: McpServerPatch, session: SessionDep, auth: AdminDep
+    runtime: ToolsDep,
+    id: ServerPathId,
+    body: McpServerPatch,
+    session: SessionDep,
+    auth: AdminDep,
 ) -> McpServer:
-    return await mcp_service.update_server(
-        session, auth.workspace_id, id, body.changes(), _runtime(request)
-    )
+    return await mcp_service.update_server(session, auth.workspace_id, id, body.changes(), runtime)
 
 
 @router.delete(
@@ -313,9 +307,9 @@ async def partial_update_mcp_server(
     responses=SERVER_NOT_FOUND,
 )
 async def delete_mcp_server(
-    request: Request, id: ServerPathId, session: SessionDep, auth: AdminDep
+    runtime: ToolsDep, id: ServerPathId, session: SessionDep, auth: AdminDep
 ) -> Response:
-    await mcp_service.delete_server(session, auth.workspace_id, id, _runtime(request))
+    await mcp_service.delete_server(session, auth.workspace_id, id, runtime)
     return Response(status_code=204)
 
 
@@ -351,9 +345,9 @@ async def get_mcp_server_configured_tools(
     responses=SERVER_NOT_FOUND,
 )
 async def connect_mcp_server(
-    request: Request, server_id: ServerId, session: SessionDep, auth: AuthDep
+    runtime: ToolsDep, server_id: ServerId, session: SessionDep, auth: AuthDep
 ) -> ConnectOut:
-    report = await mcp_service.connect(session, auth.workspace_id, server_id, _runtime(request))
+    report = await mcp_service.connect(session, auth.workspace_id, server_id, runtime)
     return ConnectOut(
         server_name=report.server_name,
         connection_successful=report.connection_successful,
@@ -372,7 +366,7 @@ async def connect_mcp_server(
     responses=REMOTE,
 )
 async def list_mcp_server_tools(
-    request: Request,
+    runtime: ToolsDep,
     server_id: ServerId,
     session: SessionDep,
     auth: AuthDep,
@@ -381,7 +375,7 @@ async def list_mcp_server_tools(
     ] = False,
 ) -> RemoteToolsOut:
     view = await mcp_service.remote_tools(
-        session, auth.workspace_id, server_id, _runtime(request), refresh=refresh
+        session, auth.workspace_id, server_id, runtime, refresh=refresh
     )
     configured = view.configured_names()
     return RemoteToolsOut(
@@ -404,14 +398,14 @@ async def list_mcp_server_tools(
 )
 @invalid_is_400
 async def create_mcp_server_tools(
-    request: Request,
+    runtime: ToolsDep,
     server_id: ServerId,
     body: ToolSelectionIn,
     session: SessionDep,
     auth: AdminDep,
 ) -> SelectionOut:
     result = await mcp_service.create_server_tools(
-        session, auth.workspace_id, server_id, body.selected_tools, _runtime(request)
+        session, auth.workspace_id, server_id, body.selected_tools, runtime
     )
     message = f"Created {_counted(len(result.created), 'tool')}"
     if result.kept:
@@ -429,14 +423,14 @@ async def create_mcp_server_tools(
 )
 @invalid_is_400
 async def update_mcp_server_tools(
-    request: Request,
+    runtime: ToolsDep,
     server_id: ServerId,
     body: ToolSelectionIn,
     session: SessionDep,
     auth: AdminDep,
 ) -> SelectionOut:
     result = await mcp_service.sync_server_tools(
-        session, auth.workspace_id, server_id, body.selected_tools, _runtime(request)
+        session, auth.workspace_id, server_id, body.selected_tools, runtime
     )
     message = (
         f"Created {len(result.created)}, kept {len(result.kept)}, "
@@ -491,9 +485,9 @@ async def list_mcp_tools(
 )
 @invalid_is_400
 async def create_mcp_tool(
-    request: Request, response: Response, body: McpToolIn, session: SessionDep, auth: AdminDep
+    runtime: ToolsDep, response: Response, body: McpToolIn, session: SessionDep, auth: AdminDep
 ) -> McpToolOut:
-    tools = await mcp_service.create_tools(session, auth.workspace_id, body, _runtime(request))
+    tools = await mcp_service.create_tools(session, auth.workspace_id, body, runtime)
     response.headers["X-Created-Ids"] = ",".join(str(t.id) for t in tools)
     return tool_out(tools[0])
 
@@ -518,10 +512,10 @@ async def get_mcp_tool(id: ToolPathId, session: SessionDep, auth: AuthDep) -> Mc
 )
 @invalid_is_400
 async def update_mcp_tool(
-    request: Request, id: ToolPathId, body: McpToolIn, session: SessionDep, auth: AdminDep
+    runtime: ToolsDep, id: ToolPathId, body: McpToolIn, session: SessionDep, auth: AdminDep
 ) -> McpToolOut:
     values = {name: getattr(body, name) for name in McpToolIn.model_fields}
-    tool = await mcp_service.update_tool(session, auth.workspace_id, id, values, _runtime(request))
+    tool = await mcp_service.update_tool(session, auth.workspace_id, id, values, runtime)
     return tool_out(tool)
 
 
@@ -533,11 +527,9 @@ async def update_mcp_tool(
 )
 @invalid_is_400
 async def partial_update_mcp_tool(
-    request: Request, id: ToolPathId, body: McpToolPatch, session: SessionDep, auth: AdminDep
+    runtime: ToolsDep, id: ToolPathId, body: McpToolPatch, session: SessionDep, auth: AdminDep
 ) -> McpToolOut:
-    tool = await mcp_service.update_tool(
-        session, auth.workspace_id, id, body.changes(), _runtime(request)
-    )
+    tool = await mcp_service.update_tool(session, auth.workspace_id, id, body.changes(), runtime)
     return tool_out(tool)
 
 

@@ -16,7 +16,6 @@ from chatsvc.kit.web import (
     ERROR_RESPONSES,
     ErrorBody,
     PageDep,
-    SessionDep,
     SlashRouter,
     envelope,
     invalid_is_400,
@@ -31,6 +30,7 @@ from chatsvc.reports.schemas import (
     Severity,
     Status,
 )
+from chatsvc.services import SessionDep
 
 router = SlashRouter(tags=["reports"], responses=ERROR_RESPONSES)
 ReportId = Annotated[int, Path(ge=1, le=MAX_ID, description="The report's id.")]

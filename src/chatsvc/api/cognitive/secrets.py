@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, Request
+from fastapi import Body, Depends
 from pydantic import BaseModel, Field
 
 from chatsvc.api.deps import AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.kit.validation import InputModel
 from chatsvc.kit.web import ERROR_RESPONSES, ErrorBody, SlashRouter
-from chatsvc.secrets.store import MAX_NAME_LENGTH, MAX_VALUE_BYTES, SecretItem, SecretStore
+from chatsvc.secrets.store import MAX_NAME_LENGTH, MAX_VALUE_BYTES, SecretItem
+from chatsvc.services import SecretStoreDep
 
 router = SlashRouter(tags=["secrets"], responses=ERROR_RESPONSES)
 
@@ -48,12 +49,7 @@ async def require_admin(auth: AuthDep) -> AuthContext:
 AdminDep = Annotated[AuthContext, Depends(require_admin)]
 
 
-def get_store(request: Request) -> SecretStore:
-    store: SecretStore = request.app.state.tools.secrets
-    return store
-
-
-StoreDep = Annotated[SecretStore, Depends(get_store)]
+StoreDep = SecretStoreDep
 
 
 # --- wire schemas --------------------------------------------------------------------------------

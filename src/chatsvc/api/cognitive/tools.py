@@ -19,15 +19,14 @@ from chatsvc.kit.web import (
     ERROR_RESPONSES,
     ErrorBody,
     PageDep,
-    SessionDep,
     SettingsDep,
     SlashRouter,
     envelope,
     invalid_is_400,
 )
+from chatsvc.services import SessionDep, ToolsDep
 from chatsvc.tools import service as tool_service
 from chatsvc.tools.models import MetadataFilter, Tool, ToolKind
-from chatsvc.tools.runtime import ToolRuntime
 from chatsvc.tools.schemas import (
     ParameterIn,
     ParameterName,
@@ -47,11 +46,6 @@ RetrievalId = Annotated[
 ]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
 ToolId = Annotated[int, Path(ge=1, le=MAX_ID, description="The tool's id.")]
-
-
-def get_runtime(request: Request) -> ToolRuntime:
-    runtime: ToolRuntime = request.app.state.tools
-    return runtime
 
 
 # --- wire schemas --------------------------------------------------------------------------------
@@ -221,7 +215,7 @@ def _register(kind: Kind) -> None:
         return envelope(request, result, [to_out(tool) for tool in result.items])
 
     async def create_tool(
-        request: Request,
+        runtime: ToolsDep,
         body: body_type,  # type: ignore[valid-type]
         session: SessionDep,
         auth: AdminDep,
@@ -229,7 +223,7 @@ def _register(kind: Kind) -> None:
         data: ToolIn = body
         tool = await tool_service.create_tool(
             session,
-            get_runtime(request),
+            runtime,
             auth.workspace_id,
             kind.kind,
             data.model_dump(exclude={"parameters"}),
@@ -242,7 +236,7 @@ def _register(kind: Kind) -> None:
 
     @invalid_is_400
     async def update_tool(
-        request: Request,
+        runtime: ToolsDep,
         id: ToolId,
         body: body_type,  # type: ignore[valid-type]
         session: SessionDep,
@@ -251,7 +245,7 @@ def _register(kind: Kind) -> None:
         data: ToolIn = body
         tool = await tool_service.update_tool(
             session,
-            get_runtime(request),
+            runtime,
             auth.workspace_id,
             kind.kind,
             id,
@@ -262,7 +256,7 @@ def _register(kind: Kind) -> None:
 
     @invalid_is_400
     async def partial_update_tool(
-        request: Request,
+        runtime: ToolsDep,
         id: ToolId,
         body: patch_type,  # type: ignore[valid-type]
         session: SessionDep,
@@ -271,7 +265,7 @@ def _register(kind: Kind) -> None:
         data: ToolPatch = body
         tool = await tool_service.update_tool(
             session,
-            get_runtime(request),
+            runtime,
             auth.workspace_id,
             kind.kind,
             id,

@@ -34,12 +34,12 @@ from chatsvc.kit.errors import Unauthenticated
 from chatsvc.kit.web import (
     ErrorBody,
     PageDep,
-    SessionDep,
     SettingsDep,
     SlashRouter,
     invalid_is_400,
     set_list_headers,
 )
+from chatsvc.services import QueueDep, SessionDep, SessionmakerDep, TurnsDep
 
 authorization_header = APIKeyHeader(
     name="authorization",
@@ -52,6 +52,7 @@ authorization_header = APIKeyHeader(
 
 async def get_v1_auth(
     request: Request,
+    sessionmaker: SessionmakerDep,
     authorization: Annotated[str | None, Depends(authorization_header)],
     header_key: Annotated[str | None, Depends(api_key_header)],
 ) -> AuthContext:
@@ -65,7 +66,7 @@ async def get_v1_auth(
             code="missing_api_key",
         )
     # The shared dependency, given the key as if it came in X-Api-Key: one way to authenticate.
-    return await get_auth(request, raw, None)
+    return await get_auth(request, sessionmaker, raw, None)
 
 
 V1AuthDep = Annotated[AuthContext, Depends(get_v1_auth)]
@@ -248,14 +249,11 @@ async def list_chat_messages(
 )
 @invalid_is_400
 async def create_chat_message(
-    request: Request,
     body: ChatMessageIn,
-    session: SessionDep,
     auth: V1AuthDep,
-    settings: SettingsDep,
+    turns: TurnsDep,
 ) -> ChatMessageOut:
-    posted = await external.post_message(
-        session,
+    posted = await turns.post_message(
         auth,
         external.NewMessage(
             chat_id=str(body.chat_id),
@@ -266,8 +264,6 @@ async def create_chat_message(
             role=Role(body.role),
             ticket_ids=tuple(str(t) for t in body.ticket_ids),
         ),
-        queue=request.app.state.jobs_queue,
-        settings=settings,
     )
     senders = {posted.sender.principal.id: posted.sender} if posted.sender is not None else {}
     return _message_out(posted.message, posted.chat, senders)
@@ -296,11 +292,12 @@ async def export_chat_messages(
     session: SessionDep,
     auth: V1AuthDep,
     settings: SettingsDep,
+    queue: QueueDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> ExportOut:
     started = await external.request_period_export(
         session,
-        request.app.state.jobs_queue,
+        queue,
         settings,
         auth,
         start=body.range_start,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+
+from chatsvc.services import EngineDep, RedisDep
 
 router = APIRouter(tags=["operations"])
 
@@ -22,15 +24,14 @@ async def healthz() -> dict[str, str]:
     summary="Readiness: the database (and Redis when configured) answer",
     responses={503: {"description": "A dependency is down."}},
 )
-async def readyz(request: Request) -> Response:
+async def readyz(engine: EngineDep, redis: RedisDep) -> Response:
     checks: dict[str, Any] = {}
     try:
-        async with request.app.state.engine.connect() as connection:
+        async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:  # readiness reports, never raises
         checks["database"] = f"error: {type(exc).__name__}"
-    redis = request.app.state.redis
     if redis is not None:
         try:
             await redis.ping()

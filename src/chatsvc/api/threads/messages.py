@@ -12,10 +12,10 @@ from chatsvc.kit.web import (
     ERROR_RESPONSES,
     ErrorBody,
     PageDep,
-    SessionDep,
     SlashRouter,
     set_list_headers,
 )
+from chatsvc.services import SessionDep
 from chatsvc.threads import service as thread_service
 
 router = SlashRouter(tags=["chat messages"], responses=ERROR_RESPONSES)

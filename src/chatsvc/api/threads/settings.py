@@ -7,7 +7,12 @@ from typing import Any
 
 from chatsvc.api.deps import AuthDep
 from chatsvc.api.threads.schemas import ChatSettingsOut, ChatSettingsPatch
-from chatsvc.kit.web import ERROR_RESPONSES, SessionDep, SlashRouter, invalid_is_400
+from chatsvc.kit.web import (
+    ERROR_RESPONSES,
+    SlashRouter,
+    invalid_is_400,
+)
+from chatsvc.services import SessionDep
 from chatsvc.threads import service as thread_service
 from chatsvc.threads.service import UNSET, SettingsView
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Header, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse
 
 from chatsvc.api.deps import AuthDep
@@ -19,12 +20,12 @@ from chatsvc.api.threads.schemas import ChatRequestIn, StreamTurnOut, message_ou
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats.models import Chat
 from chatsvc.chats.service import Turn
-from chatsvc.generation.runner import GenerationManager
-from chatsvc.generation.streams import raise_for, resumable, resume_point
-from chatsvc.kit.db import unit_of_work
-from chatsvc.kit.errors import FieldError, Invalid, NotFound
+from chatsvc.chats.turns import TurnHandle, TurnService
+from chatsvc.config import Settings
+from chatsvc.kit.errors import FieldError, Invalid
 from chatsvc.kit.sse import last_event_id, sse_response, wants_event_stream
-from chatsvc.kit.web import ERROR_RESPONSES, ErrorBody, SlashRouter, invalid_is_400
+from chatsvc.kit.web import ERROR_RESPONSES, ErrorBody, SettingsDep, SlashRouter, invalid_is_400
+from chatsvc.services import SessionmakerDep, TurnsDep
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry
 from chatsvc.threads import service as thread_service
@@ -32,8 +33,6 @@ from chatsvc.threads.schemas import Mode
 from chatsvc.threads.service import TurnRequest
 
 router = SlashRouter(tags=["chat stream"], responses=ERROR_RESPONSES)
-#: the first event of a threads stream: {mode, thread, user_message}
-TURN = "turn"
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -48,11 +47,6 @@ SSE_DOC: dict[str, Any] = {
     "references, delta, tool.call, tool.result, message.completed or error (see "
     "docs/threads.md). Otherwise JSON once the answer is stored.",
 }
-
-
-def _manager(request: Request) -> GenerationManager:
-    manager: GenerationManager = request.app.state.generations
-    return manager
 
 
 @router.post(
@@ -76,93 +70,81 @@ def _manager(request: Request) -> GenerationManager:
 )
 @invalid_is_400
 async def chat_stream(
-    request: Request, body: ChatRequestIn, auth: AuthDep, idempotency_key: IdempotencyKey = None
+    request: Request,
+    body: ChatRequestIn,
+    auth: AuthDep,
+    turns: TurnsDep,
+    sessionmaker: SessionmakerDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     stream = wants_event_stream(request)
     resume = last_event_id(request) if stream else None
     if resume is not None:
-        return await _resume(request, auth, body, resume)
-    chat, turn, accepted = await _accept(request, auth, body, idempotency_key)
-    manager = _manager(request)
-    generation_id = turn.generation_id
-    if generation_id is not None and not turn.replayed:
-        # Before the generation starts, so it is the first event of every reader, resumes too.
-        await request.app.state.broker.publish(events.stream_key(generation_id), TURN, accepted)
-        manager.start(chat.id, generation_id, turn.user_msg_num)
-    if stream and generation_id is not None:
-        source = resumable(manager, chat.id, generation_id)
-        return _sse(request, chat, _translated(request, auth, chat, source))
-    if generation_id is not None:
-        raise_for(await manager.wait(chat.id, generation_id))
-    done = await _turn_body(request, auth, chat, turn)
+        thread_uuid = str(body.thread_uuid) if body.thread_uuid is not None else None
+        handle = await turns.resume(auth, resume, thread_uuid=thread_uuid)
+        return _sse(
+            settings,
+            handle.chat,
+            _translated(sessionmaker, auth, handle.chat, turns.events(handle)),
+        )
+    handle = await _accept(turns, auth, body, idempotency_key)
+    if stream and handle.generation_id is not None:
+        return _sse(
+            settings,
+            handle.chat,
+            _translated(sessionmaker, auth, handle.chat, turns.events(handle)),
+        )
+    await turns.finish(handle)
+    assert handle.turn is not None  # a threads turn always accepts a message
+    done = await _turn_body(sessionmaker, auth, handle.chat, handle.turn)
     if stream:
         # Answered at once (the thread's end_message): nothing to resume, two events.
         finished = {"message": done["answer"], "thread": done["thread"]}
         entries = [
-            BrokerEntry("0", TURN, accepted),
+            BrokerEntry("0", events.TURN, handle.intro or {}),
             BrokerEntry("1", events.MESSAGE_COMPLETED, finished),
         ]
-        return _sse(request, chat, _replay(entries))
+        return _sse(settings, handle.chat, _replay(entries))
     return JSONResponse(done)
 
 
 async def _accept(
-    request: Request, auth: AuthContext, body: ChatRequestIn, idempotency_key: str | None
-) -> tuple[Chat, Turn, dict[str, Any]]:
-    """Store the turn and claim the thread in one committed transaction; the `turn` event."""
-    turn_request = TurnRequest(
+    turns: TurnService, auth: AuthContext, body: ChatRequestIn, idempotency_key: str | None
+) -> TurnHandle:
+    """The turn, accepted and started; its `turn` event read in the same transaction."""
+    mode = body.mode or "message"
+
+    async def intro(session: AsyncSession, chat: Chat, turn: Turn) -> dict[str, Any]:
+        user, _answer = await thread_service.turn_messages(session, turn)
+        (thread,) = await thread_service.thread_views(session, [chat])
+        return {"mode": mode, "thread": thread_out(thread), "user_message": message_out(user)}
+
+    request = TurnRequest(
         text=body.input,
         thread_uuid=str(body.thread_uuid) if body.thread_uuid else None,
         mode=Mode(body.mode) if body.mode else None,
         edit_message_uuid=str(body.edit_message_uuid) if body.edit_message_uuid else None,
         assistant_id=body.assistant,
     )
-    settings = request.app.state.settings
     try:
-        async with unit_of_work(request.app.state.sessionmaker) as session:
-            chat, turn = await thread_service.start_turn(
-                session,
-                auth,
-                turn_request,
-                idempotency_key=idempotency_key,
-                lease_seconds=settings.generation_lease_seconds,
-            )
-            user, _answer = await thread_service.turn_messages(session, turn)
-            (thread,) = await thread_service.thread_views(session, [chat])
-            accepted = {
-                "mode": body.mode or "message",
-                "thread": thread_out(thread),
-                "user_message": message_out(user),
-            }
+        handle = await turns.thread_turn(
+            auth, request, idempotency_key=idempotency_key, intro=intro
+        )
     except Invalid as exc:
         # The chat service names the text `message`; on this face it is `input`.
         exc.errors = [
             FieldError("input", e.message) if e.field == "message" else e for e in exc.errors
         ]
         raise
-    return chat, turn, accepted
+    return handle
 
 
-async def _resume(
-    request: Request, auth: AuthContext, body: ChatRequestIn, value: str
+def _sse(
+    settings: Settings, chat: Chat, entries: AsyncIterator[BrokerEntry]
 ) -> EventSourceResponse:
-    manager = _manager(request)
-    generation_id, after = await resume_point(manager, value)
-    async with request.app.state.sessionmaker() as session:
-        chat = await thread_service.thread_of_generation(session, auth, generation_id)
-    if body.thread_uuid is not None and str(body.thread_uuid) != chat.uuid:
-        raise NotFound(
-            f"No stream {generation_id} in thread {body.thread_uuid}.", code="stream_not_found"
-        )
-    source = resumable(manager, chat.id, generation_id, after)
-    return _sse(request, chat, _translated(request, auth, chat, source))
-
-
-def _sse(request: Request, chat: Chat, entries: AsyncIterator[BrokerEntry]) -> EventSourceResponse:
     return sse_response(
-        entries,
-        ping_seconds=request.app.state.settings.sse_ping_seconds,
-        headers={"X-Thread-Uuid": chat.uuid},
+        entries, ping_seconds=settings.sse_ping_seconds, headers={"X-Thread-Uuid": chat.uuid}
     )
 
 
@@ -172,12 +154,15 @@ async def _replay(entries: list[BrokerEntry]) -> AsyncIterator[BrokerEntry]:
 
 
 async def _translated(
-    request: Request, auth: AuthContext, chat: Chat, source: AsyncIterator[BrokerEntry]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    auth: AuthContext,
+    chat: Chat,
+    source: AsyncIterator[BrokerEntry],
 ) -> AsyncIterator[BrokerEntry]:
     """The generation's events in this face's terms: thread UUIDs, messages in its shape."""
     try:
         async for entry in source:
-            yield BrokerEntry(entry.id, entry.event, await _data(request, auth, chat, entry))
+            yield BrokerEntry(entry.id, entry.event, await _data(sessionmaker, auth, chat, entry))
     finally:
         aclose = getattr(source, "aclose", None)  # stop following the broker at once
         if aclose is not None:
@@ -185,7 +170,10 @@ async def _translated(
 
 
 async def _data(
-    request: Request, auth: AuthContext, chat: Chat, entry: BrokerEntry
+    sessionmaker: async_sessionmaker[AsyncSession],
+    auth: AuthContext,
+    chat: Chat,
+    entry: BrokerEntry,
 ) -> dict[str, Any]:
     data = entry.data
     if entry.event == events.MESSAGE_CREATED:
@@ -197,7 +185,7 @@ async def _data(
     if entry.event == events.ERROR:
         return {**{k: v for k, v in data.items() if k != "chat_id"}, "thread": chat.uuid}
     if entry.event in (events.MESSAGE_COMPLETED, events.TOOL_RESULT) and "message" in data:
-        async with request.app.state.sessionmaker() as session:
+        async with sessionmaker() as session:
             (message,) = await thread_service.messages_by_id(session, [data["message"]["id"]])
             translated = {**data, "message": message_out(message)}
             if entry.event == events.MESSAGE_COMPLETED:
@@ -207,8 +195,10 @@ async def _data(
     return data
 
 
-async def _turn_body(request: Request, auth: AuthContext, chat: Chat, turn: Turn) -> dict[str, Any]:
-    async with request.app.state.sessionmaker() as session:
+async def _turn_body(
+    sessionmaker: async_sessionmaker[AsyncSession], auth: AuthContext, chat: Chat, turn: Turn
+) -> dict[str, Any]:
+    async with sessionmaker() as session:
         user, answer = await thread_service.turn_messages(session, turn)
         thread = await thread_service.get_thread(session, auth, chat.uuid, fresh=True)
     return {

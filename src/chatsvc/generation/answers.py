@@ -1,0 +1,117 @@
+"""What a generation stores, each in a short unit of work of its own: the tool messages of its
+tool rounds, the answer (which releases the chat), the failure (which marks the chat FAILED), and
+the renewal of the chat's lease while it runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chatsvc.chats.models import ExecutionStatus, Message, MessageStatus, Role
+from chatsvc.chats.repository import ChatRepository, MessageRepository
+from chatsvc.chats.schemas import ChatStateOut, MessageOut
+from chatsvc.generation.pipeline import ModelCall, Plan, VerbatimAnswer
+from chatsvc.generation.tools import BoundTool, ToolResult
+from chatsvc.generation.types import ToolCall
+from chatsvc.kit.db import unit_of_work
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRef:
+    """The turn a generation answers."""
+
+    chat_id: int
+    generation_id: str
+    user_msg_num: int
+
+
+@dataclass(slots=True)
+class Answer:
+    """What the tool-calling loop adds to the answer."""
+
+    status: MessageStatus = MessageStatus.COMPLETE
+    references: list[dict[str, Any]] = field(default_factory=list)
+    visible: bool = True
+    tool_calls: int = 0
+
+
+class AnswerStore:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+    async def tool_message(
+        self,
+        turn: TurnRef,
+        call: ToolCall,
+        tool: BoundTool | None,
+        result: ToolResult,
+        references: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Store one call and its result as a `tool` message; the message as the wire shows it."""
+        async with unit_of_work(self.sessionmaker) as session:
+            message = Message(
+                chat_id=turn.chat_id,
+                msg_num=await ChatRepository(session).next_msg_num(turn.chat_id),
+                role=Role.TOOL,
+                content=result.content,
+                usr_msg_num=turn.user_msg_num,
+                tool_call_id=call.id,
+                function_name=call.name,
+                parameters=call.arguments,
+                references=references,
+                visible=tool.show_tool_message if tool is not None else False,
+                generation_id=turn.generation_id,
+                meta=result.meta,
+                status=MessageStatus.FAILED if result.is_error else MessageStatus.COMPLETE,
+            )
+            await MessageRepository(session).add(message)
+            return MessageOut.wire(message)
+
+    async def complete(
+        self, turn: TurnRef, plan: Plan, text: str, answer: Answer
+    ) -> dict[str, Any]:
+        """Store the answer and release the chat (AVAILABLE, one more response); the
+        `message.completed` payload: the message and the chat as they are now."""
+        async with unit_of_work(self.sessionmaker) as session:
+            chats = ChatRepository(session)
+            messages = MessageRepository(session)
+            # A reload hid the previous answer to this message: the new one replaces it.
+            previous = await messages.answer_to(turn.chat_id, turn.user_msg_num)
+            model_call = plan if isinstance(plan, ModelCall) else None
+            verbatim = plan if isinstance(plan, VerbatimAnswer) else None
+            message = Message(
+                chat_id=turn.chat_id,
+                msg_num=await chats.next_msg_num(turn.chat_id),
+                role=Role.ASSISTANT,
+                content=text,
+                usr_msg_num=turn.user_msg_num,
+                replaces_id=previous.id if previous and not previous.visible else None,
+                fixed=verbatim.fixed if verbatim is not None else None,
+                references=model_call.references + answer.references if model_call else [],
+                prompt=model_call.prompt_record() if model_call else None,
+                status=answer.status,
+                visible=answer.visible,
+                generation_id=turn.generation_id,
+                meta={"not_info": True} if verbatim and verbatim.reason == "not_info" else {},
+            )
+            await messages.add(message)
+            await chats.release_generation(
+                turn.chat_id, turn.generation_id, ExecutionStatus.AVAILABLE, answered=True
+            )
+            chat = await chats.by_id(turn.chat_id, fresh=True)
+            assert chat is not None  # the chat row is locked by this transaction
+            return {"message": MessageOut.wire(message), "chat": ChatStateOut.wire(chat)}
+
+    async def fail(self, chat_id: int, generation_id: str, detail: str) -> None:
+        """Mark the chat FAILED with `detail`, if this generation still holds it."""
+        async with unit_of_work(self.sessionmaker) as session:
+            await ChatRepository(session).release_generation(
+                chat_id, generation_id, ExecutionStatus.FAILED, error=detail
+            )
+
+    async def extend_lease(self, chat_id: int, generation_id: str, until: datetime) -> None:
+        async with unit_of_work(self.sessionmaker) as session:
+            await ChatRepository(session).extend_lease(chat_id, generation_id, until)

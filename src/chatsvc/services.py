@@ -1,0 +1,195 @@
+"""The process's long-lived resources (engine, Redis, HTTP client, stream broker, tool runtime, job
+queue, generations, turn service, caches), built once by the API lifespan or the worker's start,
+and the typed dependencies through which faces reach them. A test overrides one of them with
+`app.dependency_overrides[get_x] = ...`; nothing outside this module reads `app.state`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from chatsvc.artifacts.cache import TagCache
+from chatsvc.chats.turns import TurnService
+from chatsvc.config import Settings
+from chatsvc.generation.registry import build_generators
+from chatsvc.generation.runner import Generations
+from chatsvc.jobs.queue import ArqQueue, InProcessQueue, JobQueue
+from chatsvc.jobs.runner import JobContext, execute
+from chatsvc.kit.db import create_engine, create_sessionmaker, unit_of_work
+from chatsvc.secrets.store import SecretStore
+from chatsvc.streaming.broker import StreamBroker
+from chatsvc.streaming.factory import build_broker
+from chatsvc.tools.runtime import ToolRuntime
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis | None
+    http: httpx.AsyncClient
+    broker: StreamBroker
+    tools: ToolRuntime
+    generations: Generations
+    queue: JobQueue
+    jobs: JobContext
+    turns: TurnService
+    artifacts_cache: TagCache
+
+    @classmethod
+    def build(cls, settings: Settings, queue: JobQueue | None = None) -> Services:
+        """Everything, connected lazily (nothing connects until first use). `queue`: the job
+        queue to trigger jobs with; by default arq through Redis when one is configured, else
+        the in-process queue that runs jobs in this process."""
+        engine = create_engine(
+            settings.database_url,
+            echo=settings.database_echo,
+            pool_size=settings.database_pool_size,
+        )
+        sessionmaker = create_sessionmaker(engine)
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0),
+            trust_env=False,
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+        )
+        broker = build_broker(redis)
+        tools = ToolRuntime.build(settings, sessionmaker)
+        generations = Generations(
+            sessionmaker, broker, build_generators(settings, http), settings, tools
+        )
+        if queue is None:
+            if settings.redis_url:
+                queue = ArqQueue.from_url(settings.redis_url)
+            else:
+                # Jobs run in this process; the handler reads the context when a job runs.
+                queue = InProcessQueue(lambda job_id: execute(services.jobs, job_id))
+        jobs = JobContext(
+            sessionmaker=sessionmaker,
+            settings=settings,
+            queue=queue,
+            http=http,
+            broker=broker,
+            generations=generations,
+        )
+        services = cls(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            redis=redis,
+            http=http,
+            broker=broker,
+            tools=tools,
+            generations=generations,
+            queue=queue,
+            jobs=jobs,
+            turns=TurnService(sessionmaker, settings, generations, queue),
+            artifacts_cache=TagCache.build(redis, settings.database_url),
+        )
+        return services
+
+    async def close(self) -> None:
+        """Stop in dependency order: no new jobs, running generations finish (or are stopped),
+        then the clients and the engine."""
+        await self.queue.close()
+        await self.generations.shutdown()
+        await self.broker.close()
+        await self.tools.close()
+        await self.http.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+
+# --- dependencies --------------------------------------------------------------------------------
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_sessionmaker(services: ServicesDep) -> async_sessionmaker[AsyncSession]:
+    return services.sessionmaker
+
+
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+
+
+async def get_session(sessionmaker: SessionmakerDep) -> AsyncIterator[AsyncSession]:
+    """One session per request, committed when the endpoint returns, before the response is sent."""
+    async with unit_of_work(sessionmaker) as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_turns(services: ServicesDep, sessionmaker: SessionmakerDep) -> TurnService:
+    """The turn service, on the request's sessionmaker (so overriding `get_sessionmaker` moves
+    a request's turn work too; generations keep the process's own)."""
+    if sessionmaker is services.sessionmaker:
+        return services.turns
+    return services.turns.on(sessionmaker)
+
+
+TurnsDep = Annotated[TurnService, Depends(get_turns)]
+
+
+def get_queue(services: ServicesDep) -> JobQueue:
+    return services.queue
+
+
+QueueDep = Annotated[JobQueue, Depends(get_queue)]
+
+
+def get_jobs(services: ServicesDep) -> JobContext:
+    return services.jobs
+
+
+JobsDep = Annotated[JobContext, Depends(get_jobs)]
+
+
+def get_tools(services: ServicesDep) -> ToolRuntime:
+    return services.tools
+
+
+ToolsDep = Annotated[ToolRuntime, Depends(get_tools)]
+
+
+def get_secret_store(tools: ToolsDep) -> SecretStore:
+    return tools.secrets
+
+
+SecretStoreDep = Annotated[SecretStore, Depends(get_secret_store)]
+
+
+def get_artifacts_cache(services: ServicesDep) -> TagCache:
+    return services.artifacts_cache
+
+
+ArtifactsCacheDep = Annotated[TagCache, Depends(get_artifacts_cache)]
+
+
+def get_engine(services: ServicesDep) -> AsyncEngine:
+    return services.engine
+
+
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+
+
+def get_redis(services: ServicesDep) -> Redis | None:
+    return services.redis
+
+
+RedisDep = Annotated[Redis | None, Depends(get_redis)]
