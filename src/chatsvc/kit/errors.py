@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,16 @@ class ChatsvcError(Exception):
 class NotFound(ChatsvcError):
     def __init__(self, message: str, *, code: str = "not_found") -> None:
         super().__init__(message, code)
+
+
+T = TypeVar("T")
+
+
+def or_not_found(found: T | None, message: str) -> T:
+    """`found` itself, or NotFound(message) when a lookup found nothing."""
+    if found is None:
+        raise NotFound(message)
+    return found
 
 
 class Conflict(ChatsvcError):
