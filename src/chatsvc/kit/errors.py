@@ -5,7 +5,7 @@ Each class has a `kind`, the name under which an error crosses a process boundar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,16 @@ class NotFound(ChatsvcError):
 
     def __init__(self, message: str, *, code: str = "not_found") -> None:
         super().__init__(message, code)
+
+
+T = TypeVar("T")
+
+
+def or_not_found(found: T | None, message: str) -> T:
+    """`found` itself, or NotFound(message) when a lookup found nothing."""
+    if found is None:
+        raise NotFound(message)
+    return found
 
 
 class Conflict(ChatsvcError):

@@ -1,8 +1,8 @@
 """The one guarded HTTP client for every URL called on behalf of a workspace (MCP servers, HTTP
 retrieval backends, export callbacks): allowed schemes and ports, public addresses only unless an
 operator admits them, connections pinned to the checked address, no environment proxies, capped
-time and size. Two twins share every check: an httpx transport (`guarded_client`) and an httpx2
-transport (`guarded_httpx2_client`) for the `mcp` SDK, which is built on httpx2."""
+time and size. One guard serves both HTTP stacks: httpx (`guarded_client`) and httpx2
+(`guarded_httpx2_client`, for the `mcp` SDK, which is built on httpx2)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
-from typing import TYPE_CHECKING, Any, Final
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, TypeVar
 
 import httpcore
 import httpcore2
@@ -328,60 +329,250 @@ def check_url(
     return str(url)
 
 
-# -- what both transports share ------------------------------------------------------------
+# -- one guard, two HTTP stacks --------------------------------------------------------------
 #
-# The httpx transport and its httpx2 twin differ only in the classes they build and raise; the
-# decisions (which URL, which address, which answer) are made once, here.
-
-ErrorTable = tuple[tuple[type[Exception], type[Exception]], ...]
-
-
-@contextlib.contextmanager
-def _mapped_errors(table: ErrorTable) -> Iterator[None]:
-    """Re-raise a connection-pool error as its client-library twin, most specific first (what
-    httpx's own transport does; its mapping helper is private)."""
-    try:
-        yield
-    except Exception as exc:
-        for core, mapped in table:
-            if isinstance(exc, core):
-                raise mapped(str(exc)) from exc
-        raise
+# httpx2 and httpcore2 are httpx and httpcore under new names: the same classes with the same
+# signatures. So the guard is written once and finds the classes it builds and raises in a
+# `_Stack`; only the two public transports and client builders name a library.
 
 
-async def _checked_addresses(
-    host: str,
-    port: int,
-    policy: OutboundPolicy,
-    connect_timeout: float | None,
-    *,
-    timeout_error: type[Exception],
-    connect_error: type[Exception],
-) -> list[IPAddress]:
-    """Every address `host` stands for, resolved once, each admitted by the policy; else
-    OutboundBlocked (a refused address) or the pool's timeout / connect error."""
-    literal = literal_address(host)
-    if literal is not None:
-        addresses = [literal]
-    else:
+@dataclass(frozen=True)
+class _Stack:
+    """An HTTP stack the guard serves: a client library on the connection pool under it."""
+
+    #: httpx or httpx2: the transport's request and response, the body stream, the error raised
+    client: ModuleType
+    #: httpcore or httpcore2: the connection pool, its network backend, its errors
+    core: ModuleType
+    #: the pool's errors as the client's, most specific first (what httpx's own transport
+    #: does; its mapping helper is private)
+    errors: tuple[tuple[type[Exception], type[Exception]], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = (
+            "ConnectTimeout",
+            "ReadTimeout",
+            "WriteTimeout",
+            "PoolTimeout",
+            "TimeoutException",
+            "ConnectError",
+            "ReadError",
+            "WriteError",
+            "NetworkError",
+            "UnsupportedProtocol",
+            "LocalProtocolError",
+            "RemoteProtocolError",
+            "ProtocolError",
+        )
+        errors = tuple((getattr(self.core, n), getattr(self.client, n)) for n in names)
+        object.__setattr__(self, "errors", errors)
+
+    @contextlib.contextmanager
+    def mapped_errors(self) -> Iterator[None]:
+        """Re-raise a pool error as its client-library twin."""
         try:
-            async with asyncio.timeout(connect_timeout):
-                addresses = await resolve(host, port)
+            yield
+        except Exception as exc:
+            for core, mapped in self.errors:
+                if isinstance(exc, core):
+                    raise mapped(str(exc)) from exc
+            raise
+
+
+_HTTPX: Final = _Stack(client=httpx, core=httpcore)
+_HTTPX2: Final = _Stack(client=httpx2, core=httpcore2)
+
+
+class _PinningBackend(httpcore.AsyncNetworkBackend, httpcore2.AsyncNetworkBackend):
+    """Opens every connection itself: resolves the host once, refuses unless every address is
+    admitted, then connects to a checked address. The pool never resolves on its own, so no
+    second lookup can answer differently (DNS rebinding); TLS still verifies the hostname,
+    because the pool passes the URL's host as server_hostname to start_tls."""
+
+    def __init__(self, policy: OutboundPolicy, stack: _Stack) -> None:
+        self._policy = policy
+        self._core = stack.core
+        self._inner = stack.core.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - the pool's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> Any:  # the stack's AsyncNetworkStream
+        addresses = await self._checked_addresses(host, port, timeout)
+        failure: Exception | None = None
+        for address in addresses:  # in the resolver's order, like a plain connect
+            try:
+                return await self._inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (self._core.ConnectError, self._core.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None  # addresses is never empty
+        raise failure
+
+    async def _checked_addresses(
+        self, host: str, port: int, connect_timeout: float | None
+    ) -> list[IPAddress]:
+        """Every address `host` stands for, resolved once, each admitted by the policy; else
+        OutboundBlocked (a refused address) or the pool's timeout / connect error."""
+        literal = literal_address(host)
+        if literal is not None:
+            addresses = [literal]
+        else:
+            try:
+                async with asyncio.timeout(connect_timeout):
+                    addresses = await resolve(host, port)
+            except TimeoutError:
+                raise self._core.ConnectTimeout(f"resolving {host} timed out") from None
+            except (OSError, UnicodeError) as exc:  # UnicodeError: a label IDNA refuses
+                raise self._core.ConnectError(f"cannot resolve {host}: {exc}") from exc
+            if not addresses:
+                raise self._core.ConnectError(f"{host} resolves to no address")
+        for address in addresses:
+            reason = _refusal(address, host, self._policy)
+            if reason is not None:
+                shown = host if literal is not None else f"{host} (which resolves to {address})"
+                raise OutboundBlocked(
+                    f"outbound call to {shown}:{port} refused: address {address} is {reason}; "
+                    f"{ALLOW_LIST_HINT}"
+                )
+        return addresses
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - the pool's interface
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> NoReturn:
+        raise OutboundBlocked("outbound calls never use Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _CappedStream(httpx.AsyncByteStream, httpx2.AsyncByteStream):
+    """The response body, refused past max_response_bytes or past the exchange's deadline.
+    A body stream of both client libraries (each checks that a response's stream is its own)."""
+
+    def __init__(
+        self, response: Any, stack: _Stack, origin: str, limit: int, deadline: float, budget: float
+    ) -> None:
+        self._response = response  # the pool's Response
+        self._stack = stack
+        self._origin = origin
+        self._limit = limit
+        self._deadline = deadline
+        self._budget = budget
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        parts = self._response.aiter_stream()
+        received = 0
+        while True:
+            try:
+                async with asyncio.timeout_at(self._deadline):
+                    with self._stack.mapped_errors():
+                        part = await anext(parts, None)
+            except TimeoutError:
+                # The client library's timeout, so callers handle it like any other (retry, 504).
+                message = _total_timeout_message(self._origin, self._budget)
+                raise self._stack.client.TimeoutException(message) from None
+            if part is None:
+                return
+            received += len(part)
+            if received > self._limit:
+                raise _too_large(self._origin, self._limit)
+            yield part  # outside the timeout scope: a cancel scope must not span a yield
+
+    async def aclose(self) -> None:
+        with self._stack.mapped_errors():
+            await self._response.aclose()
+
+
+class _Guard:
+    """The transport of either stack: applies an OutboundPolicy to every request it sends.
+    `GuardedTransport` and `GuardedHttpx2Transport` give it its stack, its defaults and the
+    library's transport interface."""
+
+    _stack: ClassVar[_Stack]
+    #: whether a URL may carry user:password@ (sent as Basic auth to whatever host it names)
+    _allow_credentials: ClassVar[bool]
+
+    def __init__(
+        self,
+        policy: OutboundPolicy,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        limits: httpx.Limits | httpx2.Limits | None = None,
+        timeout_seconds: float | None = None,
+    ) -> None:
+        client = self._stack.client
+        limits = limits or client.Limits(max_connections=100, max_keepalive_connections=20)
+        self._policy = policy
+        self._budget = timeout_seconds or policy.timeout_seconds
+        self._pool = self._stack.core.AsyncConnectionPool(
+            # Explicit, so SSL_CERT_FILE / SSL_CERT_DIR from the environment do not apply.
+            ssl_context=ssl_context or client.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=False,
+            retries=0,
+            network_backend=_PinningBackend(policy, self._stack),
+        )
+
+    async def handle_async_request(self, request: Any) -> Any:
+        """The stack's Response to the stack's Request (their classes differ in name only)."""
+        policy, client, core = self._policy, self._stack.client, self._stack.core
+        origin = _refuse_url(str(request.url), policy, allow_credentials=self._allow_credentials)
+        assert isinstance(request.stream, client.AsyncByteStream)
+        core_request = core.Request(
+            method=request.method,
+            url=core.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=_identity_headers(request.headers.raw),
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        deadline = asyncio.get_running_loop().time() + self._budget
+        try:
+            async with asyncio.timeout_at(deadline):
+                with self._stack.mapped_errors():
+                    response = await self._pool.handle_async_request(core_request)
         except TimeoutError:
-            raise timeout_error(f"resolving {host} timed out") from None
-        except (OSError, UnicodeError) as exc:  # UnicodeError: a label IDNA refuses
-            raise connect_error(f"cannot resolve {host}: {exc}") from exc
-        if not addresses:
-            raise connect_error(f"{host} resolves to no address")
-    for address in addresses:
-        reason = _refusal(address, host, policy)
-        if reason is not None:
-            shown = host if literal is not None else f"{host} (which resolves to {address})"
-            raise OutboundBlocked(
-                f"outbound call to {shown}:{port} refused: address {address} is {reason}; "
-                f"{ALLOW_LIST_HINT}"
-            )
-    return addresses
+            message = _total_timeout_message(origin, self._budget)
+            raise client.TimeoutException(message) from None
+        problem = _head_problem(
+            response.headers,
+            origin,
+            policy.max_response_bytes,
+            head=request.method == "HEAD",
+        )
+        if problem is not None:
+            await response.aclose()
+            raise problem
+        limit = policy.max_response_bytes
+        return client.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_CappedStream(response, self._stack, origin, limit, deadline, self._budget),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
 
 
 def _refuse_url(url: str, policy: OutboundPolicy, *, allow_credentials: bool) -> str:
@@ -419,34 +610,6 @@ def _head_problem(
     return None
 
 
-async def _capped_parts(
-    parts: AsyncIterator[bytes],
-    origin: str,
-    limit: int,
-    deadline: float,
-    budget: float,
-    *,
-    errors: ErrorTable,
-    timeout_error: type[Exception],
-) -> AsyncIterator[bytes]:
-    """The body's parts, refused past `limit` bytes or past the exchange's deadline."""
-    received = 0
-    while True:
-        try:
-            async with asyncio.timeout_at(deadline):
-                with _mapped_errors(errors):
-                    part = await anext(parts, None)
-        except TimeoutError:
-            # The client library's timeout, so that callers handle it like any other (retry, 504).
-            raise timeout_error(_total_timeout_message(origin, budget)) from None
-        if part is None:
-            return
-        received += len(part)
-        if received > limit:
-            raise _too_large(origin, limit)
-        yield part  # outside the timeout scope: a cancel scope must not span a yield
-
-
 def _total_timeout_message(origin: str, budget: float) -> str:
     return f"{origin} did not complete within {budget:g} s"
 
@@ -455,178 +618,48 @@ def _too_large(origin: str, limit: int) -> ResponseTooLarge:
     return ResponseTooLarge(f"response from {origin} exceeds {limit} bytes")
 
 
-# -- the httpx transport ---------------------------------------------------------------------
-
-_HTTPCORE_ERRORS: Final[ErrorTable] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.ProtocolError, httpx.ProtocolError),
-)
+C = TypeVar("C")
 
 
-class _PinningBackend(httpcore.AsyncNetworkBackend):
-    """Opens every connection itself: resolves the host once, refuses unless every address is
-    admitted, then connects to a checked address. The pool never resolves on its own, so no
-    second lookup can answer differently (DNS rebinding); TLS still verifies the hostname,
-    because httpcore passes the URL's host as server_hostname to start_tls."""
-
-    def __init__(self, policy: OutboundPolicy) -> None:
-        self._policy = policy
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = await _checked_addresses(
-            host,
-            port,
-            self._policy,
-            timeout,
-            timeout_error=httpcore.ConnectTimeout,
-            connect_error=httpcore.ConnectError,
-        )
-        failure: Exception | None = None
-        for address in addresses:  # in the resolver's order, like a plain connect
-            try:
-                return await self._inner.connect_tcp(
-                    str(address),
-                    port,
-                    timeout=timeout,
-                    local_address=local_address,
-                    socket_options=socket_options,
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None  # addresses is never empty
-        raise failure
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise OutboundBlocked("outbound calls never use Unix sockets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+def _client(
+    make: Callable[..., C],
+    transport: _Guard,
+    policy: OutboundPolicy,
+    headers: dict[str, str] | None,
+    **options: Any,
+) -> C:
+    return make(
+        transport=transport,
+        # Environment proxies (HTTP(S)_PROXY, ALL_PROXY) would route around the guard, and
+        # .netrc credentials must not be sent to workspace-chosen hosts.
+        trust_env=False,
+        follow_redirects=policy.max_redirects > 0,
+        max_redirects=policy.max_redirects,
+        headers={"User-Agent": "chatsvc", **(headers or {})},
+        **options,
+    )
 
 
-class _CappedStream(httpx.AsyncByteStream):
-    """The response body, refused past max_response_bytes or past the exchange's deadline."""
-
-    def __init__(
-        self, stream: httpcore.Response, origin: str, limit: int, deadline: float, budget: float
-    ) -> None:
-        self._response = stream
-        self._origin = origin
-        self._limit = limit
-        self._deadline = deadline
-        self._budget = budget
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        parts = _capped_parts(
-            self._response.aiter_stream(),
-            self._origin,
-            self._limit,
-            self._deadline,
-            self._budget,
-            errors=_HTTPCORE_ERRORS,
-            timeout_error=httpx.TimeoutException,
-        )
-        async for part in parts:
-            yield part
-
-    async def aclose(self) -> None:
-        with _mapped_errors(_HTTPCORE_ERRORS):
-            await self._response.aclose()
+# -- the transports and clients of each stack ------------------------------------------------
 
 
-class GuardedTransport(httpx.AsyncBaseTransport):
+class GuardedTransport(_Guard, httpx.AsyncBaseTransport):
     """An httpx transport that applies an OutboundPolicy to every request it sends. Use it
     through `guarded_client`: a client of your own with trust_env=True would mount proxy
     transports for HTTP(S)_PROXY that bypass this one."""
 
-    def __init__(
-        self,
-        policy: OutboundPolicy,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        limits: httpx.Limits | None = None,
-    ) -> None:
-        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        self._policy = policy
-        self._pool = httpcore.AsyncConnectionPool(
-            # Explicit, so SSL_CERT_FILE / SSL_CERT_DIR from the environment do not apply.
-            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=True,
-            http2=False,
-            retries=0,
-            network_backend=_PinningBackend(policy),
-        )
+    _stack = _HTTPX
+    _allow_credentials = True
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        policy = self._policy
-        origin = _refuse_url(str(request.url), policy, allow_credentials=True)
-        assert isinstance(request.stream, httpx.AsyncByteStream)
-        core_request = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=_identity_headers(request.headers.raw),
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        deadline = asyncio.get_running_loop().time() + policy.timeout_seconds
-        try:
-            async with asyncio.timeout_at(deadline):
-                with _mapped_errors(_HTTPCORE_ERRORS):
-                    response = await self._pool.handle_async_request(core_request)
-        except TimeoutError:
-            message = _total_timeout_message(origin, policy.timeout_seconds)
-            raise httpx.TimeoutException(message) from None
-        problem = _head_problem(
-            response.headers,
-            origin,
-            policy.max_response_bytes,
-            head=request.method == "HEAD",
-        )
-        if problem is not None:
-            await response.aclose()
-            raise problem
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_CappedStream(
-                response, origin, policy.max_response_bytes, deadline, policy.timeout_seconds
-            ),
-            extensions=response.extensions,
-        )
 
-    async def aclose(self) -> None:
-        await self._pool.aclose()
+class GuardedHttpx2Transport(_Guard, httpx2.AsyncBaseTransport):
+    """`GuardedTransport` for httpx2 clients (the `mcp` SDK's). It also refuses URLs that carry
+    credentials, and its time cap may be longer than the policy's (`timeout_seconds`): an MCP
+    session keeps one response (an SSE stream) open while it lasts, and its caller puts its
+    own deadlines on connect and each call."""
+
+    _stack = _HTTPX2
+    _allow_credentials = False
 
 
 def guarded_client(
@@ -638,187 +671,9 @@ def guarded_client(
 ) -> httpx.AsyncClient:
     """The httpx client for workspace-initiated calls. Build one in the lifespan and close it
     there. `ssl_context` replaces the certifi CA bundle (a private CA; tests)."""
-    return httpx.AsyncClient(
-        transport=GuardedTransport(policy, ssl_context=ssl_context, limits=limits),
-        # Environment proxies (HTTP(S)_PROXY, ALL_PROXY) would route around the guard, and
-        # .netrc credentials must not be sent to workspace-chosen hosts.
-        trust_env=False,
-        follow_redirects=policy.max_redirects > 0,
-        max_redirects=policy.max_redirects,
-        timeout=httpx.Timeout(policy.timeout_seconds),
-        headers={"User-Agent": "chatsvc", **(headers or {})},
-    )
-
-
-# -- the httpx2 twin (the mcp SDK's HTTP client) ----------------------------------------------
-
-_HTTPCORE2_ERRORS: Final[ErrorTable] = (
-    (httpcore2.ConnectTimeout, httpx2.ConnectTimeout),
-    (httpcore2.ReadTimeout, httpx2.ReadTimeout),
-    (httpcore2.WriteTimeout, httpx2.WriteTimeout),
-    (httpcore2.PoolTimeout, httpx2.PoolTimeout),
-    (httpcore2.TimeoutException, httpx2.TimeoutException),
-    (httpcore2.ConnectError, httpx2.ConnectError),
-    (httpcore2.ReadError, httpx2.ReadError),
-    (httpcore2.WriteError, httpx2.WriteError),
-    (httpcore2.NetworkError, httpx2.NetworkError),
-    (httpcore2.UnsupportedProtocol, httpx2.UnsupportedProtocol),
-    (httpcore2.LocalProtocolError, httpx2.LocalProtocolError),
-    (httpcore2.RemoteProtocolError, httpx2.RemoteProtocolError),
-    (httpcore2.ProtocolError, httpx2.ProtocolError),
-)
-
-
-class _PinningBackend2(httpcore2.AsyncNetworkBackend):
-    """`_PinningBackend` for httpcore2: the same checks, the same single resolution."""
-
-    def __init__(self, policy: OutboundPolicy) -> None:
-        self._policy = policy
-        self._inner = httpcore2.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's interface
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
-        addresses = await _checked_addresses(
-            host,
-            port,
-            self._policy,
-            timeout,
-            timeout_error=httpcore2.ConnectTimeout,
-            connect_error=httpcore2.ConnectError,
-        )
-        failure: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    str(address),
-                    port,
-                    timeout=timeout,
-                    local_address=local_address,
-                    socket_options=socket_options,
-                )
-            except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None  # addresses is never empty
-        raise failure
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's interface
-        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
-        raise OutboundBlocked("outbound calls never use Unix sockets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class _CappedStream2(httpx2.AsyncByteStream):
-    def __init__(
-        self, stream: httpcore2.Response, origin: str, limit: int, deadline: float, budget: float
-    ) -> None:
-        self._response = stream
-        self._origin = origin
-        self._limit = limit
-        self._deadline = deadline
-        self._budget = budget
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        parts = _capped_parts(
-            self._response.aiter_stream(),
-            self._origin,
-            self._limit,
-            self._deadline,
-            self._budget,
-            errors=_HTTPCORE2_ERRORS,
-            timeout_error=httpx2.TimeoutException,
-        )
-        async for part in parts:
-            yield part
-
-    async def aclose(self) -> None:
-        with _mapped_errors(_HTTPCORE2_ERRORS):
-            await self._response.aclose()
-
-
-class GuardedHttpx2Transport(httpx2.AsyncBaseTransport):
-    """`GuardedTransport` for httpx2 clients (the `mcp` SDK's). It also refuses URLs that carry
-    credentials, and its time cap may be longer than the policy's (`timeout_seconds`): an MCP
-    session keeps one response (an SSE stream) open while it lasts, and its caller puts its
-    own deadlines on connect and each call."""
-
-    def __init__(
-        self,
-        policy: OutboundPolicy,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        limits: httpx2.Limits | None = None,
-        timeout_seconds: float | None = None,
-    ) -> None:
-        limits = limits or httpx2.Limits(max_connections=100, max_keepalive_connections=20)
-        self._policy = policy
-        self._budget = timeout_seconds or policy.timeout_seconds
-        self._pool = httpcore2.AsyncConnectionPool(
-            ssl_context=ssl_context or httpx2.create_ssl_context(trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=True,
-            http2=False,
-            retries=0,
-            network_backend=_PinningBackend2(policy),
-        )
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        policy = self._policy
-        origin = _refuse_url(str(request.url), policy, allow_credentials=False)
-        assert isinstance(request.stream, httpx2.AsyncByteStream)
-        core_request = httpcore2.Request(
-            method=request.method,
-            url=httpcore2.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=_identity_headers(request.headers.raw),
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        deadline = asyncio.get_running_loop().time() + self._budget
-        try:
-            async with asyncio.timeout_at(deadline):
-                with _mapped_errors(_HTTPCORE2_ERRORS):
-                    response = await self._pool.handle_async_request(core_request)
-        except TimeoutError:
-            message = _total_timeout_message(origin, self._budget)
-            raise httpx2.TimeoutException(message) from None
-        problem = _head_problem(
-            response.headers,
-            origin,
-            policy.max_response_bytes,
-            head=request.method == "HEAD",
-        )
-        if problem is not None:
-            await response.aclose()
-            raise problem
-        return httpx2.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_CappedStream2(
-                response, origin, policy.max_response_bytes, deadline, self._budget
-            ),
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
+    transport = GuardedTransport(policy, ssl_context=ssl_context, limits=limits)
+    timeout = httpx.Timeout(policy.timeout_seconds)
+    return _client(httpx.AsyncClient, transport, policy, headers, timeout=timeout)
 
 
 def guarded_httpx2_client(
@@ -834,14 +689,10 @@ def guarded_httpx2_client(
     """`guarded_client` for httpx2: what the `mcp` SDK's transports are given (streamable
     HTTP takes a client, SSE a factory of clients). `timeout` sets httpx2's per-phase timeouts;
     `timeout_seconds` the transport's cap on a whole exchange (default: the policy's)."""
-    return httpx2.AsyncClient(
-        transport=GuardedHttpx2Transport(
-            policy, ssl_context=ssl_context, limits=limits, timeout_seconds=timeout_seconds
-        ),
-        trust_env=False,
-        follow_redirects=policy.max_redirects > 0,
-        max_redirects=policy.max_redirects,
-        timeout=timeout or httpx2.Timeout(timeout_seconds or policy.timeout_seconds),
-        headers={"User-Agent": "chatsvc", **(headers or {})},
-        event_hooks=event_hooks,
+    transport = GuardedHttpx2Transport(
+        policy, ssl_context=ssl_context, limits=limits, timeout_seconds=timeout_seconds
+    )
+    timeout = timeout or httpx2.Timeout(timeout_seconds or policy.timeout_seconds)
+    return _client(
+        httpx2.AsyncClient, transport, policy, headers, timeout=timeout, event_hooks=event_hooks
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -22,6 +22,7 @@ from chatsvc.kit.errors import (
     Invalid,
     NotFound,
     UpstreamError,
+    or_not_found,
 )
 from chatsvc.kit.outbound import OutboundBlocked, OutboundPolicy, check_url
 from chatsvc.kit.pagination import Page, PageParams
@@ -52,9 +53,7 @@ async def list_servers(
 
 async def get_server(session: AsyncSession, workspace_id: int, server_id: int) -> McpServer:
     server = await McpServerRepository(session).get(workspace_id, server_id)
-    if server is None:
-        raise NotFound(f"MCP server {server_id} not found.")
-    return server
+    return or_not_found(server, f"MCP server {server_id} not found.")
 
 
 def check_server_url(url: str, policy: OutboundPolicy, *, field_name: str = "url") -> str:
@@ -280,14 +279,8 @@ async def create_server_tools(
     repository = McpToolRepository(session)
     existing = {remote_name(t): t for t in await repository.of_server(workspace_id, server_id)}
     kept = [existing[r.name] for r in picked if r.name in existing]
-    created = [
-        await _add_tool(repository, workspace_id, server, r)
-        for r in picked
-        if r.name not in existing
-    ]
-    return SelectionResult(
-        server, created=await _reloaded(repository, workspace_id, created), kept=kept
-    )
+    created = await _add_new(repository, workspace_id, server, picked, existing)
+    return SelectionResult(server, created=created, kept=kept)
 
 
 async def sync_server_tools(
@@ -309,14 +302,10 @@ async def sync_server_tools(
     existing = {remote_name(t): t for t in current if remote_name(t) in wanted}
     for tool in existing.values():
         await _refresh_schema(session, tool, wanted[remote_name(tool)])
-    created = [
-        await _add_tool(repository, workspace_id, server, r)
-        for r in picked
-        if r.name not in existing
-    ]
+    created = await _add_new(repository, workspace_id, server, picked, existing)
     return SelectionResult(
         server,
-        created=await _reloaded(repository, workspace_id, created),
+        created=created,
         kept=await _reloaded(repository, workspace_id, list(existing.values())),
         deleted=deleted,
     )
@@ -341,9 +330,7 @@ async def list_tools(session: AsyncSession, workspace_id: int, params: PageParam
 
 async def get_tool(session: AsyncSession, workspace_id: int, tool_id: int) -> Tool:
     tool = await McpToolRepository(session).get(workspace_id, tool_id)
-    if tool is None:
-        raise NotFound(f"MCP tool {tool_id} not found.")
-    return tool
+    return or_not_found(tool, f"MCP tool {tool_id} not found.")
 
 
 async def create_tools(
@@ -490,6 +477,22 @@ async def _add_tool(
         parameters=parameter_rows(parameters_from_schema(config["input_schema"])),
     )
     return await repository.add(tool)
+
+
+async def _add_new(
+    repository: McpToolRepository,
+    workspace_id: int,
+    server: McpServer,
+    picked: Sequence[RemoteTool],
+    existing: Mapping[str, Tool],
+) -> list[Tool]:
+    """A Tool row for each picked remote tool not among `existing` (by remote name), read back."""
+    created = [
+        await _add_tool(repository, workspace_id, server, r)
+        for r in picked
+        if r.name not in existing
+    ]
+    return await _reloaded(repository, workspace_id, created)
 
 
 async def _refresh_schema(session: AsyncSession, tool: Tool, remote: RemoteTool) -> None:

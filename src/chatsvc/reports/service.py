@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.chats.repository import ChatRepository, ChatScope
 from chatsvc.kit.db import utcnow
-from chatsvc.kit.errors import NotFound
+from chatsvc.kit.errors import NotFound, or_not_found
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.reports.models import Report
 from chatsvc.reports.repository import ReportRepository
@@ -43,9 +43,7 @@ async def report_metrics(
 
 async def get_report(session: AsyncSession, workspace_id: int, report_id: int) -> Report:
     report = await ReportRepository(session).get(workspace_id, report_id)
-    if report is None:
-        raise NotFound(f"Report {report_id} not found.")
-    return report
+    return or_not_found(report, f"Report {report_id} not found.")
 
 
 async def create_report(

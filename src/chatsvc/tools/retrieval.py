@@ -4,10 +4,8 @@ workspace's FAQ and lessons) or in an HTTP backend. Also the rules of filter def
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -19,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatsvc.config import RetrievalBackend, Settings
 from chatsvc.generation.retrieval import Bm25Index, Document
 from chatsvc.kit.errors import FieldError, Invalid, NotFound, UpstreamError, UpstreamTimeout
+from chatsvc.kit.fingerprint_cache import FingerprintCache
 from chatsvc.kit.outbound import describe_url
 from chatsvc.secrets.store import resolve_references
 from chatsvc.tools import repository
@@ -390,35 +389,17 @@ def _build(items: Sequence[tuple[str, Any]]) -> _WorkspaceIndex:
     return _WorkspaceIndex(entries, Bm25Index(documents))
 
 
-class KnowledgeIndexCache:
-    """Built BM25 indexes of workspaces' knowledge, kept while it is unchanged (see
-    repository.knowledge_fingerprint), so a tool call does not re-read and re-tokenise it all.
-    Keyed by database and workspace; bounded LRU."""
-
-    def __init__(self, size: int = 64) -> None:
-        self.size = size
-        self._entries: OrderedDict[tuple[str, int], tuple[tuple[Any, ...], _WorkspaceIndex]] = (
-            OrderedDict()
-        )
-
-    async def get(self, session: AsyncSession, workspace_id: int) -> _WorkspaceIndex:
-        key = (str(session.get_bind().engine.url), workspace_id)
-        fingerprint = await repository.knowledge_fingerprint(session, workspace_id)
-        cached = self._entries.get(key)
-        if cached is not None and cached[0] == fingerprint:
-            self._entries.move_to_end(key)
-            return cached[1]
-        items = await repository.knowledge_items(session, workspace_id)
-        # Tokenising thousands of items takes a while: keep it off the event loop.
-        built = await asyncio.to_thread(_build, items) if len(items) > 200 else _build(items)
-        self._entries[key] = (fingerprint, built)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-        return built
+#: built BM25 indexes of workspaces' knowledge, kept while it is unchanged (see
+#: repository.knowledge_fingerprint), keyed by database and workspace
+KNOWLEDGE_INDEXES: FingerprintCache[tuple[str, int], _WorkspaceIndex] = FingerprintCache(64)
 
 
-KNOWLEDGE_INDEXES = KnowledgeIndexCache()
+async def _knowledge_index(session: AsyncSession, workspace_id: int) -> _WorkspaceIndex:
+    key = (str(session.get_bind().engine.url), workspace_id)
+    fingerprint = await repository.knowledge_fingerprint(session, workspace_id)
+    return await KNOWLEDGE_INDEXES.get(
+        key, fingerprint, lambda: repository.knowledge_items(session, workspace_id), _build
+    )
 
 
 async def _search_knowledge(
@@ -428,7 +409,7 @@ async def _search_knowledge(
     chosen: Sequence[tuple[FilterSpec, Any]],
     top_k: int,
 ) -> list[_Hit]:
-    built = await KNOWLEDGE_INDEXES.get(session, workspace_id)
+    built = await _knowledge_index(session, workspace_id)
     # Ranking every match costs a sort of them all: without filters only top_k are ranked; with
     # filters a generous first page, and everything only when that page held too few matches.
     limit = top_k if not chosen else max(10 * top_k, 50)
