@@ -4,10 +4,7 @@ short session, and the pipeline's decision on it."""
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,11 +14,9 @@ from chatsvc.generation import retrieval
 from chatsvc.generation.pipeline import Knowledge, ModelCall, Plan, faq_index, plan_answer
 from chatsvc.generation.tools import BoundTool, load_tools
 from chatsvc.kit.errors import ChatsvcError
+from chatsvc.kit.fingerprint_cache import FingerprintCache
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, Lesson
 from chatsvc.knowledge.repository import KnowledgeRepository
-
-#: FAQ larger than this is tokenised in a worker thread, so the event loop keeps serving others
-FAQ_OFF_LOOP_ITEMS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,29 +32,19 @@ class TurnTools:
 
 class FaqIndexCache:
     """Built BM25 indexes of assistants' FAQ, kept while the FAQ is unchanged (same count, last
-    id and last update), so a turn does not re-read and re-tokenise the whole FAQ. Bounded LRU."""
+    id and last update), so a turn does not re-read and re-tokenise the whole FAQ."""
 
     def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self._entries: OrderedDict[int, tuple[tuple[Any, ...], retrieval.Bm25Index]] = OrderedDict()
+        self._cache: FingerprintCache[int, retrieval.Bm25Index] = FingerprintCache(size)
 
     async def get(self, session: AsyncSession, assistant_id: int) -> retrieval.Bm25Index:
         repository = KnowledgeRepository(session, CommonQuestion)
-        fingerprint = await repository.fingerprint(assistant_id)
-        cached = self._entries.get(assistant_id)
-        if cached is not None and cached[0] == fingerprint:
-            self._entries.move_to_end(assistant_id)
-            return cached[1]
-        rows = await repository.all_of(assistant_id)
-        if len(rows) > FAQ_OFF_LOOP_ITEMS:
-            index = await asyncio.to_thread(faq_index, rows)
-        else:
-            index = faq_index(rows)
-        self._entries[assistant_id] = (fingerprint, index)
-        self._entries.move_to_end(assistant_id)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-        return index
+        return await self._cache.get(
+            assistant_id,
+            await repository.fingerprint(assistant_id),
+            lambda: repository.all_of(assistant_id),
+            faq_index,
+        )
 
 
 class Planner:
