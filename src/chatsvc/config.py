@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     job_lease_seconds: int = Field(default=300, ge=2)
     job_max_attempts: int = Field(default=5, ge=1)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    #: who runs background jobs: `arq` (`chatsvc worker` processes, through Redis), `in-process`
+    #: (this API process, which then also sweeps), or `auto`: arq when redis_url is set
+    job_queue: Literal["auto", "arq", "in-process"] = "auto"
     artifact_dir: str = "./artifacts"
     #: SSE heartbeat comment interval
     sse_ping_seconds: float = Field(default=15.0, gt=0)

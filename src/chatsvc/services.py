@@ -46,8 +46,8 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, queue: JobQueue | None = None) -> Services:
         """Everything, connected lazily (nothing connects until first use). `queue`: the job
-        queue to trigger jobs with; by default arq through Redis when one is configured, else
-        the in-process queue that runs jobs in this process."""
+        queue to trigger jobs with (the worker passes arq's own); by default the one
+        settings.job_queue names."""
         engine = create_engine(
             settings.database_url,
             echo=settings.database_echo,
@@ -66,7 +66,12 @@ class Services:
             sessionmaker, broker, build_generators(settings, http), settings, tools
         )
         if queue is None:
-            if settings.redis_url:
+            use_arq = settings.job_queue == "arq" or (
+                settings.job_queue == "auto" and settings.redis_url is not None
+            )
+            if use_arq:
+                if not settings.redis_url:
+                    raise ValueError("CHATSVC_JOB_QUEUE=arq needs CHATSVC_REDIS_URL")
                 queue = ArqQueue.from_url(settings.redis_url)
             else:
                 # Jobs run in this process; the handler reads the context when a job runs.

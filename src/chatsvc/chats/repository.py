@@ -92,17 +92,26 @@ class ChatRepository(RepositoryBase[Chat]):
         return int(result.scalar_one())
 
     async def claim_generation(
-        self, chat_id: int, generation_id: str, now: datetime, lease_until: datetime
+        self,
+        chat_id: int,
+        generation_id: str,
+        now: datetime,
+        lease_until: datetime,
+        *,
+        unchanged_since: int | None = None,
     ) -> bool:
         """AVAILABLE/FAILED (or PROCESSING with an expired lease) → PROCESSING, in one conditional
-        UPDATE: of many concurrent claims exactly one wins, whatever process they run in."""
+        UPDATE: of many concurrent claims exactly one wins, whatever process they run in.
+        `unchanged_since`: only if the chat's last message number is still this one (what the
+        caller decided on was read before; an answer stored since then refuses the claim)."""
+        condition = (Chat.execution_status != ExecutionStatus.PROCESSING) | (
+            Chat.lease_expires_at < now
+        )
+        if unchanged_since is not None:
+            condition = condition & (Chat.last_msg_num == unchanged_since)
         result = await self.session.execute(
             update(Chat)
-            .where(
-                Chat.id == chat_id,
-                (Chat.execution_status != ExecutionStatus.PROCESSING)
-                | (Chat.lease_expires_at < now),
-            )
+            .where(Chat.id == chat_id, condition)
             .values(
                 execution_status=ExecutionStatus.PROCESSING,
                 generation_id=generation_id,

@@ -220,8 +220,14 @@ async def claim_pending(
     if assistant is None:
         return chat, None
     generation_id = str(uuid.uuid4())
+    # Only if nothing was stored since `chat` was read: an answer stored meanwhile (by a
+    # generation that ended between these reads) means there is nothing left to start.
     claimed = await ChatRepository(session).claim_generation(
-        chat.id, generation_id, now, now + timedelta(seconds=lease_seconds)
+        chat.id,
+        generation_id,
+        now,
+        now + timedelta(seconds=lease_seconds),
+        unchanged_since=chat.last_msg_num,
     )
     if not claimed:
         await session.refresh(chat)  # another caller won: report its generation

@@ -1,0 +1,239 @@
+"""The turn service without an HTTP server, on PostgreSQL + Redis and on the embedded default:
+accept → start → follow or wait → outcome, idempotent replays, one generation per chat, resume,
+cancel, upstream failure, background delivery, and a chat whose generation died (lease expiry)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from chatsvc.chats import service as chat_service
+from chatsvc.chats.jobs import STUCK_CHAT_ERROR, fail_stuck_generations
+from chatsvc.chats.models import ExecutionStatus, MessageStatus, Role
+from chatsvc.chats.repository import ChatRepository
+from chatsvc.chats.schemas import AssistantMessageIn, OptionalUserMessageIn
+from chatsvc.chats.turns import Delivery, TurnHandle
+from chatsvc.jobs.models import Job, JobState
+from chatsvc.kit.db import unit_of_work, utcnow
+from chatsvc.kit.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamError
+from chatsvc.streaming import events
+from chatsvc.streaming.broker import BrokerEntry
+from tests.fixtures.turns import WAIT, World
+
+
+async def collected(world: World, handle: TurnHandle) -> list[BrokerEntry]:
+    async with asyncio.timeout(WAIT):
+        return [entry async for entry in world.services.turns.events(handle)]
+
+
+def text_of(found: list[BrokerEntry]) -> str:
+    return "".join(e.data["text"] for e in found if e.event == events.DELTA)
+
+
+async def opened(world: World, message: str | None = "hello", **assistant: object) -> TurnHandle:
+    assistant_id = await world.assistant(**assistant)
+    return await world.services.turns.open_chat(
+        world.admin,
+        assistant_id,
+        OptionalUserMessageIn(message=message),
+        idempotency_key=None,
+    )
+
+
+async def test_a_turn_streams_its_events_then_stores_the_answer(world: World) -> None:
+    handle = await opened(world, "What are your hours?", initial_message="Hi!")
+    assert handle.turn is not None and handle.generation_id is not None
+    found = await collected(world, handle)
+    assert found[0].event == events.MESSAGE_CREATED
+    assert found[-1].event == events.MESSAGE_COMPLETED
+    # Every event carries the id a client resumes from.
+    assert all(e.id.startswith(f"{handle.generation_id}:") for e in found)
+    completed = found[-1].data
+    assert completed["message"]["content"] == text_of(found)
+    assert completed["chat"]["execution_status"] == "AVAILABLE"
+
+    chat, messages = await world.services.turns.outcome(world.admin, handle)
+    assert [(m.role, m.msg_num) for m in messages] == [
+        (Role.ASSISTANT, 1),
+        (Role.USER, 2),
+        (Role.ASSISTANT, 3),
+    ]
+    assert messages[-1].content == text_of(found)
+    assert messages[-1].usr_msg_num == 2
+    assert chat.execution_status == ExecutionStatus.AVAILABLE and chat.responses_count == 1
+
+
+async def test_a_chat_without_a_message_has_nothing_to_follow(world: World) -> None:
+    handle = await opened(world, None, initial_message="Hi!")
+    assert handle.turn is None and handle.generation_id is None
+    assert await collected(world, handle) == []
+    _chat, messages = await world.services.turns.outcome(world.admin, handle)
+    assert [m.content for m in messages] == ["Hi!"]
+
+
+async def test_a_second_message_while_one_is_answered_is_a_conflict(world: World) -> None:
+    handle = await opened(world, "first", generation_config="slow")
+    turns = world.services.turns
+    with pytest.raises(Conflict) as refused:
+        await turns.send(world.admin, handle.chat.id, "second", {}, idempotency_key=None)
+    assert refused.value.code == "generation_running"
+    await turns.finish(handle)
+    after = await turns.send(world.admin, handle.chat.id, "second", {}, idempotency_key=None)
+    await turns.finish(after)
+    _chat, messages = await turns.chat_with_messages(world.admin, handle.chat.id)
+    assert [m.content for m in messages if m.role == Role.USER] == ["first", "second"]
+
+
+async def test_a_retried_key_re_attaches_to_the_first_turn(world: World) -> None:
+    first = await opened(world)
+    turns = world.services.turns
+    await turns.finish(first)
+    one = await turns.send(world.admin, first.chat.id, "again?", {}, idempotency_key="k-1")
+    two = await turns.send(world.admin, first.chat.id, "again?", {}, idempotency_key="k-1")
+    assert two.turn is not None and two.turn.replayed
+    assert two.generation_id == one.generation_id
+    # A replay follows the first turn's events while the broker keeps them.
+    replayed = await collected(world, two)
+    assert replayed[-1].event == events.MESSAGE_COMPLETED
+    _chat, messages = await turns.chat_with_messages(world.admin, first.chat.id)
+    assert [m.content for m in messages if m.role == Role.USER] == ["hello", "again?"]
+
+
+async def test_a_resume_continues_after_the_event_a_client_had(world: World) -> None:
+    handle = await opened(world, "tell me something", generation_config="slow")
+    turns = world.services.turns
+    found = await collected(world, handle)
+    middle = found[len(found) // 2]
+    resumed = await turns.resume(world.admin, middle.id, chat_id=handle.chat.id)
+    rest = await collected(world, resumed)
+    assert [e.id for e in rest] == [e.id for e in found[len(found) // 2 + 1 :]]
+
+
+async def test_a_resume_is_refused_for_a_bad_id_or_another_chat(world: World) -> None:
+    handle = await opened(world)
+    turns = world.services.turns
+    first = (await collected(world, handle))[0].id
+    with pytest.raises(Invalid) as malformed:
+        await turns.resume(world.admin, "nonsense", chat_id=handle.chat.id)
+    assert malformed.value.code == "bad_last_event_id"
+    other = await opened(world)
+    with pytest.raises(NotFound):
+        await turns.resume(world.admin, first, chat_id=other.chat.id)
+    # A member does not see the admin's chat, so not its stream either.
+    with pytest.raises(NotFound):
+        await turns.resume(world.member, first, chat_id=handle.chat.id)
+
+
+async def test_a_cancel_stops_the_answer_and_keeps_what_was_said(world: World) -> None:
+    handle = await opened(world, "talk for a while", generation_config="slow")
+    turns = world.services.turns
+    source = turns.events(handle)
+    seen = [await anext(source) for _ in range(3)]  # message.created and the first words
+    outcome = await turns.cancel(world.admin, handle.chat.id)
+    assert outcome.cancelled and outcome.generation_id == handle.generation_id
+    async with asyncio.timeout(WAIT):
+        rest = [entry async for entry in source]
+    assert rest[-1].event == events.MESSAGE_COMPLETED
+    message = rest[-1].data["message"]
+    assert message["status"] == MessageStatus.CANCELLED
+    assert message["content"] == text_of(seen + rest) and message["content"]
+    chat = await world.chat(handle.chat.id)
+    assert chat.execution_status == ExecutionStatus.AVAILABLE
+    # Nothing runs any more: a second cancel is a no-op.
+    again = await turns.cancel(world.admin, handle.chat.id)
+    assert not again.cancelled and again.generation_id is None
+
+
+async def test_an_upstream_failure_fails_the_chat_and_is_raised_to_a_waiter(world: World) -> None:
+    handle = await opened(world, "anyone there?", generation_config="down")
+    turns = world.services.turns
+    found = await collected(world, handle)
+    assert found[-1].event == events.ERROR
+    assert found[-1].data["kind"] == UpstreamError.kind
+    assert found[-1].data["chat_id"] == handle.chat.id
+    with pytest.raises(UpstreamError):
+        await turns.finish(handle)
+    chat = await world.chat(handle.chat.id)
+    assert chat.execution_status == ExecutionStatus.FAILED and chat.error
+    # A FAILED chat keeps its error for pollers; an explicit retry answers again.
+    idle = await turns.answer_pending(world.admin, handle.chat.id)
+    assert idle.generation_id is None
+    retry = await turns.answer_pending(world.admin, handle.chat.id, retry_failed=True)
+    assert retry.turn is not None and retry.generation_id not in (None, handle.generation_id)
+    with pytest.raises(UpstreamError):
+        await turns.finish(retry)
+
+
+async def test_a_stored_user_message_is_answered_once_however_many_ask(world: World) -> None:
+    handle = await opened(world, None)
+    turns = world.services.turns
+    async with unit_of_work(world.services.sessionmaker) as session:
+        await chat_service.add_message(
+            session, world.admin, handle.chat.id, AssistantMessageIn(message="hi?"), role=Role.USER
+        )
+    asked = await asyncio.gather(
+        *(turns.answer_pending(world.admin, handle.chat.id) for _ in range(5))
+    )
+    started = [h for h in asked if h.turn is not None]
+    assert len(started) == 1
+    # The others follow the same generation (or found it done already).
+    assert {h.generation_id for h in asked} <= {started[0].generation_id, None}
+    await turns.finish(started[0])
+    messages = await world.messages(handle.chat.id)
+    assert [m.role for m in messages] == [Role.USER, Role.ASSISTANT]
+
+
+async def test_a_background_turn_is_answered_by_a_job(world: World) -> None:
+    assistant = await world.assistant(realtime_available=True)
+    turns = world.services.turns
+    handle = await turns.open_chat(
+        world.admin,
+        assistant,
+        OptionalUserMessageIn(message="in the background"),
+        idempotency_key=None,
+        delivery=Delivery.BACKGROUND,
+    )
+    # The caller does not follow: the job does the work.
+    assert handle.turn is not None and handle.generation_id is None
+    async with world.services.sessionmaker() as session:
+        job = await session.scalar(select(Job).where(Job.workspace_id == world.workspace_id))
+    assert job is not None and job.payload["generation_id"] == handle.turn.generation_id
+
+    async def answered() -> bool:
+        return (await world.chat(handle.chat.id)).execution_status == ExecutionStatus.AVAILABLE
+
+    await world.until(answered, "the job answers the chat")
+    messages = await world.messages(handle.chat.id)
+    assert [m.role for m in messages] == [Role.USER, Role.ASSISTANT]
+    async with world.services.sessionmaker() as session:
+        jobs = list(
+            await session.scalars(select(Job).where(Job.workspace_id == world.workspace_id))
+        )
+    assert [job.state for job in jobs] == [JobState.SUCCEEDED]
+
+
+async def test_a_dead_generation_is_failed_by_the_sweeper_and_its_waiters_told(
+    world: World,
+) -> None:
+    handle = await opened(world, None)
+    generation_id = str(uuid.uuid4())
+    past = utcnow() - timedelta(seconds=10)
+    async with unit_of_work(world.services.sessionmaker) as session:
+        claimed = await ChatRepository(session).claim_generation(
+            handle.chat.id, generation_id, past - timedelta(seconds=60), past
+        )
+    assert claimed
+    dead = TurnHandle(handle.chat, None, generation_id)
+    waiter = asyncio.create_task(world.services.turns.finish(dead))
+    recovered = await fail_stuck_generations(world.services.jobs)
+    assert recovered >= 1
+    with pytest.raises(Unavailable) as told:
+        async with asyncio.timeout(WAIT):
+            await waiter
+    assert told.value.message == STUCK_CHAT_ERROR
+    chat = await world.chat(handle.chat.id)
+    assert chat.execution_status == ExecutionStatus.FAILED and chat.error == STUCK_CHAT_ERROR
