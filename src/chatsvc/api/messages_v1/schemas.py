@@ -13,7 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from chatsvc.auth.models import PrincipalKind
 from chatsvc.chats.external import MAX_CONTENT
-from chatsvc.chats.models import Role
+from chatsvc.chats.models import ExecutionStatus, Role
 from chatsvc.exports.schemas import Language
 from chatsvc.kit.validation import InputModel
 
@@ -89,7 +89,9 @@ class ChatRefOut(CamelOut):
     id: UUID
     title: str
     assistant_id: int = Field(description="The chat's assistant (its id on the cognitive face).")
-    execution_status: str = Field(description="AVAILABLE, PROCESSING (an answer runs) or FAILED.")
+    execution_status: ExecutionStatus = Field(
+        description="Whether an answer runs in the chat, or the last one failed."
+    )
     ticket_ids: list[UUID]
     created_at: datetime
     updated_at: datetime
