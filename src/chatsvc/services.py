@@ -5,9 +5,9 @@ and the typed dependencies through which faces reach them. A test overrides one 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import httpx
 from fastapi import Depends, Request
@@ -26,6 +26,8 @@ from chatsvc.secrets.store import SecretStore
 from chatsvc.streaming.broker import StreamBroker
 from chatsvc.streaming.factory import build_broker
 from chatsvc.tools.runtime import ToolRuntime
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -151,50 +153,19 @@ def get_turns(services: ServicesDep, sessionmaker: SessionmakerDep) -> TurnServi
 TurnsDep = Annotated[TurnService, Depends(get_turns)]
 
 
-def get_queue(services: ServicesDep) -> JobQueue:
-    return services.queue
+def _part(pick: Callable[[Services], T]) -> Callable[[Services], T]:
+    """A dependency on one part of the services."""
+
+    def dependency(services: ServicesDep) -> T:
+        return pick(services)
+
+    return dependency
 
 
-QueueDep = Annotated[JobQueue, Depends(get_queue)]
-
-
-def get_jobs(services: ServicesDep) -> JobContext:
-    return services.jobs
-
-
-JobsDep = Annotated[JobContext, Depends(get_jobs)]
-
-
-def get_tools(services: ServicesDep) -> ToolRuntime:
-    return services.tools
-
-
-ToolsDep = Annotated[ToolRuntime, Depends(get_tools)]
-
-
-def get_secret_store(tools: ToolsDep) -> SecretStore:
-    return tools.secrets
-
-
-SecretStoreDep = Annotated[SecretStore, Depends(get_secret_store)]
-
-
-def get_artifacts_cache(services: ServicesDep) -> TagCache:
-    return services.artifacts_cache
-
-
-ArtifactsCacheDep = Annotated[TagCache, Depends(get_artifacts_cache)]
-
-
-def get_engine(services: ServicesDep) -> AsyncEngine:
-    return services.engine
-
-
-EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
-
-
-def get_redis(services: ServicesDep) -> Redis | None:
-    return services.redis
-
-
-RedisDep = Annotated[Redis | None, Depends(get_redis)]
+QueueDep = Annotated[JobQueue, Depends(_part(lambda s: s.queue))]
+JobsDep = Annotated[JobContext, Depends(_part(lambda s: s.jobs))]
+ToolsDep = Annotated[ToolRuntime, Depends(_part(lambda s: s.tools))]
+SecretStoreDep = Annotated[SecretStore, Depends(_part(lambda s: s.tools.secrets))]
+ArtifactsCacheDep = Annotated[TagCache, Depends(_part(lambda s: s.artifacts_cache))]
+EngineDep = Annotated[AsyncEngine, Depends(_part(lambda s: s.engine))]
+RedisDep = Annotated[Redis | None, Depends(_part(lambda s: s.redis))]

@@ -77,25 +77,19 @@ class CancelOutcome:
         return self.generation_id is not None
 
 
+@dataclass(frozen=True)
 class TurnService:
     """One per process (built by the lifespan or the worker); every method runs its own short
     units of work, so nothing holds a database session while a generation streams."""
 
-    def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        settings: Settings,
-        generations: Generations,
-        queue: JobQueue,
-    ) -> None:
-        self.sessionmaker = sessionmaker
-        self.settings = settings
-        self.generations = generations
-        self.queue = queue
+    sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Settings
+    generations: Generations
+    queue: JobQueue
 
     def on(self, sessionmaker: async_sessionmaker[AsyncSession]) -> TurnService:
         """This service with its units of work on another sessionmaker."""
-        return TurnService(sessionmaker, self.settings, self.generations, self.queue)
+        return replace(self, sessionmaker=sessionmaker)
 
     @property
     def _lease(self) -> int:

@@ -38,9 +38,9 @@ class Answer:
     tool_calls: int = 0
 
 
+@dataclass
 class AnswerStore:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self.sessionmaker = sessionmaker
+    sessionmaker: async_sessionmaker[AsyncSession]
 
     async def tool_message(
         self,

@@ -4,6 +4,7 @@ terminal event, from a resume position, or only its end (a blocking request)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,19 +19,12 @@ from chatsvc.streaming.broker import BrokerEntry, StreamBroker
 IDLE_READ_SECONDS = 2.0
 
 
+@dataclass
 class Follower:
-    def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        broker: StreamBroker,
-        *,
-        idle_read_seconds: float = IDLE_READ_SECONDS,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self.sessionmaker = sessionmaker
-        self.broker = broker
-        self.idle_read_seconds = idle_read_seconds
-        self.clock = clock
+    sessionmaker: async_sessionmaker[AsyncSession]
+    broker: StreamBroker
+    idle_read_seconds: float = IDLE_READ_SECONDS
+    clock: Callable[[], datetime] = utcnow
 
     async def follow(
         self, chat_id: int, generation_id: str, after: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from chatsvc.generation.answers import AnswerStore
@@ -16,23 +17,15 @@ CANCEL_POLL_SECONDS = 0.2
 Sleep = Callable[[float], Awaitable[None]]
 
 
+@dataclass
 class LeaseWatch:
-    def __init__(
-        self,
-        broker: StreamBroker,
-        store: AnswerStore,
-        lease_seconds: int,
-        *,
-        poll_seconds: float = CANCEL_POLL_SECONDS,
-        sleep: Sleep = asyncio.sleep,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self.broker = broker
-        self.store = store
-        self.lease_seconds = lease_seconds
-        self.poll_seconds = poll_seconds
-        self.sleep = sleep
-        self.clock = clock
+    broker: StreamBroker
+    store: AnswerStore
+    lease_seconds: int
+    poll_seconds: float = CANCEL_POLL_SECONDS
+    #: injectable, so tests let time pass without waiting
+    sleep: Sleep = asyncio.sleep
+    clock: Callable[[], datetime] = utcnow
 
     async def watch(self, chat_id: int, generation_id: str, cancelled: asyncio.Event) -> None:
         """Until `cancelled` is set (by this process, or here when another asked): poll the

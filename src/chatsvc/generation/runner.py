@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,26 +36,17 @@ from chatsvc.tools.runtime import ToolRuntime
 logger = logging.getLogger("chatsvc.generation")
 
 
+@dataclass
 class GenerationRunner:
     """The body of one generation, from plan to stored answer, with every failure ending in a
     terminal `error` event and a FAILED chat rather than a stuck one."""
 
-    def __init__(
-        self,
-        broker: StreamBroker,
-        planner: Planner,
-        loop: ToolLoop,
-        store: AnswerStore,
-        lease: LeaseWatch,
-        *,
-        stream_ttl_seconds: int,
-    ) -> None:
-        self.broker = broker
-        self.planner = planner
-        self.loop = loop
-        self.store = store
-        self.lease = lease
-        self.stream_ttl_seconds = stream_ttl_seconds
+    broker: StreamBroker
+    planner: Planner
+    loop: ToolLoop
+    store: AnswerStore
+    lease: LeaseWatch
+    stream_ttl_seconds: int
 
     async def run(self, turn: TurnRef, cancelled: asyncio.Event) -> None:
         key = events.stream_key(turn.generation_id)

@@ -76,18 +76,12 @@ class DeltaPublisher:
                 return
 
 
+@dataclass
 class ToolLoop:
-    def __init__(
-        self,
-        broker: StreamBroker,
-        generators: Mapping[str, Generator],
-        executor: ToolExecutor,
-        store: AnswerStore,
-    ) -> None:
-        self.broker = broker
-        self.generators = generators
-        self.executor = executor
-        self.store = store
+    broker: StreamBroker
+    generators: Mapping[str, Generator]
+    executor: ToolExecutor
+    store: AnswerStore
 
     async def answer(
         self, plan: ModelCall, tools: TurnTools, run: Running, parts: list[str]
