@@ -47,6 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     load_handlers()
     services = Services.build(settings)
+    await services.start()
     app.state.services = services
     sweeper = (
         asyncio.create_task(run_sweeper(services.jobs), name="sweeper")

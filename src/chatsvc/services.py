@@ -102,6 +102,10 @@ class Services:
         )
         return services
 
+    async def start(self) -> None:
+        """Start what runs in the background for the whole process (the broker's listener)."""
+        await self.broker.start()
+
     async def close(self) -> None:
         """Stop in dependency order: no new jobs, running generations finish (or are stopped),
         then the clients and the engine."""

@@ -36,6 +36,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     assert settings.redis_url is not None
     # Triggers go through arq's own pool (JSON serializer set by WorkerSettings); arq closes it.
     services = Services.build(settings, queue=ArqQueue(ctx["redis"], owned=False))
+    await services.start()
     ctx.update(
         services=services,
         chatsvc=services.jobs,

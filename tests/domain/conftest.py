@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from chatsvc.migrate import upgrade
 from tests.conftest import make_settings
+from tests.fakes.openai_server import FakeOpenAI, running_openai_server
 from tests.fixtures.turns import World, turn_apps, world_of
 
 
@@ -34,11 +35,22 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakeOpenAI]:
+    """An OpenAI-compatible server on loopback; a test sets its behaviour with `reset`."""
+    with running_openai_server() as fake:
+        yield fake
+
+
 @pytest.fixture(params=["postgresql", "embedded"])
 async def world(
-    request: pytest.FixtureRequest, live_pg_url: str, embedded_url: str, closed_port: int
+    request: pytest.FixtureRequest,
+    live_pg_url: str,
+    embedded_url: str,
+    closed_port: int,
+    upstream: FakeOpenAI,
 ) -> AsyncIterator[World]:
-    apps = turn_apps(closed_port)
+    apps = turn_apps(closed_port, upstream.base_url)
     if request.param == "postgresql":
         # Redis carries the streams; background jobs run in this process (no worker here).
         settings = make_settings(live_pg_url, generator_apps=apps, job_queue="in-process")

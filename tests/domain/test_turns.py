@@ -22,6 +22,7 @@ from chatsvc.kit.db import unit_of_work, utcnow
 from chatsvc.kit.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamError
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry
+from tests.fakes.openai_server import FakeOpenAI, words
 from tests.fixtures.turns import WAIT, World
 
 
@@ -65,6 +66,21 @@ async def test_a_turn_streams_its_events_then_stores_the_answer(world: World) ->
     assert messages[-1].content == text_of(found)
     assert messages[-1].usr_msg_num == 2
     assert chat.execution_status == ExecutionStatus.AVAILABLE and chat.responses_count == 1
+
+
+async def test_each_upstream_token_is_one_delta_event_with_many_streams_at_once(
+    world: World, upstream: FakeOpenAI
+) -> None:
+    tokens = words(" ".join(f"t{i}" for i in range(40)))
+    upstream.reset(tokens=tokens, ttft=0.0, gap=0.0)
+    handles = await asyncio.gather(
+        *(opened(world, f"stream {i}", generation_config="up") for i in range(20))
+    )
+    streams = await asyncio.gather(*(collected(world, handle) for handle in handles))
+    for found in streams:
+        deltas = [e.data["text"] for e in found if e.event == events.DELTA]
+        assert deltas == tokens  # never merged, whatever the load
+        assert found[-1].event == events.MESSAGE_COMPLETED
 
 
 async def test_a_chat_without_a_message_has_nothing_to_follow(world: World) -> None:

@@ -16,6 +16,7 @@ from chatsvc.streaming.broker import BrokerEntry, StreamBroker
 from chatsvc.streaming.factory import build_broker
 from chatsvc.streaming.memory_broker import MemoryBroker
 from chatsvc.streaming.redis_broker import RedisBroker
+from chatsvc.streaming.relay import RelayBroker
 
 REDIS_URL = os.environ.get("CHATSVC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 WAIT = 5.0  # generous upper bound for anything that should happen "at once"
@@ -37,7 +38,7 @@ async def _drop_prefix(client: Redis, prefix: str) -> None:
         await client.delete(*keys)
 
 
-@pytest.fixture(params=["memory", "redis", "redis-resp3"])
+@pytest.fixture(params=["memory", "redis", "redis-resp3", "relay", "relay-resp3"])
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[StreamBroker]:
     if request.param == "memory":
         memory = MemoryBroker()
@@ -45,13 +46,19 @@ async def broker(request: pytest.FixtureRequest) -> AsyncIterator[StreamBroker]:
         await memory.close()
         return
     options: dict[str, Any] = (
-        {"protocol": 3, "decode_responses": True} if request.param == "redis-resp3" else {}
+        {"protocol": 3, "decode_responses": True} if request.param.endswith("resp3") else {}
     )
     client = await _redis_client(**options)
     prefix = f"chatsvc-test:{uuid.uuid4().hex}:"
+    found: StreamBroker = (
+        RelayBroker(client, prefix=prefix)
+        if request.param.startswith("relay")
+        else RedisBroker(client, prefix=prefix)
+    )
     try:
-        yield RedisBroker(client, prefix=prefix)
+        yield found
     finally:
+        await found.close()
         await _drop_prefix(client, prefix)
         await client.aclose()
 
@@ -264,8 +271,112 @@ async def test_redis_broker_publishes_cancel_requests() -> None:
         await client.aclose()
 
 
-async def test_factory_picks_redis_when_a_client_is_given() -> None:
+async def test_factory_picks_the_relay_when_a_client_is_given() -> None:
     client = Redis.from_url(REDIS_URL)  # not connected until used
-    assert isinstance(build_broker(client), RedisBroker)
+    assert isinstance(build_broker(client), RelayBroker)
     assert isinstance(build_broker(None), MemoryBroker)
     await client.aclose()
+
+
+# --- the relay: memory for this process, Redis for the others ------------------------------------
+
+
+@pytest.fixture
+async def replicas() -> AsyncIterator[tuple[RelayBroker, RelayBroker, Redis, str]]:
+    """Two relay brokers on one Redis, as two API replicas have them."""
+    client = await _redis_client()
+    prefix = f"chatsvc-test:{uuid.uuid4().hex}:"
+    here, there = RelayBroker(client, prefix=prefix), RelayBroker(client, prefix=prefix)
+    try:
+        yield here, there, client, prefix
+    finally:
+        await here.close()
+        await there.close()
+        await _drop_prefix(client, prefix)
+        await client.aclose()
+
+
+async def test_readers_of_this_process_get_events_before_redis_does(
+    replicas: tuple[RelayBroker, RelayBroker, Redis, str],
+) -> None:
+    here, _there, client, prefix = replicas
+    here.open("s")
+    reader = asyncio.create_task(here.read("s", None, block_seconds=WAIT))
+    await asyncio.sleep(0.05)
+    published = await here.publish("s", "delta", {"text": "hi"})
+    entries = await asyncio.wait_for(reader, WAIT)
+    assert [(e.id, e.event, e.data) for e in entries] == [(published, "delta", {"text": "hi"})]
+    # Nothing went to Redis yet: it is written in batches.
+    assert await client.xlen(f"{prefix}stream:s") == 0
+
+
+async def test_another_replica_reads_the_same_events_with_the_same_ids_in_batches(
+    replicas: tuple[RelayBroker, RelayBroker, Redis, str],
+) -> None:
+    here, there, client, prefix = replicas
+    ids = [await here.publish("s", "delta", {"i": i}) for i in range(50)]
+    await here.finish("s", 60)
+    assert ids == [f"0-{n}" for n in range(1, 51)]
+    # One Redis entry holds a batch of events.
+    assert await client.xlen(f"{prefix}stream:s") == 1
+    elsewhere = await there.read("s", None, block_seconds=0, count=1000)
+    assert [(e.id, e.data["i"]) for e in elsewhere] == [(ids[i], i) for i in range(50)]
+    # A client that had the first 20 events resumes on the other replica after them.
+    resumed = await there.read("s", ids[19], block_seconds=0, count=1000)
+    assert [e.id for e in resumed] == ids[20:]
+    assert await there.read("s", ids[19], block_seconds=0, count=5) == elsewhere[20:25]
+
+
+async def test_a_blocked_reader_elsewhere_wakes_when_the_batch_is_written(
+    replicas: tuple[RelayBroker, RelayBroker, Redis, str],
+) -> None:
+    here, there, _client, _prefix = replicas
+    here.open("s")
+    first = await here.publish("s", "message.created", {})
+    await here.flush()
+    reader = asyncio.create_task(there.read("s", first, block_seconds=WAIT))
+    await asyncio.sleep(0.05)
+    second = await here.publish("s", "delta", {"text": "a"})
+    entries = await asyncio.wait_for(reader, WAIT)
+    assert [e.id for e in entries] == [second]
+
+
+async def test_an_event_appended_elsewhere_after_the_end_is_read_too(
+    replicas: tuple[RelayBroker, RelayBroker, Redis, str],
+) -> None:
+    here, _there, client, prefix = replicas
+    ids = [await here.publish("s", "delta", {"i": i}) for i in range(3)]
+    await here.finish("s", 60)
+    # The sweeper ends a stream with a plain Redis publish: an ordinary Redis id, after ours.
+    late = await RedisBroker(client, prefix=prefix).publish("s", "error", {"code": "x"})
+    entries = await here.read("s", ids[-1], block_seconds=0)
+    assert [(e.id, e.event) for e in entries] == [(late, "error")]
+    # A reader from the start gets ours, then (reading on) the late one.
+    everything: list[BrokerEntry] = []
+    after: str | None = None
+    while entries := await here.read("s", after, block_seconds=0):
+        everything.extend(entries)
+        after = entries[-1].id
+    assert [e.id for e in everything] == [*ids, late]
+
+
+async def test_a_cancel_asked_on_one_replica_reaches_the_others_listener(
+    replicas: tuple[RelayBroker, RelayBroker, Redis, str],
+) -> None:
+    here, there, _client, _prefix = replicas
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    here.on_cancel(heard.put_nowait)
+    await here.start()
+    await asyncio.sleep(0.2)  # the listener subscribes
+    await there.request_cancel("gen-7", 60)
+    assert await asyncio.wait_for(heard.get(), WAIT) == "gen-7"
+    assert await here.cancel_requested("gen-7")
+
+
+async def test_the_memory_broker_calls_cancel_listeners_at_once() -> None:
+    broker = MemoryBroker()
+    heard: list[str] = []
+    broker.on_cancel(heard.append)
+    await broker.request_cancel("gen-1", 60)
+    assert heard == ["gen-1"]
+    await broker.close()

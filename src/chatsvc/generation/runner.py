@@ -118,6 +118,8 @@ class Generations:
         self.broker = broker
         self.settings = settings
         self.tasks = GenerationTasks()
+        # A cancel asked in any process reaches a generation running here.
+        broker.on_cancel(self.tasks.cancel)
         self.follower = Follower(sessionmaker, broker)
         store = AnswerStore(sessionmaker)
         self.runner = GenerationRunner(
@@ -131,6 +133,7 @@ class Generations:
 
     def start(self, turn: TurnRef) -> asyncio.Task[None]:
         """Run the generation detached, as a task of this process."""
+        self.broker.open(events.stream_key(turn.generation_id))
         return self.tasks.start(
             turn.generation_id, lambda cancelled: self.runner.run(turn, cancelled)
         )

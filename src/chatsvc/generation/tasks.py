@@ -32,13 +32,11 @@ class GenerationTasks:
     def running(self, generation_id: str) -> bool:
         return generation_id in self._running
 
-    def cancel(self, generation_id: str) -> bool:
+    def cancel(self, generation_id: str) -> None:
         """Signal the generation's stop, if it runs here (its partial answer is kept)."""
         running = self._running.get(generation_id)
-        if running is None:
-            return False
-        running.cancelled.set()
-        return True
+        if running is not None:
+            running.cancelled.set()
 
     async def shutdown(self, grace_seconds: float = 10.0) -> None:
         """Let running generations finish for a while; then stop them as a cancel does (their

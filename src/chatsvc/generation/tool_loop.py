@@ -42,40 +42,6 @@ class Running:
     cancelled: asyncio.Event
 
 
-class DeltaPublisher:
-    """Publishes deltas without making the generator wait for the broker: while one publish is
-    in flight, the next deltas gather and go out as one event. Idle, each delta goes out at once;
-    under load, fewer and larger events (per token still O(1) amortised)."""
-
-    def __init__(self, broker: StreamBroker, key: str) -> None:
-        self.broker = broker
-        self.key = key
-        self.pending: list[str] = []
-        self.wake = asyncio.Event()
-        self.closing = False
-        self.task = asyncio.create_task(self._run())
-
-    def push(self, text: str) -> None:
-        self.pending.append(text)
-        self.wake.set()
-
-    async def close(self) -> None:
-        self.closing = True
-        self.wake.set()
-        await self.task
-
-    async def _run(self) -> None:
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            while self.pending:
-                batch = "".join(self.pending)
-                self.pending.clear()
-                await self.broker.publish(self.key, events.DELTA, {"text": batch})
-            if self.closing:
-                return
-
-
 @dataclass
 class ToolLoop:
     broker: StreamBroker
@@ -146,17 +112,19 @@ class ToolLoop:
             raise UpstreamError(
                 f"Generator app {generator_name!r} is not configured (CHATSVC_GENERATOR_APPS)."
             )
-        deltas = DeltaPublisher(self.broker, run.key) if publish else None
         calls: list[ToolCall] = []
+        broker, key = self.broker, run.key
 
         async def relay() -> None:
+            # One upstream piece, one `delta` event: publishing appends in memory (the broker
+            # writes to Redis in batches), so the generator never waits for it.
             stream = generator.stream(request)
             try:
                 async for event in stream:
                     if isinstance(event, TextDelta) and event.text:
                         parts.append(event.text)
-                        if deltas is not None:
-                            deltas.push(event.text)
+                        if publish:
+                            await broker.publish(key, events.DELTA, {"text": event.text})
                     elif isinstance(event, ToolCalls):
                         calls.extend(event.calls)
             finally:
@@ -164,8 +132,6 @@ class ToolLoop:
 
         relay_task = asyncio.create_task(relay())
         completed = await until(relay_task, run.cancelled)
-        if deltas is not None:
-            await deltas.close()  # every delta is out before the next event
         if completed:
             relay_task.result()  # re-raise generator errors
         return completed, tuple(calls)

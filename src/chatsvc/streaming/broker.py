@@ -3,6 +3,7 @@ any process. Implementations: Redis Streams (production) and in-process (embedde
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,6 +16,11 @@ class BrokerEntry:
 
 
 class StreamBroker(Protocol):
+    def open(self, stream: str) -> None:
+        """This process is about to publish to `stream` (its readers here may read it from
+        memory from now on)."""
+        ...
+
     async def publish(self, stream: str, event: str, data: dict[str, Any]) -> str:
         """Append an event; returns its id. O(1)."""
         ...
@@ -35,5 +41,13 @@ class StreamBroker(Protocol):
         ...
 
     async def cancel_requested(self, generation_id: str) -> bool: ...
+
+    def on_cancel(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(generation_id)` when a cancel is asked, wherever it is asked."""
+        ...
+
+    async def start(self) -> None:
+        """Start what the broker runs in the background (e.g. its cancel listener)."""
+        ...
 
     async def close(self) -> None: ...

@@ -1,5 +1,6 @@
-"""Chooses the stream broker for the process: Redis Streams when a Redis client is configured
-(events reach every replica), otherwise the in-process broker of the embedded default."""
+"""Chooses the stream broker for the process: with a Redis client, the relay (memory for this
+process's readers, Redis Streams for every replica), otherwise the in-process broker of the
+embedded default."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from redis.asyncio import Redis
 
 from chatsvc.streaming.broker import StreamBroker
 from chatsvc.streaming.memory_broker import MemoryBroker
-from chatsvc.streaming.redis_broker import RedisBroker
+from chatsvc.streaming.relay import RelayBroker
 
 
 def build_broker(
@@ -21,5 +22,5 @@ def build_broker(
     applies to Redis; `maxlen` caps the entries kept per stream; a stream nobody finishes is
     dropped `idle_ttl_seconds` after its last event."""
     if redis is not None:
-        return RedisBroker(redis, prefix=prefix, maxlen=maxlen, idle_ttl_seconds=idle_ttl_seconds)
+        return RelayBroker(redis, prefix=prefix, maxlen=maxlen, idle_ttl_seconds=idle_ttl_seconds)
     return MemoryBroker(maxlen=maxlen, idle_ttl_seconds=idle_ttl_seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +60,18 @@ class MemoryBroker:
         self._idle_ttl = idle_ttl_seconds
         self._streams: dict[str, _Stream] = {}
         self._cancels: dict[str, asyncio.TimerHandle] = {}
+        self._cancel_callbacks: list[Callable[[str], None]] = []
         self._closed = False
+
+    def open(self, stream: str) -> None:
+        """Nothing to prepare: every stream lives in this process."""
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    def on_cancel(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(generation_id)` when a cancel is asked."""
+        self._cancel_callbacks.append(callback)
 
     # --- streams ---------------------------------------------------------------------------------
 
@@ -153,6 +165,8 @@ class MemoryBroker:
         self._cancels[generation_id] = asyncio.get_running_loop().call_later(
             ttl_seconds, self._cancels.pop, generation_id, None
         )
+        for callback in self._cancel_callbacks:
+            callback(generation_id)
 
     async def cancel_requested(self, generation_id: str) -> bool:
         return generation_id in self._cancels

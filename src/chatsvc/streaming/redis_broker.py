@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -38,20 +38,6 @@ def _field(fields: Mapping[Any, Any], name: str) -> bytes | str:
     if value is None:
         value = fields[name]
     return value
-
-
-def _stream_entries(response: Any) -> Sequence[tuple[Any, Mapping[Any, Any]]]:
-    """The entries of the single stream an XREAD asked for, under RESP2 ([[key, entries]]) or
-    RESP3 ({key: [entries]}); nothing (None, [] or {}) on timeout."""
-    if not response:
-        return []
-    entries: Sequence[tuple[Any, Mapping[Any, Any]]]
-    if isinstance(response, Mapping):
-        (value,) = response.values()
-        entries = value[0]
-    else:
-        entries = response[0][1]
-    return entries
 
 
 class RedisBroker:
@@ -90,14 +76,14 @@ class RedisBroker:
         self._idle_ttl = idle_ttl_seconds
         self.cancel_channel = f"{prefix}cancel"
 
-    def _stream_key(self, stream: str) -> str:
+    def stream_key(self, stream: str) -> str:
         return f"{self._prefix}stream:{stream}"
 
     def _cancel_key(self, generation_id: str) -> str:
         return f"{self._prefix}cancel:{generation_id}"
 
     async def publish(self, stream: str, event: str, data: dict[str, Any]) -> str:
-        key = self._stream_key(stream)
+        key = self.stream_key(stream)
         payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         # One round trip for both commands; not a transaction, none is needed.
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -115,20 +101,36 @@ class RedisBroker:
         # BLOCK 0 would mean "forever" to Redis; no BLOCK at all is the non-blocking read.
         block = max(1, math.ceil(block_seconds * 1000)) if block_seconds > 0 else None
         response = await self._redis.xread(
-            {self._stream_key(stream): start}, count=count, block=block
+            {self.stream_key(stream): start}, count=count, block=block
         )
-        return [
-            BrokerEntry(
-                id=_text(entry_id),
-                event=_text(_field(fields, "event")),
-                data=json.loads(_field(fields, "data")),
-            )
-            for entry_id, fields in _stream_entries(response)
-        ]
+        return [self.entry(entry_id, fields) for entry_id, fields in self.entries_of(response)]
+
+    @staticmethod
+    def entry(entry_id: Any, fields: Mapping[Any, Any]) -> BrokerEntry:
+        """One event written by `publish`."""
+        return BrokerEntry(
+            id=_text(entry_id),
+            event=_text(_field(fields, "event")),
+            data=json.loads(_field(fields, "data")),
+        )
+
+    @staticmethod
+    def entries_of(response: Any) -> Sequence[tuple[Any, Mapping[Any, Any]]]:
+        """The entries of the single stream an XREAD asked for, under RESP2 ([[key, entries]])
+        or RESP3 ({key: [entries]}); nothing (None, [] or {}) on timeout."""
+        if not response:
+            return []
+        entries: Sequence[tuple[Any, Mapping[Any, Any]]]
+        if isinstance(response, Mapping):
+            (value,) = response.values()
+            entries = value[0]
+        else:
+            entries = response[0][1]
+        return entries
 
     async def finish(self, stream: str, ttl_seconds: int) -> None:
         # EXPIRE with ttl <= 0 deletes the key at once, which is what "keep it for 0 s" means.
-        await self._redis.expire(self._stream_key(stream), ttl_seconds)
+        await self._redis.expire(self.stream_key(stream), ttl_seconds)
 
     async def request_cancel(self, generation_id: str, ttl_seconds: int) -> None:
         if ttl_seconds < 1:
@@ -141,6 +143,15 @@ class RedisBroker:
     async def cancel_requested(self, generation_id: str) -> bool:
         found: int = await self._redis.exists(self._cancel_key(generation_id))
         return found > 0
+
+    def open(self, stream: str) -> None:
+        """Nothing to prepare: every reader reads from Redis."""
+
+    def on_cancel(self, callback: Callable[[str], None]) -> None:
+        raise NotImplementedError("RedisBroker does not listen for cancels; use RelayBroker")
+
+    async def start(self) -> None:
+        """Nothing to start."""
 
     async def close(self) -> None:
         """Nothing to release: the Redis client is the caller's."""
