@@ -4,16 +4,22 @@ Starts a fake OpenAI-compatible upstream (tests/fakes/openai_server.py: fixed ti
 and gap between tokens) and `chatsvc serve` (PostgreSQL database of its own, Redis broker) as
 subprocesses on free loopback ports. For each concurrency level N it runs N concurrent streams
 straight to the upstream (POST /v1/chat/completions, stream) and then N through chatsvc (POST
-/chats_stream/{chat}/, one chat per stream) and reports, side by side: added time to first token
-(p50, p99 of through minus the same percentile direct), the ratio of the inter-token gap through
-over direct (mean and p99), CPU seconds of the chatsvc process per 1,000 streamed tokens, and the
-peak of concurrent open streams with the chatsvc process's RSS before and at the peak.
+/chats_stream/{chat}/, one fresh chat per stream, made before the clock starts) and reports, side
+by side: time to first token and the added part (p50, p99), the gaps between tokens (p50, p99)
+direct and through, SSE `delta` events per answer, CPU of the chatsvc processes per streamed
+token (tokens counted from the upstream's text, not from events), database round trips per turn
+(from chatsvc's /metrics, one worker only), and the peak of open streams with RSS.
+
+`--compare DIR` also runs the `src/` of another checkout (e.g. a worktree of an older commit)
+in the same run, on the same upstream and levels, so before and after are measured side by side.
+`--workers N` serves chatsvc with N processes.
 
 Every stream is checked: status, all tokens in order, the end event (and, through chatsvc, the
 stored answer); whatever went wrong is listed under the table. Levels with fewer than
 --min-samples streams run that many rounds one after another.
 
-Usage: python bench/streaming.py [--streams 1,50,200] [--tokens 200] [--ttft 0.2] [--gap 0.02]
+Usage: python bench/streaming.py [--streams 1,50,200] [--tokens 100] [--ttft 0.02] [--gap 0.01]
+       [--workers 1] [--compare ../other-checkout/src]
 """
 
 from __future__ import annotations
@@ -127,8 +133,66 @@ def start_upstream(
     return spawn("upstream", argv, REPO, env, logdir)
 
 
+@dataclass
+class Server:
+    """A chatsvc under test: which source tree, its process, database and address."""
+
+    label: str
+    src: Path
+    process: Process | None = None
+    database: str = ""
+    api: str = ""
+
+    @property
+    def db_name(self) -> str:
+        return f"{DB}_{self.label}"
+
+
+def tree_pids(root: int) -> list[int]:
+    """`root` and every process below it (uvicorn's workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = (entry / "stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def tree_cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
+    return total
+
+
+async def round_trips(client: httpx.AsyncClient) -> float | None:
+    """chatsvc's database round trips so far (its /metrics), None when it does not count them."""
+    response = await client.get("/metrics")
+    total, seen = 0.0, False
+    for line in response.text.splitlines():
+        if line.startswith("chatsvc_db_round_trips_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+            seen = True
+    return total if seen else None
+
+
 def start_chatsvc(
-    database_url: str, fake_port: int, port: int, key: str, env: dict[str, str], logdir: Path
+    server: Server,
+    fake_port: int,
+    port: int,
+    key: str,
+    env: dict[str, str],
+    logdir: Path,
+    workers: int,
 ) -> Process:
     apps = {
         "offline": {"kind": "offline"},
@@ -140,7 +204,8 @@ def start_chatsvc(
         },
     }
     settings = {
-        "CHATSVC_DATABASE_URL": database_url,
+        "CHATSVC_DATABASE_URL": server.database,
+        "PYTHONPATH": str(server.src),
         "CHATSVC_REDIS_URL": REDIS_URL,
         "CHATSVC_GENERATOR_APPS": json.dumps(apps),
         "CHATSVC_DEFAULT_GENERATOR": "up",
@@ -152,8 +217,10 @@ def start_chatsvc(
     }
     argv = [sys.executable, "-m", "chatsvc.cli", "serve", "--host", "127.0.0.1"]
     argv += ["--port", str(port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     # Run from the scratch directory, not the repo: no .env file is read.
-    return spawn("chatsvc", argv, logdir, env | settings, logdir)
+    return spawn(f"chatsvc-{server.label}", argv, logdir, env | settings, logdir)
 
 
 async def wait_ready(process: Process, url: str, within: float = 30.0) -> None:
@@ -172,23 +239,37 @@ async def wait_ready(process: Process, url: str, within: float = 30.0) -> None:
 # --- database ---------------------------------------------------------------------------------
 
 
-async def drop_database() -> None:
+async def drop_database(name: str) -> None:
     admin = create_engine(ADMIN_URL)
     async with admin.connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
+        await connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     await admin.dispose()
 
 
-async def fresh_database() -> str:
-    await drop_database()
+async def fresh_database(name: str, src: Path | None) -> str:
+    """A new database migrated by the migrations of `src`'s checkout (None: this one)."""
+    await drop_database(name)
     admin = create_engine(ADMIN_URL)
     async with admin.connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text(f"CREATE DATABASE {DB}"))
+        await connection.execute(text(f"CREATE DATABASE {name}"))
     await admin.dispose()
-    url = make_url(ADMIN_URL).set(database=DB).render_as_string(hide_password=False)
-    await asyncio.to_thread(upgrade, url)
+    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    if src is None:
+        await asyncio.to_thread(upgrade, url)
+    else:
+        migrate = [sys.executable, "-m", "chatsvc.cli", "migrate"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSVC_")}
+        env |= {"PYTHONPATH": str(src), "CHATSVC_DATABASE_URL": url}
+        await asyncio.to_thread(
+            subprocess.run,
+            migrate,
+            cwd=src.parent,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     return url
 
 
@@ -220,6 +301,7 @@ class StreamResult:
     status: int | None = None
     completed: bool = False
     stored: str | None = None  # the answer chatsvc stored (message.completed)
+    events: int = 0  # content events received (SSE `delta` events or upstream chunks)
     problem: str | None = None
 
 
@@ -256,6 +338,7 @@ class Timing:
         # previous event was being published): the tokens that arrive together count as gaps of 0,
         # so the mean gap stays (last - first) / (tokens - 1) and bursts show in the p99.
         now = time.perf_counter()
+        self.result.events += 1
         together = max(1, len(piece.split()))
         if self.last is None:
             self.result.ttft = now - self.sent
@@ -368,8 +451,8 @@ async def run_phase(
     stream: Callable[[Gauge, StreamResult, int], Awaitable[None]],
     args_of: Callable[[int], int],
     within: float,
-    pids: dict[str, int | str],
-    chatsvc_pid: int,
+    cpu_of: dict[str, Callable[[], float]],
+    rss_pid: int,
 ) -> Phase:
     gauge = Gauge()
     results = [StreamResult() for _ in range(count)]
@@ -380,10 +463,10 @@ async def run_phase(
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             results[i].problem = f"{type(exc).__name__}: {exc}"[:200]
 
-    rss_before = rss_kb(chatsvc_pid)
-    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    rss_before = rss_kb(rss_pid)
+    cpu_before = {name: read() for name, read in cpu_of.items()}
     started = time.perf_counter()
-    with RssSampler(chatsvc_pid) as sampler:
+    with RssSampler(rss_pid) as sampler:
         tasks = [asyncio.create_task(one(i)) for i in range(count)]
         _done, pending = await asyncio.wait(tasks, timeout=within)
         for task in pending:
@@ -391,7 +474,7 @@ async def run_phase(
         if pending:
             await asyncio.wait(pending)
     wall = time.perf_counter() - started
-    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    cpu = {name: read() - cpu_before[name] for name, read in cpu_of.items()}
     for result in results:
         if result.problem is None and not result.completed and result.status is not None:
             result.problem = f"hung: no end within {within:.0f} s"
@@ -431,9 +514,10 @@ class Figures:
     ok: int
     count: int
     tokens: int
+    events: float  # content events per answer
     ttft_p50: float
     ttft_p99: float
-    gap_mean: float
+    gap_p50: float
     gap_p99: float
 
 
@@ -450,9 +534,10 @@ def figures(phase: Phase, expect: Expect, through: bool) -> tuple[Figures, list[
             ok=len(phase.results) - len(problems),
             count=len(phase.results),
             tokens=sum(len("".join(r.parts).split()) for r in phase.results),
+            events=mean([float(r.events) for r in phase.results]),
             ttft_p50=percentile(ttfts, 50) * 1000,
             ttft_p99=percentile(ttfts, 99) * 1000,
-            gap_mean=mean(gaps) * 1000,
+            gap_p50=percentile(gaps, 50) * 1000,
             gap_p99=percentile(gaps, 99) * 1000,
         ),
         problems,
@@ -467,6 +552,10 @@ def summarize(problems: list[str], limit: int = 5) -> list[str]:
         counts[kind] = counts.get(kind, 0) + 1
     lines = [f"{n} x {kind}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1])]
     return lines[:limit] + ([f"... {len(lines) - limit} more kinds"] if len(lines) > limit else [])
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -510,112 +599,118 @@ def client_for(base_url: str, headers: dict[str, str] | None = None) -> httpx.As
     )
 
 
+HEADER = (
+    f"{'streams':>7} {'path':<14} {'ok':>9} {'ttft p50':>9} {'ttft p99':>9} {'+ttft p50':>9} "
+    f"{'gap p50':>8} {'gap p99':>8} {'events':>7} {'us/token':>9} {'db/turn':>8} {'peak':>5} "
+    f"{'rss MB':>7} {'wall s':>7}"
+)
+
+
 async def bench(
-    args: argparse.Namespace, fake: Process, chatsvc: Process, upstream: str, api: str, key: str
+    args: argparse.Namespace, fake: Process, servers: list[Server], upstream: str, key: str
 ) -> list[str]:
     expect = Expect(args.tokens)
     stream_seconds = args.ttft + (args.tokens - 1) * args.gap
     timeout = 15 + 3 * stream_seconds
-    pids: dict[str, int | str] = {"client": "self", "upstream": fake.pid, "chatsvc": chatsvc.pid}
     levels = [int(s) for s in args.streams.split(",")]
-    rows: list[str] = []
     notes: list[str] = []
-    async with (
-        client_for(upstream) as direct,
-        client_for(api, {"X-Api-Key": key}) as through,
-    ):
-        assistant = await setup_chatsvc(through)
-        # Warm up both paths (imports, pools, first queries); not measured.
-        warm = await new_chats(through, assistant, 2)
+    async with contextlib.AsyncExitStack() as stack:
+        direct = await stack.enter_async_context(client_for(upstream))
+        through = {
+            server.label: await stack.enter_async_context(
+                client_for(server.api, {"X-Api-Key": key})
+            )
+            for server in servers
+        }
+        assistants = {label: await setup_chatsvc(c) for label, c in through.items()}
+        trees = {s.label: tree_pids(s.process.pid) for s in servers if s.process is not None}
+        own = {"client": lambda: time.process_time(), "upstream": lambda: cpu_seconds(fake.pid)}
+
+        async def through_phase(server: Server, level: int) -> tuple[Phase, float | None]:
+            assert server.process is not None
+            client = through[server.label]
+            chats = await new_chats(client, assistants[server.label], level)
+            await asyncio.sleep(0.5)  # let chat creation settle out of the figures
+            before = await round_trips(client)
+            tree = trees[server.label]
+            phase = await run_phase(
+                level,
+                lambda g, r, i: through_stream(client, g, r, i),
+                chats.__getitem__,
+                timeout,
+                {**own, "chatsvc": lambda: tree_cpu(tree)},
+                server.process.pid,
+            )
+            after = await round_trips(client)
+            trips = None if before is None or after is None else (after - before) / level
+            return phase, trips
+
+        # Warm up every path (imports, pools, first queries); not measured.
         await run_phase(
-            2, lambda g, r, i: direct_stream(direct, g, r, i), int, timeout, pids, chatsvc.pid
+            2, lambda g, r, i: direct_stream(direct, g, r, i), int, timeout, own, fake.pid
         )
-        await run_phase(
-            2,
-            lambda g, r, i: through_stream(through, g, r, i),
-            warm.__getitem__,
-            timeout,
-            pids,
-            chatsvc.pid,
-        )
+        for server in servers:
+            await through_phase(server, 2)
         print(
             f"{args.tokens} tokens per stream, upstream ttft {args.ttft * 1000:.0f} ms, "
             f"gap {args.gap * 1000:.0f} ms (a stream lasts {stream_seconds:.2f} s); "
-            f"{os.cpu_count()} cores\n",
+            f"{os.cpu_count()} cores; chatsvc workers: {args.workers}; "
+            f"load average {load_average()}\n",
             flush=True,
         )
-        print(
-            f"{'streams':>7} {'path':<8} {'ok':>9} {'tokens':>7} {'ttft p50':>9} {'ttft p99':>9} "
-            f"{'gap mean':>9} {'gap p99':>8} {'wall s':>7}  cores busy: client/upstream/chatsvc"
-        )
+        print(HEADER)
         for level in levels:
             rounds = max(1, math.ceil(args.min_samples / level))
-            measured: dict[str, Phase] = {}
-            for path in ("direct", "through"):
-                phases = []
-                for _ in range(rounds):
-                    if path == "direct":
-                        phase = await run_phase(
-                            level,
-                            lambda g, r, i: direct_stream(direct, g, r, i),
-                            int,
-                            timeout,
-                            pids,
-                            chatsvc.pid,
-                        )
-                    else:
-                        chats = await new_chats(through, assistant, level)
-                        await asyncio.sleep(0.5)  # let chat creation settle out of the figures
-                        phase = await run_phase(
-                            level,
-                            lambda g, r, i: through_stream(through, g, r, i),
-                            chats.__getitem__,
-                            timeout,
-                            pids,
-                            chatsvc.pid,
-                        )
-                    phases.append(phase)
-                measured[path] = merge(phases)
-            figs: dict[str, Figures] = {}
-            for path, phase in measured.items():
-                fig, problems = figures(phase, expect, path == "through")
-                figs[path] = fig
-                busy = "/".join(f"{phase.cpu[k] / phase.wall:.2f}" for k in pids)
+            phases = [
+                await run_phase(
+                    level,
+                    lambda g, r, i: direct_stream(direct, g, r, i),
+                    int,
+                    timeout,
+                    own,
+                    fake.pid,
+                )
+                for _ in range(rounds)
+            ]
+            direct_phase = merge(phases)
+            d, problems = figures(direct_phase, expect, through=False)
+            notes += [f"{level} direct: {line}" for line in summarize(problems)]
+            print(
+                f"{level:>7} {'direct':<14} {d.ok:>4}/{d.count:<4} {d.ttft_p50:>9.1f} "
+                f"{d.ttft_p99:>9.1f} {'':>9} {d.gap_p50:>8.2f} {d.gap_p99:>8.2f} "
+                f"{d.events:>7.1f} {'':>9} {'':>8} {'':>5} {'':>7} {direct_phase.wall:>7.2f}",
+                flush=True,
+            )
+            for server in servers:
+                measured = [await through_phase(server, level) for _ in range(rounds)]
+                phase = merge([m[0] for m in measured])
+                trips = [m[1] for m in measured if m[1] is not None]
+                t, problems = figures(phase, expect, through=True)
+                notes += [f"{level} {server.label}: {line}" for line in summarize(problems)]
+                per_token = phase.cpu["chatsvc"] / t.tokens * 1e6 if t.tokens else math.nan
+                db = f"{mean(trips):>8.1f}" if trips and args.workers == 1 else f"{'n/a':>8}"
                 print(
-                    f"{level:>7} {path:<8} {fig.ok:>4}/{fig.count:<4} {fig.tokens:>7} "
-                    f"{fig.ttft_p50:>9.1f} {fig.ttft_p99:>9.1f} {fig.gap_mean:>9.2f} "
-                    f"{fig.gap_p99:>8.2f} {phase.wall:>7.2f}  {busy}",
+                    f"{level:>7} {server.label:<14} {t.ok:>4}/{t.count:<4} {t.ttft_p50:>9.1f} "
+                    f"{t.ttft_p99:>9.1f} {t.ttft_p50 - d.ttft_p50:>9.1f} {t.gap_p50:>8.2f} "
+                    f"{t.gap_p99:>8.2f} {t.events:>7.1f} {per_token:>9.0f} {db} "
+                    f"{phase.peak_open:>5} {phase.rss_peak_kb / 1024:>7.1f} {phase.wall:>7.2f}",
                     flush=True,
                 )
-                notes += [f"{level} {path}: {line}" for line in summarize(problems)]
-            d, t, phase = figs["direct"], figs["through"], measured["through"]
-            cpu_per_k = phase.cpu["chatsvc"] / t.tokens * 1000 if t.tokens else math.nan
-            grown = phase.rss_peak_kb - phase.rss_before_kb
-            per_stream = grown / phase.peak_open if phase.peak_open else math.nan
-            rows.append(
-                f"{level:>7} {t.ttft_p50 - d.ttft_p50:>9.1f} {t.ttft_p99 - d.ttft_p99:>9.1f} "
-                f"{t.gap_mean / d.gap_mean:>9.3f} {t.gap_p99 / d.gap_p99:>8.3f} "
-                f"{cpu_per_k:>10.3f} {phase.peak_open:>6} {phase.rss_before_kb / 1024:>9.1f} "
-                f"{phase.rss_peak_kb / 1024:>9.1f} {per_stream:>10.1f}"
-            )
-    print(
-        "\nthrough chatsvc against direct (ms; ratios through/direct; CPU of the chatsvc process)"
-    )
-    print(
-        f"{'streams':>7} {'+ttft p50':>9} {'+ttft p99':>9} {'gap mean':>9} {'gap p99':>8} "
-        f"{'cpu s/1k':>10} {'peak':>6} {'rss MB':>9} {'peak MB':>9} {'KB/stream':>10}"
-    )
-    print("\n".join(rows))
+        print(f"\nload average at the end: {load_average()}")
     return notes
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--streams", default="1,50,200", help="concurrency levels")
-    parser.add_argument("--tokens", type=int, default=200, help="tokens per answer")
-    parser.add_argument("--ttft", type=float, default=0.2, help="upstream s to the first token")
-    parser.add_argument("--gap", type=float, default=0.02, help="upstream s between tokens")
+    parser.add_argument("--tokens", type=int, default=100, help="tokens per answer")
+    parser.add_argument("--ttft", type=float, default=0.02, help="upstream s to the first token")
+    parser.add_argument("--gap", type=float, default=0.01, help="upstream s between tokens")
     parser.add_argument("--min-samples", type=int, default=5, help="streams per level at least")
+    parser.add_argument("--workers", type=int, default=1, help="chatsvc serve --workers")
+    parser.add_argument(
+        "--compare", type=Path, help="the src/ of another checkout, measured in the same run"
+    )
     args = parser.parse_args()
 
     def terminate(_signum: int, _frame: FrameType | None) -> None:
@@ -625,35 +720,51 @@ def main() -> int:
     key = f"bench_{secrets.token_hex(16)}"
     processes: list[Process] = []
     notes: list[str] = []
+    servers = [Server("this", REPO / "src")]
+    if args.compare is not None:
+        servers.insert(0, Server("compared", args.compare.resolve()))
     with tempfile.TemporaryDirectory(prefix="chatsvc-bench-") as tmp:
         logdir = Path(tmp)
         try:
-            database_url = asyncio.run(fresh_database())
-            fake_port, api_port = free_port(), free_port()
+            fake_port = free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSVC_")}
             fake = start_upstream(args, fake_port, env, logdir)
             processes.append(fake)
-            chatsvc = start_chatsvc(database_url, fake_port, api_port, key, env, logdir)
-            processes.append(chatsvc)
+            for server in servers:
+                other = None if server.label == "this" else server.src
+                server.database = asyncio.run(fresh_database(server.db_name, other))
+                port = free_port()
+                server.process = start_chatsvc(
+                    server, fake_port, port, key, env, logdir, args.workers
+                )
+                server.api = f"http://127.0.0.1:{port}"
+                processes.append(server.process)
             upstream = f"http://127.0.0.1:{fake_port}"
-            api = f"http://127.0.0.1:{api_port}"
 
             async def run() -> list[str]:
                 await wait_ready(fake, f"{upstream}/v1/models")
-                await wait_ready(chatsvc, f"{api}/healthz")
-                return await bench(args, fake, chatsvc, upstream, api, key)
+                for server in servers:
+                    assert server.process is not None
+                    await wait_ready(server.process, f"{server.api}/healthz")
+                return await bench(args, fake, servers, upstream, key)
 
             notes = asyncio.run(run())
             for process in processes:
                 if process.popen.poll() is not None:
                     notes.append(f"{process.name} exited with {process.popen.returncode}")
-            log = chatsvc.log.read_text(errors="replace")
-            if any(mark in log for mark in ("Traceback", " WARNING ", " ERROR ", " CRITICAL ")):
-                notes.append(f"chatsvc logged warnings or errors; its log ends:\n{chatsvc.tail()}")
+            for server in servers:
+                assert server.process is not None
+                log = server.process.log.read_text(errors="replace")
+                if any(mark in log for mark in ("Traceback", " WARNING ", " ERROR ", " CRITICAL ")):
+                    notes.append(
+                        f"{server.label} logged warnings or errors; its log ends:\n"
+                        f"{server.process.tail()}"
+                    )
         finally:
             for process in reversed(processes):
                 process.stop()
-            asyncio.run(drop_database())
+            for server in servers:
+                asyncio.run(drop_database(server.db_name))
     print("\nproblems:" if notes else "\nproblems: none (every stream had all its tokens)")
     for note in notes:
         print(f"  {note}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -48,6 +49,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     result = _in_transaction(settings, lambda s: bootstrap(s, settings))
     host = args.host or settings.host
     port = args.port or settings.port
+    default_workers = (os.cpu_count() or 1) if settings.redis_url else 1
+    workers = args.workers or settings.workers or default_workers
+    if workers > 1 and not settings.redis_url:
+        print(
+            f"error: --workers {workers} needs CHATSVC_REDIS_URL: the embedded stream broker and "
+            "job queue live in one process. Serve with one worker, or configure Redis.",
+            file=sys.stderr,
+        )
+        return 2
     if result is not None:
         _print_bootstrap(result.generated_key, result.demo_assistant_id, host, port)
     uvicorn.run(
@@ -55,6 +65,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         factory=True,
         host=host,
         port=port,
+        # Each worker is a full replica: the broker and the database make them agree.
+        workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,  # chatsvc writes its own JSON access log
         proxy_headers=True,
@@ -142,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the API (first start bootstraps an admin key)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes serving the API (default CHATSVC_WORKERS; unset: 1 embedded, one per "
+        "core with Redis)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="apply the database migrations")

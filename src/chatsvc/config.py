@@ -169,6 +169,8 @@ class Settings(BaseSettings):
     demo_assistant: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
+    #: API processes of `chatsvc serve` (unset: 1 embedded, one per core with Redis)
+    workers: int | None = Field(default=None, ge=1, le=64)
 
     @model_validator(mode="before")
     @classmethod

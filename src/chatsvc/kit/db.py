@@ -3,11 +3,12 @@ engine and session factories, and the unit-of-work helper used outside requests.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
@@ -95,6 +96,23 @@ def _sqlite_savepoint(connection: Connection, _name: str | None) -> None:
         cursor.close()
 
 
+#: what a process asks its database, by kind: statements, and the BEGIN / COMMIT / ROLLBACK
+#: round trips around them (the benchmark reads it to count a turn's round trips)
+DB_ROUND_TRIPS = Counter("chatsvc_db_round_trips_total", "Round trips to the database", ["kind"])
+_COUNTED = {
+    kind: DB_ROUND_TRIPS.labels(kind) for kind in ("statement", "begin", "commit", "rollback")
+}
+
+
+def _count(kind: str) -> Callable[..., None]:
+    counter = _COUNTED[kind]
+
+    def count(*_args: Any, **_kwargs: Any) -> None:
+        counter.inc()
+
+    return count
+
+
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     """Build the async engine; nothing connects until first use."""
     if url.startswith("sqlite"):
@@ -102,10 +120,18 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         sync_engine: Engine = engine.sync_engine
         event.listen(sync_engine, "connect", _sqlite_pragmas)
         event.listen(sync_engine, "savepoint", _sqlite_savepoint)
-        return engine
-    return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    else:
+        engine = create_async_engine(
+            url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+    for kind, name in (
+        ("statement", "before_cursor_execute"),
+        ("begin", "begin"),
+        ("commit", "commit"),
+        ("rollback", "rollback"),
+    ):
+        event.listen(engine.sync_engine, name, _count(kind))
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -77,6 +77,7 @@ class RelayBroker:
         self._dirty: dict[str, _Local] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
         self._cancel_callbacks: list[Callable[[str], None]] = []
         self._listener: asyncio.Task[None] | None = None
         self._closed = False
@@ -178,7 +179,11 @@ class RelayBroker:
 
     async def flush(self) -> None:
         """Write what gathered to Redis: one XADD per stream (its new events as one batch entry)
-        and its time to live, in one round trip."""
+        and its time to live, in one round trip. One flush at a time, so batches never overlap."""
+        async with self._flush_lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         dirty, self._dirty = self._dirty, {}
         if not dirty:
             return
