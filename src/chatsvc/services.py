@@ -21,7 +21,12 @@ from chatsvc.generation.registry import build_generators
 from chatsvc.generation.runner import Generations
 from chatsvc.jobs.queue import ArqQueue, InProcessQueue, JobQueue
 from chatsvc.jobs.runner import JobContext, execute
-from chatsvc.kit.db import create_engine, create_sessionmaker, unit_of_work
+from chatsvc.kit.db import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+    unit_of_work,
+)
 from chatsvc.secrets.store import SecretStore
 from chatsvc.streaming.broker import StreamBroker
 from chatsvc.streaming.factory import build_broker
@@ -35,6 +40,8 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    #: autocommit sessions for reads (no BEGIN/COMMIT round trips)
+    read_sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
     http: httpx.AsyncClient
     broker: StreamBroker
@@ -56,6 +63,7 @@ class Services:
             pool_size=settings.database_pool_size,
         )
         sessionmaker = create_sessionmaker(engine)
+        reads = create_read_sessionmaker(engine)
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(30.0),
@@ -65,7 +73,7 @@ class Services:
         broker = build_broker(redis)
         tools = ToolRuntime.build(settings, sessionmaker)
         generations = Generations(
-            sessionmaker, broker, build_generators(settings, http), settings, tools
+            sessionmaker, broker, build_generators(settings, http), settings, tools, reads=reads
         )
         if queue is None:
             use_arq = settings.job_queue == "arq" or (
@@ -90,6 +98,7 @@ class Services:
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
+            read_sessionmaker=reads,
             redis=redis,
             http=http,
             broker=broker,
@@ -97,7 +106,7 @@ class Services:
             generations=generations,
             queue=queue,
             jobs=jobs,
-            turns=TurnService(sessionmaker, settings, generations, queue),
+            turns=TurnService(sessionmaker, settings, generations, queue, reads),
             artifacts_cache=TagCache.build(redis, settings.database_url),
         )
         return services
@@ -144,6 +153,19 @@ async def get_session(sessionmaker: SessionmakerDep) -> AsyncIterator[AsyncSessi
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_read_session(
+    services: ServicesDep, sessionmaker: SessionmakerDep
+) -> AsyncIterator[AsyncSession]:
+    """A session for a read-only request: its statements run without a transaction around
+    them (one round trip each). On an overridden sessionmaker (tests), that one's sessions."""
+    reads = services.read_sessionmaker if sessionmaker is services.sessionmaker else sessionmaker
+    async with reads() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 def get_turns(services: ServicesDep, sessionmaker: SessionmakerDep) -> TurnService:

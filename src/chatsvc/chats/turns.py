@@ -86,10 +86,16 @@ class TurnService:
     settings: Settings
     generations: Generations
     queue: JobQueue
+    #: sessions for reads (autocommit: no BEGIN/COMMIT around them); default: `sessionmaker`
+    read_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+    @property
+    def reads(self) -> async_sessionmaker[AsyncSession]:
+        return self.read_sessionmaker or self.sessionmaker
 
     def on(self, sessionmaker: async_sessionmaker[AsyncSession]) -> TurnService:
-        """This service with its units of work on another sessionmaker."""
-        return replace(self, sessionmaker=sessionmaker)
+        """This service with its units of work (and reads) on another sessionmaker."""
+        return replace(self, sessionmaker=sessionmaker, read_sessionmaker=None)
 
     @property
     def _lease(self) -> int:
@@ -223,7 +229,7 @@ class TurnService:
         except ValueError as exc:
             raise Invalid(str(exc), code="bad_last_event_id") from None
         await self.generations.check_position(generation_id, after)
-        async with self.sessionmaker() as session:
+        async with self.reads() as session:
             if chat_id is not None:
                 chat = await chat_service.get_chat(session, auth, chat_id)
                 await chat_service.ensure_generation_of(session, auth, chat.id, generation_id)
@@ -264,7 +270,7 @@ class TurnService:
 
     async def cancel(self, auth: AuthContext, chat_id: int) -> CancelOutcome:
         """Stop the chat's running generation wherever it runs; idempotent."""
-        async with self.sessionmaker() as session:
+        async with self.reads() as session:
             chat = await chat_service.get_chat(session, auth, chat_id)
         running = chat.execution_status == ExecutionStatus.PROCESSING
         generation_id = chat.generation_id if running else None
@@ -278,7 +284,7 @@ class TurnService:
         self, auth: AuthContext, chat_id: int
     ) -> tuple[Chat, list[Message]]:
         """The chat and its messages as they are now (after a turn, or for a read)."""
-        async with self.sessionmaker() as session:
+        async with self.reads() as session:
             chat = await chat_service.get_chat(session, auth, chat_id)
             return chat, await chat_service.messages_of(session, chat.id)
 

@@ -114,17 +114,21 @@ class Generations:
         generators: Mapping[str, Generator],
         settings: Settings,
         tools: ToolRuntime | None = None,
+        *,
+        reads: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
+        """`reads`: sessions for the reads (autocommit); default: `sessionmaker`."""
+        reads = reads or sessionmaker
         self.broker = broker
         self.settings = settings
         self.tasks = GenerationTasks()
         # A cancel asked in any process reaches a generation running here.
         broker.on_cancel(self.tasks.cancel)
-        self.follower = Follower(sessionmaker, broker)
+        self.follower = Follower(reads, broker)
         store = AnswerStore(sessionmaker)
         self.runner = GenerationRunner(
             broker,
-            Planner(sessionmaker),
+            Planner(reads),
             ToolLoop(broker, generators, ToolExecutor(tools, sessionmaker, settings), store),
             store,
             LeaseWatch(broker, store, settings.generation_lease_seconds),
