@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.assistants import service as assistant_service
@@ -27,7 +26,12 @@ from chatsvc.chats.models import (
     MessageStatus,
     Role,
 )
-from chatsvc.chats.repository import ChatRepository, ChatScope, MessageRepository
+from chatsvc.chats.repository import (
+    ChatRepository,
+    ChatScope,
+    ChatSettingsRepository,
+    MessageRepository,
+)
 from chatsvc.chats.schemas import (
     AssistantMessageIn,
     ChatFeedbackIn,
@@ -376,10 +380,7 @@ class Screened:
 
 async def workspace_settings(session: AsyncSession, workspace_id: int) -> ChatSettings | None:
     """The workspace's chat settings, or None while it has the defaults."""
-    found: ChatSettings | None = await session.scalar(
-        select(ChatSettings).where(ChatSettings.workspace_id == workspace_id)
-    )
-    return found
+    return await ChatSettingsRepository(session).of_workspace(workspace_id)
 
 
 async def moderation_policy(session: AsyncSession, workspace_id: int) -> ModerationPolicy:
@@ -461,12 +462,9 @@ async def _append(
 ) -> Message:
     msg_num = await ChatRepository(session).next_msg_num(chat.id)
     meta = fields.pop("meta", {})
-    message = Message(
-        chat_id=chat.id, msg_num=msg_num, role=role, content=content, meta=meta, **fields
+    return await MessageRepository(session).add(
+        Message(chat_id=chat.id, msg_num=msg_num, role=role, content=content, meta=meta, **fields)
     )
-    session.add(message)
-    await session.flush()
-    return message
 
 
 async def _accept_user_message(
