@@ -12,7 +12,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chatsvc.auth.models import Principal, PrincipalKind
-from chatsvc.chats.models import Chat, ChatSettings, ChatTicket, ExecutionStatus, Message
+from chatsvc.chats.models import Chat, ChatSettings, ChatTicket, ExecutionStatus, Message, Role
 from chatsvc.kit.db import utcnow
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.kit.repository import RepositoryBase
@@ -82,9 +82,7 @@ class ChatRepository(RepositoryBase[Chat]):
         ).one_or_none()
         if row is None:
             return None
-        return GenerationState(
-            ExecutionStatus(row.execution_status), row.generation_id, row.lease_expires_at
-        )
+        return GenerationState(row.execution_status, row.generation_id, row.lease_expires_at)
 
     async def by_idempotency_key(self, scope: ChatScope, key: str) -> Chat | None:
         return await self.get_one_or_none(self.scoped(scope).where(Chat.idempotency_key == key))
@@ -269,7 +267,7 @@ class MessageRepository(RepositoryBase[Message]):
             .where(
                 Message.chat_id == chat_id,
                 Message.usr_msg_num == usr_msg_num,
-                Message.role == "assistant",
+                Message.role == Role.ASSISTANT,
             )
             .order_by(Message.msg_num.desc())
             .limit(1)

@@ -41,7 +41,14 @@ from chatsvc.chats.schemas import (
 from chatsvc.kit.db import utcnow
 from chatsvc.kit.errors import Conflict, FieldError, Invalid, NotFound, Unavailable
 from chatsvc.kit.pagination import Page, PageParams
-from chatsvc.moderation import DEFAULT_POLICY, ModerationPolicy, Severity, Verdict, guard
+from chatsvc.moderation import (
+    DEFAULT_POLICY,
+    Action,
+    ModerationPolicy,
+    Severity,
+    Verdict,
+    guard,
+)
 
 TITLE_LENGTH = 80
 #: severity names, in rank order (a thread keeps its highest as the rank)
@@ -340,10 +347,10 @@ class Screened:
     """A user message's moderation verdict, as the message's columns keep it."""
 
     is_flagged: bool = False
-    severity: str = "none"
+    severity: Severity = Severity.NONE
     injection_categories: tuple[str, ...] = ()
     pii_categories: tuple[str, ...] = ()
-    action_taken: str = "none"
+    action_taken: Action = Action.NONE
     #: rules version, findings (spans and categories, never the matched text), block message
     moderation: dict[str, Any] | None = None
     #: what the generator is sent instead of the text, when the policy redacted some of it
@@ -353,10 +360,10 @@ class Screened:
     def of(cls, verdict: Verdict) -> Screened:
         return cls(
             is_flagged=verdict.is_flagged,
-            severity=verdict.severity.value,
+            severity=verdict.severity,
             injection_categories=tuple(verdict.injection_categories),
             pii_categories=tuple(verdict.pii_categories),
-            action_taken=verdict.action_taken.value,
+            action_taken=verdict.action_taken,
             moderation={
                 "rules_version": verdict.rules_version,
                 "findings": [f.model_dump(mode="json") for f in verdict.findings],
@@ -422,7 +429,7 @@ async def _aggregate(session: AsyncSession, chat: Chat, screened: Screened) -> N
         return
     await session.refresh(chat, ["is_flagged", "max_severity", "flags"])
     chat.is_flagged = True
-    chat.max_severity = max(chat.max_severity, Severity(screened.severity).rank)
+    chat.max_severity = max(chat.max_severity, screened.severity.rank)
     seen = {f"pii:{c}" for c in screened.pii_categories}
     seen |= {f"injection:{c}" for c in screened.injection_categories}
     chat.flags = sorted(set(chat.flags) | seen)

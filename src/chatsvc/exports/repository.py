@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, Text, cast, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import ColumnElement, Row, Select, String, Text, cast, func, select, type_coerce
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from chatsvc.assistants.models import Assistant
 from chatsvc.auth.models import Principal
@@ -35,6 +35,13 @@ def _conditions(filters: ExportFilters) -> list[ColumnElement[bool]]:
     return conditions
 
 
+def _text(column: InstrumentedAttribute[Any]) -> ColumnElement[str]:
+    """An enum column as the text it stores: the file holds that text either way, and making a
+    member of each cell costs about 0.4 µs, some 1.5 µs a row where bench/results.md measures
+    16 µs a row for the whole export."""
+    return type_coerce(column, String)
+
+
 def rows_statement(filters: ExportFilters) -> Select[*tuple[Any, ...]]:
     """One row per message, in (chat, message number) order. Columns, not entities: nothing
     enters the identity map, and the Assistant's knowledge counts (column properties) are not
@@ -53,7 +60,7 @@ def rows_statement(filters: ExportFilters) -> Select[*tuple[Any, ...]]:
             Message.uuid,
             Message.msg_num,
             Message.usr_msg_num,
-            Message.role,
+            _text(Message.role),
             Message.content,
             Message.created_at,
             _sender.username,
@@ -64,15 +71,15 @@ def rows_statement(filters: ExportFilters) -> Select[*tuple[Any, ...]]:
             Message.fixed,
             # The stored JSON text, not decoded only to be encoded again (see exports.service).
             cast(Message.references, Text),
-            Message.status,
+            _text(Message.status),
             Message.visible,
             # What moderation redacted leaves the service redacted, in exports too.
             Message.redacted_content,
             Message.is_flagged,
-            Message.severity,
+            _text(Message.severity),
             Message.injection_categories,
             Message.pii_categories,
-            Message.action_taken,
+            _text(Message.action_taken),
         )
         .select_from(Message)
         .join(Chat, Chat.id == Message.chat_id)
