@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from chatsvc.config import get_settings
 from chatsvc.kit.db import create_engine
+from chatsvc.migrate import render_item
 from chatsvc.models import Base
 
 config = context.config
@@ -45,6 +46,7 @@ def _configure(connection: Connection) -> None:
         render_as_batch=sqlite,
         compare_type=True,
         include_object=_include_object,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -9,8 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
+from alembic.autogenerate import render_python_code
+from alembic.operations import ops
+from sqlalchemy import Column
 
-from chatsvc.migrate import alembic_config, upgrade
+from chatsvc.kit.db import StrEnumType
+from chatsvc.migrate import alembic_config, render_item, upgrade
+from chatsvc.tools.models import ToolKind
 
 
 def insert(db: sqlite3.Connection, table: str, **given: Any) -> None:
@@ -62,3 +67,11 @@ def test_an_embedded_database_keeps_its_rows_through_every_migration_and_back(
 
     command.downgrade(alembic_config(url), "0004")
     assert [count(path, table) for table in tables] == [1, 1, 1, 1, 1]
+
+
+def test_a_new_migration_writes_a_str_enum_column_as_a_plain_string() -> None:
+    column: Column[ToolKind] = Column("kind", StrEnumType(ToolKind, 16), nullable=False)
+    upgrade_ops = ops.UpgradeOps(ops=[ops.AddColumnOp("tools", column)])
+    code = render_python_code(upgrade_ops, render_item=render_item)
+    assert "sa.String(length=16)" in code
+    assert "StrEnumType" not in code and "chatsvc" not in code

@@ -45,6 +45,18 @@ class AssistantRepository(RepositoryBase[Assistant]):
         )
         return found is not None
 
+    async def summary(self, assistant_id: int) -> tuple[int, str, bool]:
+        """(id, description, deleted) of an assistant, deleted or not, in no workspace scope: for
+        the assistant of a chat the caller was checked to see."""
+        row = (
+            await self.session.execute(
+                select(Assistant.id, Assistant.description, Assistant.deleted_at).where(
+                    Assistant.id == assistant_id
+                )
+            )
+        ).one()
+        return row.id, row.description, row.deleted_at is not None
+
     async def list(self, workspace_id: int, params: PageParams) -> Page[Assistant]:
         return await self.paginate(self._live(workspace_id).order_by(Assistant.id), params)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.assistants import service as assistant_service
 from chatsvc.assistants.schemas import AssistantIn
 from chatsvc.auth import service as auth_service
-from chatsvc.auth.models import ApiKey, Role, Workspace
+from chatsvc.auth.models import Role
+from chatsvc.auth.repository import ApiKeyRepository, WorkspaceRepository
 from chatsvc.config import Environment, Settings
 from chatsvc.knowledge import service as knowledge_service
 from chatsvc.knowledge.schemas import CommonQuestionIn, FixedResponseIn, LessonIn
@@ -37,7 +37,7 @@ async def bootstrap(session: AsyncSession, settings: Settings) -> BootstrapResul
     production = settings.env == Environment.PRODUCTION
     if production and configured is None:
         return None
-    if await session.scalar(select(Workspace.id).limit(1)) is not None:
+    if await WorkspaceRepository(session).any_exists():
         if configured is not None:
             await _ensure_configured_key(session, configured)
         return None
@@ -56,7 +56,7 @@ async def bootstrap(session: AsyncSession, settings: Settings) -> BootstrapResul
 
 
 async def _ensure_configured_key(session: AsyncSession, raw: str) -> None:
-    if await session.scalar(select(ApiKey.id).where(ApiKey.key_hash == auth_service.hash_key(raw))):
+    if await ApiKeyRepository(session).hash_taken(auth_service.hash_key(raw)):
         return
     workspace = await auth_service.get_workspace_by_slug(session, DEFAULT_WORKSPACE)
     await _bootstrap_key(session, workspace.id, raw)

@@ -9,7 +9,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from chatsvc.kit.db import Base, IdType, TimestampMixin
+from chatsvc.kit.db import Base, IdType, StrEnumType, TimestampMixin
 
 
 class Role(StrEnum):
@@ -43,7 +43,9 @@ class Principal(TimestampMixin, Base):
     workspace_id: Mapped[int] = mapped_column(
         ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(16), default=PrincipalKind.USER)
+    kind: Mapped[PrincipalKind] = mapped_column(
+        StrEnumType(PrincipalKind, 16), default=PrincipalKind.USER
+    )
     username: Mapped[str] = mapped_column(String(150))
     full_name: Mapped[str] = mapped_column(String(255), default="")
 
@@ -61,7 +63,7 @@ class ApiKey(TimestampMixin, Base):
         ForeignKey("principals.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(255), default="")
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(StrEnumType(Role, 16))
     #: the first characters of the key, shown in listings so a key can be recognised
     prefix: Mapped[str] = mapped_column(String(16))
     #: SHA-256 of the whole key (keys are 256-bit random, so a slow hash adds nothing)

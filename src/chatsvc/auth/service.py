@@ -8,10 +8,10 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.auth.models import ApiKey, Principal, PrincipalKind, Role, Workspace
+from chatsvc.auth.repository import ApiKeyRepository, PrincipalRepository, WorkspaceRepository
 from chatsvc.kit.errors import Conflict, Forbidden, Invalid, NotFound
 
 KEY_PREFIX = "csk_"
@@ -55,20 +55,14 @@ async def authenticate(session: AsyncSession, raw_key: str) -> AuthContext | Non
     """The caller behind an API key, or None when the key is unknown or revoked."""
     if not raw_key or len(raw_key) > 256:
         return None
-    row = (
-        await session.execute(
-            select(ApiKey.id, ApiKey.workspace_id, ApiKey.principal_id, ApiKey.role).where(
-                ApiKey.key_hash == hash_key(raw_key), ApiKey.revoked_at.is_(None)
-            )
-        )
-    ).one_or_none()
-    if row is None:
+    owner = await ApiKeyRepository(session).active_owner(hash_key(raw_key))
+    if owner is None:
         return None
     return AuthContext(
-        workspace_id=row.workspace_id,
-        principal_id=row.principal_id,
-        role=Role(row.role),
-        api_key_id=row.id,
+        workspace_id=owner.workspace_id,
+        principal_id=owner.principal_id,
+        role=owner.role,
+        api_key_id=owner.api_key_id,
     )
 
 
@@ -76,12 +70,13 @@ async def create_workspace(session: AsyncSession, slug: str, name: str | None = 
     """A workspace and its service principal (the identity of keys made without a user)."""
     if not _SLUG.match(slug):
         raise Invalid(f"Workspace slug {slug!r} must be lowercase letters, digits and dashes.")
-    if await session.scalar(select(Workspace.id).where(Workspace.slug == slug)) is not None:
+    workspaces = WorkspaceRepository(session)
+    if await workspaces.slug_taken(slug):
         raise Conflict(f"Workspace {slug!r} already exists.")
-    workspace = Workspace(slug=slug, name=name or slug, webhook_secret=generate_webhook_secret())
-    session.add(workspace)
-    await session.flush()
-    session.add(
+    workspace = await workspaces.add(
+        Workspace(slug=slug, name=name or slug, webhook_secret=generate_webhook_secret())
+    )
+    await PrincipalRepository(session).add(
         Principal(
             workspace_id=workspace.id,
             kind=PrincipalKind.SERVICE,
@@ -89,36 +84,25 @@ async def create_workspace(session: AsyncSession, slug: str, name: str | None = 
             full_name=f"{workspace.name} service",
         )
     )
-    await session.flush()
     return workspace
 
 
 async def webhook_secret(session: AsyncSession, workspace_id: int) -> str:
     """The workspace's callback signing secret, made and stored on first use when it has none.
     Concurrent first uses agree: only the UPDATE that finds it still empty writes."""
-    current = await session.scalar(
-        select(Workspace.webhook_secret).where(Workspace.id == workspace_id)
-    )
+    workspaces = WorkspaceRepository(session)
+    current = await workspaces.webhook_secret(workspace_id)
     if current:
         return current
-    await session.execute(
-        update(Workspace)
-        .where(Workspace.id == workspace_id, Workspace.webhook_secret.is_(None))
-        .values(webhook_secret=generate_webhook_secret())
-        .execution_options(synchronize_session=False)
-    )
-    stored = await session.scalar(
-        select(Workspace.webhook_secret)
-        .where(Workspace.id == workspace_id)
-        .execution_options(populate_existing=True)
-    )
+    await workspaces.set_webhook_secret_if_missing(workspace_id, generate_webhook_secret())
+    stored = await workspaces.webhook_secret(workspace_id, fresh=True)
     if not stored:
         raise NotFound(f"Workspace {workspace_id} not found.")
     return stored
 
 
 async def get_workspace_by_slug(session: AsyncSession, slug: str) -> Workspace:
-    workspace = await session.scalar(select(Workspace).where(Workspace.slug == slug))
+    workspace = await WorkspaceRepository(session).by_slug(slug)
     if workspace is None:
         raise NotFound(f"Workspace {slug!r} not found.")
     return workspace
@@ -132,17 +116,12 @@ async def get_or_create_principal(
     full_name: str = "",
     kind: PrincipalKind = PrincipalKind.USER,
 ) -> Principal:
-    principal = await session.scalar(
-        select(Principal).where(
-            Principal.workspace_id == workspace_id, Principal.username == username
-        )
-    )
+    principals = PrincipalRepository(session)
+    principal = await principals.by_username(workspace_id, username)
     if principal is None:
-        principal = Principal(
-            workspace_id=workspace_id, username=username, full_name=full_name, kind=kind
+        principal = await principals.add(
+            Principal(workspace_id=workspace_id, username=username, full_name=full_name, kind=kind)
         )
-        session.add(principal)
-        await session.flush()
     return principal
 
 
@@ -170,16 +149,17 @@ async def create_api_key(
         kind=PrincipalKind.USER if username else PrincipalKind.SERVICE,
     )
     key_hash = hash_key(raw)
-    if await session.scalar(select(ApiKey.id).where(ApiKey.key_hash == key_hash)) is not None:
+    keys = ApiKeyRepository(session)
+    if await keys.hash_taken(key_hash):
         raise Conflict("This API key is already registered.")
-    key = ApiKey(
-        workspace_id=workspace_id,
-        principal_id=principal.id,
-        role=role,
-        name=name,
-        prefix=raw[:12],
-        key_hash=key_hash,
+    key = await keys.add(
+        ApiKey(
+            workspace_id=workspace_id,
+            principal_id=principal.id,
+            role=role,
+            name=name,
+            prefix=raw[:12],
+            key_hash=key_hash,
+        )
     )
-    session.add(key)
-    await session.flush()
     return key, raw

@@ -12,17 +12,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chatsvc.assistants.models import Assistant
-from chatsvc.auth.models import Principal, PrincipalKind
+from chatsvc.assistants.repository import AssistantRepository
+from chatsvc.auth.models import Principal
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats import service as chat_service
-from chatsvc.chats.models import Chat, ChatTicket, Message, Role
-from chatsvc.chats.repository import ChatRepository, MessageRepository
+from chatsvc.chats.models import Chat, Message, Role
+from chatsvc.chats.repository import (
+    ChatRepository,
+    MessageRepository,
+    SenderRepository,
+    TicketRepository,
+)
 from chatsvc.chats.schemas import AssistantMessageIn
 from chatsvc.chats.service import Turn
 from chatsvc.config import Settings
@@ -33,7 +36,6 @@ from chatsvc.kit.db import utcnow
 from chatsvc.kit.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from chatsvc.kit.outbound import OutboundBlocked, OutboundPolicy, check_url, describe_url
 from chatsvc.kit.pagination import Page, PageParams
-from chatsvc.threads.models import ChatSession
 from chatsvc.threads.repository import SessionRepository
 
 #: the longest message this face accepts (the chat's own max_msg_length may be lower)
@@ -99,8 +101,7 @@ class PeriodExport:
 
 async def chat_by_uuid(session: AsyncSession, auth: AuthContext, chat_id: str) -> Chat:
     """The chat with this UUID, if the caller sees it (members: only their own chats)."""
-    statement = ChatRepository(session).scoped(chat_service.scope_of(auth))
-    chat = await session.scalar(statement.where(Chat.uuid == chat_id))
+    chat = await ChatRepository(session).by_uuid(chat_service.scope_of(auth), chat_id)
     if chat is None:
         raise NotFound(f"Chat {chat_id} not found.", code="chat_not_found")
     return chat
@@ -118,12 +119,9 @@ async def list_messages(
     """The visible messages of a chat in order (msg_num), optionally of one sub-thread only.
     With ticket ids the chat must carry at least one of them, else the page is empty."""
     chat = await chat_by_uuid(session, auth, chat_id)
-    if ticket_ids and not await _carries_ticket(session, chat.id, ticket_ids):
+    if ticket_ids and not await TicketRepository(session).carries_any(chat.id, ticket_ids):
         return MessagePage(chat, Page(items=[], total=0, params=params))
-    statement = select(Message).where(Message.chat_id == chat.id, Message.visible.is_(True))
-    if thread_id is not None:
-        statement = statement.where(Message.thread_key == thread_id)
-    page = await MessageRepository(session).paginate(statement.order_by(Message.msg_num), params)
+    page = await MessageRepository(session).visible_page(chat.id, thread_id, params)
     return MessagePage(chat, page)
 
 
@@ -132,15 +130,9 @@ async def senders_of(session: AsyncSession, workspace_id: int, ids: set[int]) ->
     none yet gets one now (race-free: concurrent first uses agree on one)."""
     if not ids:
         return {}
-    principals = await session.scalars(
-        select(Principal).where(Principal.id.in_(ids), Principal.workspace_id == workspace_id)
-    )
-    rows = await session.execute(
-        select(ChatSession.principal_id, ChatSession.user_uuid).where(
-            ChatSession.workspace_id == workspace_id, ChatSession.principal_id.in_(ids)
-        )
-    )
-    uuids: dict[int, str] = {row.principal_id: row.user_uuid for row in rows}
+    senders = SenderRepository(session)
+    principals = await senders.in_workspace(workspace_id, ids)
+    uuids = await senders.uuids(workspace_id, ids)
     found: dict[int, Sender] = {}
     for principal in principals:
         if principal.id not in uuids:
@@ -151,12 +143,7 @@ async def senders_of(session: AsyncSession, workspace_id: int, ids: set[int]) ->
 
 
 async def ticket_ids_of(session: AsyncSession, chat_id: int) -> list[str]:
-    rows = await session.scalars(
-        select(ChatTicket.ticket_id)
-        .where(ChatTicket.chat_id == chat_id)
-        .order_by(ChatTicket.created_at, ChatTicket.ticket_id)
-    )
-    return list(rows.all())
+    return await TicketRepository(session).ids_of(chat_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +155,10 @@ class AssistantSummary:
 
 async def assistant_of(session: AsyncSession, chat: Chat) -> AssistantSummary:
     """The chat's assistant, deleted or not (its chats stay readable)."""
-    row = (
-        await session.execute(
-            select(Assistant.id, Assistant.description, Assistant.deleted_at).where(
-                Assistant.id == chat.assistant_id
-            )
-        )
-    ).one()
-    return AssistantSummary(row.id, row.description, row.deleted_at is not None)
+    assistant_id, description, deleted = await AssistantRepository(session).summary(
+        chat.assistant_id
+    )
+    return AssistantSummary(assistant_id, description, deleted)
 
 
 def raw_content(message: Message) -> str | None:
@@ -210,7 +193,7 @@ async def post_message(
         )
     chat = await chat_by_uuid(session, auth, new.chat_id)
     if new.external_id is not None:
-        existing = await _by_external_id(session, chat.id, new.external_id)
+        existing = await MessageRepository(session).by_external_id(chat.id, new.external_id)
         if existing is not None:
             return await _replay(session, chat, existing)
     sender = await _sender(session, auth, new.sender_id)
@@ -230,7 +213,7 @@ async def post_message(
         # (a 409 of a running answer, or the unique index, is how the loser finds out).
         if new.external_id is not None:
             await session.refresh(chat)  # the rolled-back savepoint expired it
-            existing = await _by_external_id(session, chat.id, new.external_id)
+            existing = await MessageRepository(session).by_external_id(chat.id, new.external_id)
             if existing is not None:
                 return await _replay(session, chat, existing)
         raise
@@ -256,7 +239,8 @@ async def _store(
             idempotency_key=None,
             lease_seconds=settings.generation_lease_seconds,
         )
-        message = await _by_msg_num(session, chat.id, turn.user_msg_num)
+        message = await MessageRepository(session).by_number(chat.id, turn.user_msg_num)
+        assert message is not None  # the turn stored it in this transaction
     else:
         message = await chat_service.add_message(
             session, auth, chat.id, AssistantMessageIn(message=new.content), role=new.role
@@ -281,65 +265,21 @@ async def _replay(session: AsyncSession, chat: Chat, message: Message) -> Posted
 async def attach_tickets(session: AsyncSession, chat_id: int, ticket_ids: Sequence[str]) -> None:
     """Keep these ticket references on the chat (added, never removed; a repeat is a no-op, even
     when two requests add the same ticket at once)."""
-    if not ticket_ids:
-        return
-    rows = [
-        {"chat_id": chat_id, "ticket_id": ticket_id, "created_at": utcnow()}
-        for ticket_id in dict.fromkeys(ticket_ids)
-    ]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await session.execute(insert(ChatTicket).values(rows).on_conflict_do_nothing())
-
-
-async def _carries_ticket(session: AsyncSession, chat_id: int, ticket_ids: Sequence[str]) -> bool:
-    # The primary key (chat_id, ticket_id) answers this from the index alone.
-    found = await session.scalar(
-        select(ChatTicket.chat_id)
-        .where(ChatTicket.chat_id == chat_id, ChatTicket.ticket_id.in_(set(ticket_ids)))
-        .limit(1)
-    )
-    return found is not None
-
-
-async def _by_external_id(session: AsyncSession, chat_id: int, external_id: str) -> Message | None:
-    return await session.scalar(
-        select(Message)
-        .where(Message.chat_id == chat_id, Message.external_id == external_id)
-        .execution_options(populate_existing=True)
-    )
-
-
-async def _by_msg_num(session: AsyncSession, chat_id: int, msg_num: int) -> Message:
-    message = await session.scalar(
-        select(Message).where(Message.chat_id == chat_id, Message.msg_num == msg_num)
-    )
-    assert message is not None  # the turn stored it in this transaction
-    return message
+    await TicketRepository(session).attach(chat_id, ticket_ids)
 
 
 async def _sender(session: AsyncSession, auth: AuthContext, sender_id: str) -> Sender:
     """The principal a message is posted as. A member key posts as itself only. An admin key
     may name any principal of the workspace, and an unknown UUID registers an external
     identity with that UUID, so an integration can post for its own users without a sync."""
-    found = (
-        await session.execute(
-            select(Principal, ChatSession.workspace_id)
-            .join(ChatSession, ChatSession.principal_id == Principal.id)
-            .where(ChatSession.user_uuid == sender_id)
-        )
-    ).one_or_none()
-    if found is not None and found.workspace_id == auth.workspace_id:
-        principal: Principal = found.Principal
+    senders = SenderRepository(session)
+    found = await senders.by_uuid(sender_id)
+    if found is not None and found[1] == auth.workspace_id:
+        principal: Principal = found[0]
         if auth.is_admin or principal.id == auth.principal_id:
             return Sender(principal, sender_id)
     if not auth.is_admin:
-        own = await session.scalar(
-            select(ChatSession.user_uuid).where(
-                ChatSession.workspace_id == auth.workspace_id,
-                ChatSession.principal_id == auth.principal_id,
-            )
-        )
+        own = await senders.uuid_of(auth.workspace_id, auth.principal_id)
         hint = own or "your `user` id (GET /api/chat-sessions/current/)"
         raise Forbidden(
             f"A member key posts as its own principal only: senderId must be {hint}.",
@@ -355,29 +295,16 @@ async def _sender(session: AsyncSession, auth: AuthContext, sender_id: str) -> S
 
 
 async def _register_external(session: AsyncSession, workspace_id: int, sender_id: str) -> Sender:
+    senders = SenderRepository(session)
     try:
         async with session.begin_nested():
-            principal = Principal(
-                workspace_id=workspace_id,
-                kind=PrincipalKind.EXTERNAL,
-                username=f"{EXTERNAL_PREFIX}{sender_id}",
+            principal = await senders.add_external(
+                workspace_id, sender_id, f"{EXTERNAL_PREFIX}{sender_id}"
             )
-            session.add(principal)
-            await session.flush()
-            session.add(
-                ChatSession(
-                    workspace_id=workspace_id, principal_id=principal.id, user_uuid=sender_id
-                )
-            )
-            await session.flush()
             return Sender(principal, sender_id)
     except IntegrityError:
         # Registered by a concurrent post in the meantime.
-        principal_found = await session.scalar(
-            select(Principal)
-            .join(ChatSession, ChatSession.principal_id == Principal.id)
-            .where(ChatSession.user_uuid == sender_id, ChatSession.workspace_id == workspace_id)
-        )
+        principal_found = await senders.in_workspace_by_uuid(workspace_id, sender_id)
         if principal_found is None:
             raise
         return Sender(principal_found, sender_id)

@@ -19,7 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from chatsvc.kit.db import Base, IdType, TimestampMixin, utcnow
+from chatsvc.kit.db import Base, IdType, StrEnumType, TimestampMixin, utcnow
+from chatsvc.moderation.policy import Action, Severity
 
 
 class ExecutionStatus(StrEnum):
@@ -76,7 +77,9 @@ class Chat(TimestampMixin, Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     max_responses: Mapped[int] = mapped_column(Integer)
     max_msg_length: Mapped[int] = mapped_column(Integer)
-    execution_status: Mapped[str] = mapped_column(String(16), default=ExecutionStatus.AVAILABLE)
+    execution_status: Mapped[ExecutionStatus] = mapped_column(
+        StrEnumType(ExecutionStatus, 16), default=ExecutionStatus.AVAILABLE
+    )
     #: why the last generation failed (kept until the next one starts)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     #: the msg_num the next message gets minus one; bumped under the row lock, so gap-free
@@ -114,7 +117,7 @@ class Message(TimestampMixin, Base):
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
     msg_num: Mapped[int] = mapped_column(Integer)
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(StrEnumType(Role, 16))
     content: Mapped[str] = mapped_column(Text, default="")
     #: the msg_num of the user message an answer replies to
     usr_msg_num: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -129,7 +132,9 @@ class Message(TimestampMixin, Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     #: what the generator was actually sent, for operators
     prompt: Mapped[dict[str, Any] | None] = mapped_column(default=None)
-    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.COMPLETE)
+    status: Mapped[MessageStatus] = mapped_column(
+        StrEnumType(MessageStatus, 16), default=MessageStatus.COMPLETE
+    )
     generation_id: Mapped[str | None] = mapped_column(String(36), default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
     sender_id: Mapped[int | None] = mapped_column(
@@ -140,10 +145,14 @@ class Message(TimestampMixin, Base):
     )
     # The moderation verdict of a user message (other roles keep the defaults).
     is_flagged: Mapped[bool] = mapped_column(default=False, server_default=false())
-    severity: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    severity: Mapped[Severity] = mapped_column(
+        StrEnumType(Severity, 16), default=Severity.NONE, server_default="none"
+    )
     injection_categories: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
     pii_categories: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
-    action_taken: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    action_taken: Mapped[Action] = mapped_column(
+        StrEnumType(Action, 16), default=Action.NONE, server_default="none"
+    )
     #: {"rules_version", "findings": [{kind, category, start, end, severity, rule_id}],
     #: "block_message"}: spans into `content` and categories, never the matched text
     moderation: Mapped[dict[str, Any] | None] = mapped_column(default=None)

@@ -1,15 +1,22 @@
-"""Chat and message queries, scoped to a workspace and, for member keys, to the caller."""
+"""Chat and message queries, scoped to a workspace and, for member keys, to the caller; a chat's
+ticket references, a workspace's chat settings, and the senders of messages (principals and their
+public UUIDs)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from chatsvc.chats.models import Chat, ExecutionStatus, Message
+from chatsvc.auth.models import Principal, PrincipalKind
+from chatsvc.chats.models import Chat, ChatSettings, ChatTicket, ExecutionStatus, Message, Role
+from chatsvc.kit.db import utcnow
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.kit.repository import RepositoryBase
+from chatsvc.threads.models import ChatSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,14 @@ class ChatRepository(RepositoryBase[Chat]):
             statement = statement.with_for_update()
         return await self.get_one_or_none(statement.execution_options(populate_existing=True))
 
+    async def by_uuid(
+        self, scope: ChatScope, chat_uuid: str, *, fresh: bool = False
+    ) -> Chat | None:
+        statement = self.scoped(scope).where(Chat.uuid == chat_uuid)
+        if fresh:
+            statement = statement.execution_options(populate_existing=True)
+        return await self.get_one_or_none(statement)
+
     async def by_id(self, chat_id: int, *, fresh: bool = False) -> Chat | None:
         """A chat by id, in no scope: for work on a chat whose caller was checked already (a
         generation, a job). `fresh` reloads a row this session holds."""
@@ -67,9 +82,7 @@ class ChatRepository(RepositoryBase[Chat]):
         ).one_or_none()
         if row is None:
             return None
-        return GenerationState(
-            ExecutionStatus(row.execution_status), row.generation_id, row.lease_expires_at
-        )
+        return GenerationState(row.execution_status, row.generation_id, row.lease_expires_at)
 
     async def by_idempotency_key(self, scope: ChatScope, key: str) -> Chat | None:
         return await self.get_one_or_none(self.scoped(scope).where(Chat.idempotency_key == key))
@@ -205,6 +218,25 @@ class MessageRepository(RepositoryBase[Message]):
                 found[message.chat_id].append(message)
         return found
 
+    async def visible_page(
+        self, chat_id: int, thread_key: str | None, params: PageParams
+    ) -> Page[Message]:
+        """A page of the chat's visible messages in order, of one sub-thread when `thread_key`
+        is given."""
+        statement = select(Message).where(Message.chat_id == chat_id, Message.visible.is_(True))
+        if thread_key is not None:
+            statement = statement.where(Message.thread_key == thread_key)
+        return await self.paginate(statement.order_by(Message.msg_num), params)
+
+    async def by_external_id(self, chat_id: int, external_id: str) -> Message | None:
+        """The chat's message with this externalId, read again even when this session holds it
+        (a rolled-back savepoint may have left a stale copy)."""
+        return await self.get_one_or_none(
+            select(Message)
+            .where(Message.chat_id == chat_id, Message.external_id == external_id)
+            .execution_options(populate_existing=True)
+        )
+
     async def by_number(self, chat_id: int, msg_num: int) -> Message | None:
         return await self.get_one_or_none(
             select(Message).where(Message.chat_id == chat_id, Message.msg_num == msg_num)
@@ -244,7 +276,7 @@ class MessageRepository(RepositoryBase[Message]):
             .where(
                 Message.chat_id == chat_id,
                 Message.usr_msg_num == usr_msg_num,
-                Message.role == "assistant",
+                Message.role == Role.ASSISTANT,
             )
             .order_by(Message.msg_num.desc())
             .limit(1)
@@ -267,3 +299,118 @@ class MessageRepository(RepositoryBase[Message]):
         if scope.principal_id is not None:
             statement = statement.where(Chat.principal_id == scope.principal_id)
         return await self.get_one_or_none(statement)
+
+
+class ChatSettingsRepository(RepositoryBase[ChatSettings]):
+    model = ChatSettings
+
+    async def of_workspace(self, workspace_id: int) -> ChatSettings | None:
+        """The workspace's settings row; None while it has the defaults."""
+        return await self.get_one_or_none(
+            select(ChatSettings).where(ChatSettings.workspace_id == workspace_id)
+        )
+
+
+class TicketRepository(RepositoryBase[ChatTicket]):
+    """External ticket references kept on chats (messages-v1 `ticketIds`)."""
+
+    model = ChatTicket
+
+    async def ids_of(self, chat_id: int) -> list[str]:
+        """The chat's ticket ids, in the order they were attached."""
+        rows = await self.session.scalars(
+            select(ChatTicket.ticket_id)
+            .where(ChatTicket.chat_id == chat_id)
+            .order_by(ChatTicket.created_at, ChatTicket.ticket_id)
+        )
+        return list(rows.all())
+
+    async def attach(self, chat_id: int, ticket_ids: Sequence[str]) -> None:
+        """Keep these ticket ids on the chat: one INSERT that skips those it has, so a repeat
+        (even two requests adding the same ticket at once) is a no-op."""
+        if not ticket_ids:
+            return
+        rows = [
+            {"chat_id": chat_id, "ticket_id": ticket_id, "created_at": utcnow()}
+            for ticket_id in dict.fromkeys(ticket_ids)
+        ]
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        await self.session.execute(insert(ChatTicket).values(rows).on_conflict_do_nothing())
+
+    async def carries_any(self, chat_id: int, ticket_ids: Sequence[str]) -> bool:
+        """Whether the chat carries at least one of these tickets."""
+        # The primary key (chat_id, ticket_id) answers this from the index alone.
+        found = await self.session.scalar(
+            select(ChatTicket.chat_id)
+            .where(ChatTicket.chat_id == chat_id, ChatTicket.ticket_id.in_(set(ticket_ids)))
+            .limit(1)
+        )
+        return found is not None
+
+
+class SenderRepository(RepositoryBase[Principal]):
+    """Principals as senders of messages, with their public UUID (`ChatSession.user_uuid`, the
+    `user` id of the threads face)."""
+
+    model = Principal
+
+    async def in_workspace(self, workspace_id: int, principal_ids: set[int]) -> list[Principal]:
+        """The principals of the workspace among these ids."""
+        rows = await self.session.scalars(
+            select(Principal).where(
+                Principal.id.in_(principal_ids), Principal.workspace_id == workspace_id
+            )
+        )
+        return list(rows.all())
+
+    async def uuids(self, workspace_id: int, principal_ids: set[int]) -> dict[int, str]:
+        """The UUIDs these principals already have in the workspace (those without one are
+        left out)."""
+        rows = await self.session.execute(
+            select(ChatSession.principal_id, ChatSession.user_uuid).where(
+                ChatSession.workspace_id == workspace_id,
+                ChatSession.principal_id.in_(principal_ids),
+            )
+        )
+        return {row.principal_id: row.user_uuid for row in rows}
+
+    async def uuid_of(self, workspace_id: int, principal_id: int) -> str | None:
+        found: str | None = await self.session.scalar(
+            select(ChatSession.user_uuid).where(
+                ChatSession.workspace_id == workspace_id,
+                ChatSession.principal_id == principal_id,
+            )
+        )
+        return found
+
+    async def by_uuid(self, user_uuid: str) -> tuple[Principal, int] | None:
+        """The principal with this UUID in any workspace, and that workspace's id."""
+        row = (
+            await self.session.execute(
+                select(Principal, ChatSession.workspace_id)
+                .join(ChatSession, ChatSession.principal_id == Principal.id)
+                .where(ChatSession.user_uuid == user_uuid)
+            )
+        ).one_or_none()
+        return None if row is None else (row.Principal, row.workspace_id)
+
+    async def in_workspace_by_uuid(self, workspace_id: int, user_uuid: str) -> Principal | None:
+        found: Principal | None = await self.session.scalar(
+            select(Principal)
+            .join(ChatSession, ChatSession.principal_id == Principal.id)
+            .where(ChatSession.user_uuid == user_uuid, ChatSession.workspace_id == workspace_id)
+        )
+        return found
+
+    async def add_external(self, workspace_id: int, user_uuid: str, username: str) -> Principal:
+        """A new external principal with this UUID. The unique username and UUID make a second
+        registration of the same UUID fail (IntegrityError at the flush)."""
+        principal = await self.add(
+            Principal(workspace_id=workspace_id, kind=PrincipalKind.EXTERNAL, username=username)
+        )
+        self.session.add(
+            ChatSession(workspace_id=workspace_id, principal_id=principal.id, user_uuid=user_uuid)
+        )
+        await self.session.flush()
+        return principal

@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.assistants import service as assistant_service
@@ -27,7 +26,12 @@ from chatsvc.chats.models import (
     MessageStatus,
     Role,
 )
-from chatsvc.chats.repository import ChatRepository, ChatScope, MessageRepository
+from chatsvc.chats.repository import (
+    ChatRepository,
+    ChatScope,
+    ChatSettingsRepository,
+    MessageRepository,
+)
 from chatsvc.chats.schemas import (
     AssistantMessageIn,
     ChatFeedbackIn,
@@ -37,7 +41,14 @@ from chatsvc.chats.schemas import (
 from chatsvc.kit.db import utcnow
 from chatsvc.kit.errors import Conflict, FieldError, Invalid, NotFound, Unavailable
 from chatsvc.kit.pagination import Page, PageParams
-from chatsvc.moderation import DEFAULT_POLICY, ModerationPolicy, Severity, Verdict, guard
+from chatsvc.moderation import (
+    DEFAULT_POLICY,
+    Action,
+    ModerationPolicy,
+    Severity,
+    Verdict,
+    guard,
+)
 
 TITLE_LENGTH = 80
 #: severity names, in rank order (a thread keeps its highest as the rank)
@@ -342,10 +353,10 @@ class Screened:
     """A user message's moderation verdict, as the message's columns keep it."""
 
     is_flagged: bool = False
-    severity: str = "none"
+    severity: Severity = Severity.NONE
     injection_categories: tuple[str, ...] = ()
     pii_categories: tuple[str, ...] = ()
-    action_taken: str = "none"
+    action_taken: Action = Action.NONE
     #: rules version, findings (spans and categories, never the matched text), block message
     moderation: dict[str, Any] | None = None
     #: what the generator is sent instead of the text, when the policy redacted some of it
@@ -355,10 +366,10 @@ class Screened:
     def of(cls, verdict: Verdict) -> Screened:
         return cls(
             is_flagged=verdict.is_flagged,
-            severity=verdict.severity.value,
+            severity=verdict.severity,
             injection_categories=tuple(verdict.injection_categories),
             pii_categories=tuple(verdict.pii_categories),
-            action_taken=verdict.action_taken.value,
+            action_taken=verdict.action_taken,
             moderation={
                 "rules_version": verdict.rules_version,
                 "findings": [f.model_dump(mode="json") for f in verdict.findings],
@@ -382,10 +393,7 @@ class Screened:
 
 async def workspace_settings(session: AsyncSession, workspace_id: int) -> ChatSettings | None:
     """The workspace's chat settings, or None while it has the defaults."""
-    found: ChatSettings | None = await session.scalar(
-        select(ChatSettings).where(ChatSettings.workspace_id == workspace_id)
-    )
-    return found
+    return await ChatSettingsRepository(session).of_workspace(workspace_id)
 
 
 async def moderation_policy(session: AsyncSession, workspace_id: int) -> ModerationPolicy:
@@ -427,7 +435,7 @@ async def _aggregate(session: AsyncSession, chat: Chat, screened: Screened) -> N
         return
     await session.refresh(chat, ["is_flagged", "max_severity", "flags"])
     chat.is_flagged = True
-    chat.max_severity = max(chat.max_severity, Severity(screened.severity).rank)
+    chat.max_severity = max(chat.max_severity, screened.severity.rank)
     seen = {f"pii:{c}" for c in screened.pii_categories}
     seen |= {f"injection:{c}" for c in screened.injection_categories}
     chat.flags = sorted(set(chat.flags) | seen)
@@ -467,12 +475,9 @@ async def _append(
 ) -> Message:
     msg_num = await ChatRepository(session).next_msg_num(chat.id)
     meta = fields.pop("meta", {})
-    message = Message(
-        chat_id=chat.id, msg_num=msg_num, role=role, content=content, meta=meta, **fields
+    return await MessageRepository(session).add(
+        Message(chat_id=chat.id, msg_num=msg_num, role=role, content=content, meta=meta, **fields)
     )
-    session.add(message)
-    await session.flush()
-    return message
 
 
 async def _accept_user_message(

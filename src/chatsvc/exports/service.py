@@ -29,13 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Final, TextIO
 
-from sqlalchemy import ColumnElement, Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
-from chatsvc.assistants.models import Assistant
-from chatsvc.auth.models import Principal
-from chatsvc.chats.models import Chat, Message
+from chatsvc.assistants.repository import AssistantRepository
 from chatsvc.exports.csv_writer import (
     BOM,
     CsvChunks,
@@ -44,6 +40,7 @@ from chatsvc.exports.csv_writer import (
     neutralise_formula,
     text_sink,
 )
+from chatsvc.exports.repository import ExportRepository
 from chatsvc.exports.schemas import ExportFilters, ExportResult, Language, Progress
 from chatsvc.kit.errors import Invalid, NotFound
 
@@ -260,75 +257,6 @@ HEADERS: Final[dict[str, dict[str, str]]] = {
 FETCH_ROWS: Final = 1000
 DEFAULT_PROGRESS_EVERY: Final = 5000
 
-_sender = aliased(Principal, name="sender")
-_chat_user = aliased(Principal, name="chat_user")
-
-
-def _conditions(filters: ExportFilters) -> list[ColumnElement[bool]]:
-    conditions = [Chat.workspace_id == filters.workspace_id]
-    if filters.chat_id is not None:
-        conditions.append(Chat.id == filters.chat_id)
-    if filters.assistant_id is not None:
-        conditions.append(Chat.assistant_id == filters.assistant_id)
-    if filters.start is not None:
-        conditions.append(Message.created_at >= filters.start)
-    if filters.end is not None:
-        conditions.append(Message.created_at < filters.end)
-    if filters.visible_only:
-        conditions.append(Message.visible.is_(True))
-    return conditions
-
-
-def _rows_statement(filters: ExportFilters) -> Select[*tuple[Any, ...]]:
-    # Columns, not entities: nothing enters the identity map, and the Assistant's knowledge
-    # counts (column properties) are not computed per row. Positions match `cells` below.
-    return (
-        select(
-            Chat.id,
-            Chat.uuid,
-            Chat.title,
-            Assistant.id,
-            Assistant.description,
-            Assistant.deleted_at.is_not(None),
-            _chat_user.username,
-            _chat_user.full_name,
-            Message.id,
-            Message.uuid,
-            Message.msg_num,
-            Message.usr_msg_num,
-            Message.role,
-            Message.content,
-            Message.created_at,
-            _sender.username,
-            _sender.full_name,
-            Chat.like,
-            Chat.comment,
-            Message.like,
-            Message.fixed,
-            # The stored JSON text, not decoded only to be encoded again (see the docstring).
-            cast(Message.references, Text),
-            Message.status,
-            Message.visible,
-            # What moderation redacted leaves the service redacted, in exports too.
-            Message.redacted_content,
-            Message.is_flagged,
-            Message.severity,
-            Message.injection_categories,
-            Message.pii_categories,
-            Message.action_taken,
-        )
-        .select_from(Message)
-        .join(Chat, Chat.id == Message.chat_id)
-        # Inner join without a deleted_at filter: a deleted assistant's chats are exported too.
-        .join(Assistant, Assistant.id == Chat.assistant_id)
-        .outerjoin(_chat_user, _chat_user.id == Chat.principal_id)
-        .outerjoin(_sender, _sender.id == Message.sender_id)
-        .where(*_conditions(filters))
-        # (chat_id, msg_num) is unique and indexed: a stable order the cursor can walk.
-        .order_by(Message.chat_id, Message.msg_num)
-    )
-
-
 _BOOL: Final[dict[bool | None, str]] = {True: "true", False: "false", None: ""}
 
 
@@ -339,7 +267,8 @@ def _utc_iso(value: datetime) -> str:
 
 
 def _formatter(neutralise_formulas: bool) -> Callable[[Sequence[Any]], list[Any]]:
-    """The per-row function (O(1) in the rows already written): database row → CSV cells."""
+    """The per-row function (O(1) in the rows already written): database row (the columns of
+    `exports.repository.rows_statement`, in order) → CSV cells."""
     guard: Callable[[str], str] = neutralise_formula if neutralise_formulas else str
 
     def cells(row: Sequence[Any]) -> list[Any]:
@@ -421,41 +350,21 @@ def _appending(
 async def check_scope(session: AsyncSession, filters: ExportFilters) -> None:
     """A chat or assistant filter must name one of the workspace's (deleted assistants count):
     another workspace's id is reported as missing, never exported as an empty file."""
-    if filters.chat_id is not None:
-        found = await session.scalar(
-            select(Chat.id).where(
-                Chat.id == filters.chat_id, Chat.workspace_id == filters.workspace_id
-            )
-        )
-        if found is None:
-            raise NotFound(f"Chat {filters.chat_id} not found.")
-    if filters.assistant_id is not None:
-        found = await session.scalar(
-            select(Assistant.id).where(
-                Assistant.id == filters.assistant_id,
-                Assistant.workspace_id == filters.workspace_id,
-            )
-        )
-        if found is None:
-            raise NotFound(f"Assistant {filters.assistant_id} not found.")
-
-
-async def _count(session: AsyncSession, filters: ExportFilters) -> int:
-    # No assistant or principal join: the chat's assistant always exists (a foreign key without
-    # cascade) and the principal joins are outer, so they never change the count.
-    statement = (
-        select(func.count())
-        .select_from(Message)
-        .join(Chat, Chat.id == Message.chat_id)
-        .where(*_conditions(filters))
-    )
-    return int(await session.scalar(statement) or 0)
+    exports = ExportRepository(session)
+    if filters.chat_id is not None and not await exports.has_chat(
+        filters.workspace_id, filters.chat_id
+    ):
+        raise NotFound(f"Chat {filters.chat_id} not found.")
+    if filters.assistant_id is not None and not await AssistantRepository(session).exists_any(
+        filters.workspace_id, filters.assistant_id
+    ):
+        raise NotFound(f"Assistant {filters.assistant_id} not found.")
 
 
 async def count_rows(session: AsyncSession, filters: ExportFilters) -> int:
     """How many data rows an export with these filters writes (at this moment)."""
     await check_scope(session, filters)
-    return await _count(session, filters)
+    return await ExportRepository(session).count(filters)
 
 
 async def _write(
@@ -471,7 +380,8 @@ async def _write(
 ) -> int:
     if progress_every < 1:
         raise Invalid(f"progress_every must be at least 1, got {progress_every}.")
-    total = await _count(session, filters) if progress is not None else None
+    exports = ExportRepository(session)
+    total = await exports.count(filters) if progress is not None else None
     chunks = CsvChunks(emit)
     if bom:
         emit(BOM)
@@ -484,13 +394,9 @@ async def _write(
     done = 0
     next_report = progress_every
     last_report: tuple[int, int | None] | None = None
-    # A server-side cursor fetching FETCH_ROWS at a time (asyncpg: a portal inside the session's
-    # transaction, which session.connection() begins; aiosqlite: the statement stepped by
-    # fetchmany). yield_per makes SQLAlchemy hand out one batch at a time instead of buffering.
-    connection = await session.connection()
-    statement = _rows_statement(filters).execution_options(yield_per=FETCH_ROWS)
-    async with connection.stream(statement) as result:
-        async for batch in result.partitions():
+    # A server-side cursor fetching FETCH_ROWS at a time: memory does not grow with the export.
+    async with exports.rows(filters, FETCH_ROWS) as batches:
+        async for batch in batches:
             start = 0
             while start < len(batch):
                 # Whole slices through writerows (no Python call per row), cut where a progress

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from chatsvc.kit.db import Base, IdType, TimestampMixin
+from chatsvc.kit.db import Base, IdType, StrEnumType, TimestampMixin
 
 
 class JobState(StrEnum):
@@ -40,7 +40,7 @@ class Job(TimestampMixin, Base):
         ForeignKey("principals.id", ondelete="SET NULL"), index=True, default=None
     )
     kind: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
+    state: Mapped[JobState] = mapped_column(StrEnumType(JobState, 16), default=JobState.QUEUED)
     #: claims so far; the claim that makes it running increments it, so it also fences a run:
     #: a worker whose lease was taken over no longer matches and cannot overwrite the new run
     attempts: Mapped[int] = mapped_column(Integer, default=0)

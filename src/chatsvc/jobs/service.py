@@ -1,6 +1,6 @@
 """Job rules: create (idempotent per key), claim exactly once, renew the lease, record progress,
-success and failure, and sweep what crashed processes left behind (expired job leases, chats stuck
-in PROCESSING). Every state change is one conditional UPDATE, so concurrent workers, sweepers and
+success and failure, and sweep what crashed processes left behind (expired job leases). Every state
+change is one conditional UPDATE (jobs.repository), so concurrent workers, sweepers and
 redeliveries agree without locks held across awaits."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.jobs.models import Job, JobState
-from chatsvc.kit.db import UTCDateTime, utcnow
+from chatsvc.jobs.repository import JobRepository
+from chatsvc.kit.db import utcnow
 from chatsvc.kit.errors import FieldError, Invalid, NotFound
 
 DEFAULT_MAX_ATTEMPTS = 5
@@ -42,8 +42,9 @@ async def create_job(
     bool says whether it was created. The caller enqueues it only after its transaction commits
     (`chatsvc.jobs.queue.submit` does both): a worker must not look for a row it cannot see."""
     _validate(kind, payload, idempotency_key, max_attempts)
+    jobs = JobRepository(session)
     if idempotency_key is not None:
-        existing = await _by_key(session, workspace_id, kind, idempotency_key)
+        existing = await jobs.by_key(workspace_id, kind, idempotency_key)
         if existing is not None:
             return existing, False
     now = utcnow()
@@ -62,17 +63,14 @@ async def create_job(
         updated_at=now,
     )
     if idempotency_key is None:
-        session.add(job)
-        await session.flush()
-        return job, True
+        return await jobs.add(job), True
     try:
         # A savepoint, so that losing the race to a concurrent create with the same key rolls
         # back only this insert, not the caller's transaction.
         async with session.begin_nested():
-            session.add(job)
-            await session.flush()
+            await jobs.add(job)
     except IntegrityError:
-        existing = await _by_key(session, workspace_id, kind, idempotency_key)
+        existing = await jobs.by_key(workspace_id, kind, idempotency_key)
         if existing is None:
             raise
         return existing, False
@@ -98,23 +96,11 @@ def _validate(
         raise Invalid("Invalid job.", errors=errors)
 
 
-async def _by_key(session: AsyncSession, workspace_id: int, kind: str, key: str) -> Job | None:
-    found: Job | None = await session.scalar(
-        select(Job).where(
-            Job.workspace_id == workspace_id, Job.kind == kind, Job.idempotency_key == key
-        )
-    )
-    return found
-
-
 async def get_job(
     session: AsyncSession, workspace_id: int, job_id: int, *, created_by: int | None = None
 ) -> Job:
     """The job in this workspace (and, when `created_by` is given, made by that principal)."""
-    statement = select(Job).where(Job.id == job_id, Job.workspace_id == workspace_id)
-    if created_by is not None:
-        statement = statement.where(Job.created_by == created_by)
-    job: Job | None = await session.scalar(statement.execution_options(populate_existing=True))
+    job = await JobRepository(session).get(workspace_id, job_id, created_by=created_by)
     if job is None:
         raise NotFound(f"No job {job_id} in this workspace.")
     return job
@@ -130,37 +116,7 @@ async def claim(
     and attempts left → running, attempts + 1, leased. Of concurrent claims exactly one gets the
     job; the others (and redeliveries of a finished job) get None."""
     now = now or utcnow()
-    claimable = and_(
-        Job.id == job_id,
-        Job.attempts < Job.max_attempts,
-        or_(
-            Job.state == JobState.QUEUED,
-            and_(Job.state == JobState.RUNNING, Job.lease_expires_at < now),
-        ),
-    )
-    job: Job | None = await session.scalar(
-        update(Job)
-        .where(claimable)
-        .values(
-            state=JobState.RUNNING,
-            attempts=Job.attempts + 1,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            started_at=func.coalesce(Job.started_at, now),
-            updated_at=now,
-        )
-        .returning(Job)
-        .execution_options(populate_existing=True)
-    )
-    return job
-
-
-def _running(job_id: int, attempt: int | None) -> Any:
-    """The run that holds the job: still running and, when given, the same attempt (a worker whose
-    lease expired and was taken over must not write over the new run)."""
-    condition = and_(Job.id == job_id, Job.state == JobState.RUNNING)
-    if attempt is not None:
-        condition = and_(condition, Job.attempts == attempt)
-    return condition
+    return await JobRepository(session).claim(job_id, now, now + timedelta(seconds=lease_seconds))
 
 
 async def heartbeat(
@@ -173,13 +129,9 @@ async def heartbeat(
 ) -> bool:
     """Extend the lease; False when this run no longer holds the job."""
     now = now or utcnow()
-    result = await session.execute(
-        update(Job)
-        .where(_running(job_id, attempt))
-        .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
-        .execution_options(synchronize_session=False)
+    return await JobRepository(session).heartbeat(
+        job_id, attempt, now, now + timedelta(seconds=lease_seconds)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def progress(
@@ -197,16 +149,10 @@ async def progress(
     if done < 0 or (total is not None and total < 0):
         raise Invalid("Progress counts must not be negative.")
     now = now or utcnow()
-    values: dict[str, Any] = {"progress_done": done, "progress_total": total, "updated_at": now}
-    if lease_seconds is not None:
-        values["lease_expires_at"] = now + timedelta(seconds=lease_seconds)
-    result = await session.execute(
-        update(Job)
-        .where(_running(job_id, attempt))
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    lease_until = now + timedelta(seconds=lease_seconds) if lease_seconds is not None else None
+    return await JobRepository(session).record_progress(
+        job_id, attempt, now, done, total, lease_until=lease_until
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def succeed(
@@ -218,23 +164,7 @@ async def succeed(
     now: datetime | None = None,
 ) -> bool:
     """Running → succeeded with its result. False when this run no longer holds the job."""
-    now = now or utcnow()
-    outcome = await session.execute(
-        update(Job)
-        .where(_running(job_id, attempt))
-        .values(
-            state=JobState.SUCCEEDED,
-            result=result,
-            error=None,
-            # a handler that reported "3 of 3" or nothing at all both end complete
-            progress_done=func.coalesce(Job.progress_total, Job.progress_done),
-            lease_expires_at=None,
-            finished_at=now,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(outcome.rowcount)  # type: ignore[attr-defined]
+    return await JobRepository(session).succeed(job_id, attempt, result, now or utcnow())
 
 
 async def fail(
@@ -251,24 +181,11 @@ async def fail(
     caller enqueues it again, deferred by `defer_seconds`); otherwise it is failed for good.
     None when this run no longer holds the job."""
     now = now or utcnow()
-    values: dict[str, Any] = {"error": error[:10_000], "updated_at": now}
-    if retry:
-        # One UPDATE decides from the row itself whether an attempt is left.
-        again = Job.attempts < Job.max_attempts
-        retry_at = now + timedelta(seconds=defer_seconds) + REQUEUE_GRACE
-        values["state"] = case((again, JobState.QUEUED.value), else_=JobState.FAILED.value)
-        values["lease_expires_at"] = case((again, literal(retry_at, UTCDateTime())), else_=null())
-        values["finished_at"] = case((again, null()), else_=literal(now, UTCDateTime()))
-    else:
-        values.update(state=JobState.FAILED.value, lease_expires_at=None, finished_at=now)
-    job: Job | None = await session.scalar(
-        update(Job)
-        .where(_running(job_id, attempt))
-        .values(**values)
-        .returning(Job)
-        .execution_options(populate_existing=True)
+    # With `retry`, the row decides (in the same UPDATE) whether an attempt is left.
+    retry_at = now + timedelta(seconds=defer_seconds) + REQUEUE_GRACE if retry else None
+    return await JobRepository(session).fail(
+        job_id, attempt, error[:10_000], now, retry_at=retry_at
     )
-    return job
 
 
 async def release(
@@ -276,19 +193,7 @@ async def release(
 ) -> bool:
     """Hand an interrupted run back (the process is shutting down): queued again, the attempt not
     counted, due at once so that any worker's sweeper re-sends it."""
-    now = now or utcnow()
-    result = await session.execute(
-        update(Job)
-        .where(_running(job_id, attempt))
-        .values(
-            state=JobState.QUEUED,
-            attempts=Job.attempts - 1,
-            lease_expires_at=now,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return await JobRepository(session).release(job_id, attempt, now or utcnow())
 
 
 # --- sweeping ------------------------------------------------------------------------------------
@@ -299,40 +204,11 @@ async def sweep(session: AsyncSession, now: datetime) -> list[int]:
     queued (failed when out of attempts); queued jobs whose trigger seems lost are triggered
     again. The ids of jobs to enqueue again. Safe to run from many processes at once: each row
     changes once per expiry. (Each domain recovers its own rows: see jobs.runner.recovery.)"""
-    found: list[int] = []
-    expired = and_(Job.state == JobState.RUNNING, Job.lease_expires_at < now)
-    await session.execute(
-        update(Job)
-        .where(expired, Job.attempts >= Job.max_attempts)
-        .values(
-            state=JobState.FAILED,
-            error=LEASE_EXPIRED_ERROR + " No attempts are left.",
-            lease_expires_at=None,
-            finished_at=now,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+    jobs = JobRepository(session)
+    await jobs.fail_expired(now, LEASE_EXPIRED_ERROR + " No attempts are left.")
+    found = await jobs.requeue_expired(
+        now, LEASE_EXPIRED_ERROR + " It will be tried again.", now + REQUEUE_GRACE
     )
-    requeued = await session.scalars(
-        update(Job)
-        .where(expired, Job.attempts < Job.max_attempts)
-        .values(
-            state=JobState.QUEUED,
-            error=LEASE_EXPIRED_ERROR + " It will be tried again.",
-            lease_expires_at=now + REQUEUE_GRACE,
-            updated_at=now,
-        )
-        .returning(Job.id)
-        .execution_options(synchronize_session=False)
-    )
-    found.extend(requeued.all())
     # Pushing the deadline forward means the next sweep does not send the trigger again at once.
-    retriggered = await session.scalars(
-        update(Job)
-        .where(Job.state == JobState.QUEUED, Job.lease_expires_at < now)
-        .values(lease_expires_at=now + REQUEUE_GRACE)
-        .returning(Job.id)
-        .execution_options(synchronize_session=False)
-    )
-    found.extend(retriggered.all())
+    found.extend(await jobs.postpone_overdue(now, now + REQUEUE_GRACE))
     return found

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from prometheus_client import Counter
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, String, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
@@ -56,6 +57,49 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class StrEnumType(TypeDecorator[E]):
+    """A StrEnum kept as its value in a VARCHAR(length): the schema is a plain string column (no
+    database enum, no CHECK constraint), Python sees members. Writing anything that is not a
+    member's value raises ValueError before it reaches the database, and so does reading one
+    (a row written outside the application with a value the code does not know): nothing
+    unknown passes silently. Comparisons bind the same way, so `column == "user"` still works
+    and a non-member literal raises instead of matching nothing."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_class: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum_class = enum_class
+        self.length = length
+        self._members: dict[str, E] = {member.value: member for member in enum_class}
+
+    def process_bind_param(self, value: E | str | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return self._member(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> E | None:
+        if value is None:
+            return None
+        return self._member(value)
+
+    def __repr__(self) -> str:
+        return f"StrEnumType({self.enum_class.__name__}, {self.length})"
+
+    def _member(self, value: str) -> E:
+        try:
+            return self._members[value]
+        except (KeyError, TypeError):
+            allowed = ", ".join(self._members)
+            raise ValueError(
+                f"{value!r} is not a value of {self.enum_class.__name__} (one of {allowed})"
+            ) from None
 
 
 class Base(DeclarativeBase):

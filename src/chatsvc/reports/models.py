@@ -1,11 +1,60 @@
-"""Structured feedback on a chat."""
+"""Structured feedback on a chat, judged along four enums."""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from chatsvc.kit.db import Base, IdType, TimestampMixin
+from chatsvc.kit.db import Base, IdType, StrEnumType, TimestampMixin
+
+
+class Category(StrEnum):
+    """How the answer was judged: CORRECT, INCORRECT, INCOMPLETE, IRRELEVANT, INAPPROPRIATE or
+    OTHER."""
+
+    CORRECT = "CORRECT"
+    INCORRECT = "INCORRECT"
+    INCOMPLETE = "INCOMPLETE"
+    IRRELEVANT = "IRRELEVANT"
+    INAPPROPRIATE = "INAPPROPRIATE"
+    OTHER = "OTHER"
+
+
+class Reason(StrEnum):
+    """Why: NOT_IN_DOCS (the knowledge lacks it), WRONG_INFO, OUTDATED_INFO, MISUNDERSTOOD (the
+    question), HALLUCINATION, TOOL_ERROR, SLOW or OTHER."""
+
+    NOT_IN_DOCS = "NOT_IN_DOCS"
+    WRONG_INFO = "WRONG_INFO"
+    OUTDATED_INFO = "OUTDATED_INFO"
+    MISUNDERSTOOD = "MISUNDERSTOOD"
+    HALLUCINATION = "HALLUCINATION"
+    TOOL_ERROR = "TOOL_ERROR"
+    SLOW = "SLOW"
+    OTHER = "OTHER"
+
+
+class Severity(StrEnum):
+    """How much it matters, from least to most: INFO, LOW, MEDIUM, HIGH, CRITICAL."""
+
+    INFO = "INFO"
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+class Status(StrEnum):
+    """Where the report stands: NO_ISSUES (nothing to fix), OPEN, IN_REVIEW, RESOLVED or
+    DISMISSED."""
+
+    NO_ISSUES = "NO_ISSUES"
+    OPEN = "OPEN"
+    IN_REVIEW = "IN_REVIEW"
+    RESOLVED = "RESOLVED"
+    DISMISSED = "DISMISSED"
 
 
 class Report(TimestampMixin, Base):
@@ -15,9 +64,9 @@ class Report(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), index=True)
-    category: Mapped[str] = mapped_column(String(32))
-    reason: Mapped[str] = mapped_column(String(32))
-    severity: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(32))
+    category: Mapped[Category] = mapped_column(StrEnumType(Category, 32))
+    reason: Mapped[Reason] = mapped_column(StrEnumType(Reason, 32))
+    severity: Mapped[Severity] = mapped_column(StrEnumType(Severity, 32))
+    status: Mapped[Status] = mapped_column(StrEnumType(Status, 32))
     topic: Mapped[str] = mapped_column(String(255), default="")
     comments: Mapped[str] = mapped_column(Text, default="")

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, Select, String, func, literal, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    func,
+    literal,
+    select,
+    type_coerce,
+    union_all,
+)
 
 from chatsvc.chats.models import Chat
 from chatsvc.kit.pagination import Page, PageParams
@@ -67,7 +76,9 @@ class ReportRepository(RepositoryBase[Report]):
         grouped = [
             select(
                 literal(name, String).label("dimension"),
-                column.label("value"),
+                # As text: the UNION's column takes the first select's type, which would read
+                # the other dimensions' values as statuses.
+                type_coerce(column, String).label("value"),
                 func.count().label("n"),
             )
             .where(*conditions)

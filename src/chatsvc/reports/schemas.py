@@ -13,54 +13,10 @@ from pydantic import Field, StringConstraints, model_validator
 from chatsvc.kit.errors import Invalid
 from chatsvc.kit.filtering import parse_day as parse_day  # re-exported: reports name it here
 from chatsvc.kit.validation import MAX_ID, InputModel
-
-
-class Category(StrEnum):
-    """How the answer was judged: CORRECT, INCORRECT, INCOMPLETE, IRRELEVANT, INAPPROPRIATE or
-    OTHER."""
-
-    CORRECT = "CORRECT"
-    INCORRECT = "INCORRECT"
-    INCOMPLETE = "INCOMPLETE"
-    IRRELEVANT = "IRRELEVANT"
-    INAPPROPRIATE = "INAPPROPRIATE"
-    OTHER = "OTHER"
-
-
-class Reason(StrEnum):
-    """Why: NOT_IN_DOCS (the knowledge lacks it), WRONG_INFO, OUTDATED_INFO, MISUNDERSTOOD (the
-    question), HALLUCINATION, TOOL_ERROR, SLOW or OTHER."""
-
-    NOT_IN_DOCS = "NOT_IN_DOCS"
-    WRONG_INFO = "WRONG_INFO"
-    OUTDATED_INFO = "OUTDATED_INFO"
-    MISUNDERSTOOD = "MISUNDERSTOOD"
-    HALLUCINATION = "HALLUCINATION"
-    TOOL_ERROR = "TOOL_ERROR"
-    SLOW = "SLOW"
-    OTHER = "OTHER"
-
-
-class Severity(StrEnum):
-    """How much it matters, from least to most: INFO, LOW, MEDIUM, HIGH, CRITICAL."""
-
-    INFO = "INFO"
-    LOW = "LOW"
-    MEDIUM = "MEDIUM"
-    HIGH = "HIGH"
-    CRITICAL = "CRITICAL"
-
-
-class Status(StrEnum):
-    """Where the report stands: NO_ISSUES (nothing to fix), OPEN, IN_REVIEW, RESOLVED or
-    DISMISSED."""
-
-    NO_ISSUES = "NO_ISSUES"
-    OPEN = "OPEN"
-    IN_REVIEW = "IN_REVIEW"
-    RESOLVED = "RESOLVED"
-    DISMISSED = "DISMISSED"
-
+from chatsvc.reports.models import Category as Category  # the column enums, re-exported
+from chatsvc.reports.models import Reason as Reason
+from chatsvc.reports.models import Severity as Severity
+from chatsvc.reports.models import Status as Status
 
 #: the counted columns of a report and the values each may take
 DIMENSIONS: dict[str, type[StrEnum]] = {

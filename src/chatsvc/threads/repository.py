@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatsvc.assistants.models import Assistant
 from chatsvc.auth.models import Principal
 from chatsvc.chats.models import Chat, ChatSettings, Message, new_uuid
-from chatsvc.chats.repository import ChatRepository, ChatScope
+from chatsvc.chats.repository import ChatRepository, ChatScope, ChatSettingsRepository
 from chatsvc.kit.db import Base, utcnow
 from chatsvc.kit.filtering import Orderable, OrderKey, day_bounds, order_by
 from chatsvc.kit.pagination import Page, PageParams
@@ -50,9 +50,7 @@ async def _insert_or_skip(
     )
 
 
-class SettingsRepository(RepositoryBase[ChatSettings]):
-    model = ChatSettings
-
+class SettingsRepository(ChatSettingsRepository):
     async def ensure(self, workspace_id: int) -> ChatSettings:
         now = utcnow()
         values = {"workspace_id": workspace_id, "created_at": now, "updated_at": now}
@@ -130,15 +128,7 @@ class SessionRepository(RepositoryBase[ChatSession]):
 
 
 class ThreadRepository(ChatRepository):
-    """Chats seen as threads: the chat queries, by uuid, and listed with filters."""
-
-    async def by_uuid(
-        self, scope: ChatScope, thread_uuid: str, *, fresh: bool = False
-    ) -> Chat | None:
-        statement = self.scoped(scope).where(Chat.uuid == thread_uuid)
-        if fresh:
-            statement = statement.execution_options(populate_existing=True)
-        return await self.get_one_or_none(statement)
+    """Chats seen as threads: the chat queries (by uuid among them), listed with filters."""
 
     async def by_generation(self, scope: ChatScope, generation_id: str) -> Chat | None:
         """The chat a generation ran (or runs) in, if the scope sees it. A chat names its latest
