@@ -7,10 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, case, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 
+from chatsvc.assistants.models import Assistant
 from chatsvc.auth.models import Principal, PrincipalKind
 from chatsvc.chats.models import Chat, ChatSettings, ChatTicket, ExecutionStatus, Message, Role
 from chatsvc.kit.db import utcnow
@@ -34,6 +37,22 @@ class GenerationState:
             and self.generation_id == generation_id
             and (self.lease_expires_at is None or self.lease_expires_at > now)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TurnTarget:
+    """What accepting a turn in a chat needs to know, read in one statement."""
+
+    chat_id: int
+    uuid: str
+    workspace_id: int
+    max_msg_length: int
+    #: the chat's assistant exists and is not deleted
+    assistant_live: bool
+    #: the workspace's stored moderation policy (None: the default)
+    moderation_policy: dict[str, Any] | None
+    #: (msg_num, generation id) of the user message an Idempotency-Key already made
+    replay: tuple[int, str | None] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +102,104 @@ class ChatRepository(RepositoryBase[Chat]):
         if row is None:
             return None
         return GenerationState(row.execution_status, row.generation_id, row.lease_expires_at)
+
+    async def turn_target(
+        self, scope: ChatScope, chat_id: int, idempotency_key: str | None
+    ) -> TurnTarget | None:
+        """The chat (if the caller sees it) with its assistant's liveness, the workspace's
+        moderation policy and the turn an Idempotency-Key already made: one round trip."""
+        replay_num: Any = literal(None)
+        replay_generation: Any = literal(None)
+        statement = (
+            select(
+                Chat.id,
+                Chat.uuid,
+                Chat.workspace_id,
+                Chat.max_msg_length,
+                (Assistant.id.is_not(None) & Assistant.deleted_at.is_(None)).label("live"),
+                ChatSettings.moderation_policy,
+            )
+            .outerjoin(Assistant, Assistant.id == Chat.assistant_id)
+            .outerjoin(ChatSettings, ChatSettings.workspace_id == Chat.workspace_id)
+            .where(Chat.id == chat_id, Chat.workspace_id == scope.workspace_id)
+        )
+        if idempotency_key:
+            earlier = aliased(Message)
+            statement = statement.outerjoin(
+                earlier,
+                (earlier.chat_id == Chat.id) & (earlier.idempotency_key == idempotency_key),
+            )
+            replay_num, replay_generation = earlier.msg_num, earlier.generation_id
+        statement = statement.add_columns(
+            replay_num.label("replay_num"), replay_generation.label("replay_generation")
+        )
+        if scope.principal_id is not None:
+            statement = statement.where(Chat.principal_id == scope.principal_id)
+        row = (await self.session.execute(statement)).one_or_none()
+        if row is None:
+            return None
+        replay = None if row.replay_num is None else (row.replay_num, row.replay_generation)
+        return TurnTarget(
+            row.id,
+            row.uuid,
+            row.workspace_id,
+            row.max_msg_length,
+            bool(row.live),
+            row.moderation_policy,
+            replay,
+        )
+
+    async def accept_turn(
+        self,
+        chat_id: int,
+        generation_id: str,
+        now: datetime,
+        lease_until: datetime,
+        title: str,
+        message: dict[str, Any],
+    ) -> int | None:
+        """Claim the chat for `generation_id` and store its user message, in one statement
+        (PostgreSQL: an UPDATE ... RETURNING feeding the INSERT): the chat row's lock numbers
+        the message gap-free. Only a chat that may take a turn now is claimed (no generation
+        running, not ended, not archived, below its limit of answers); None otherwise, and
+        nothing was written. The message number on success."""
+        claimed = (
+            update(Chat)
+            .where(
+                Chat.id == chat_id,
+                (Chat.execution_status != ExecutionStatus.PROCESSING)
+                | (Chat.lease_expires_at < now),
+                Chat.ended.is_(False),
+                Chat.is_archived.is_(False),
+                Chat.responses_count < Chat.max_responses,
+            )
+            .values(
+                execution_status=ExecutionStatus.PROCESSING,
+                generation_id=generation_id,
+                lease_expires_at=lease_until,
+                error=None,
+                last_msg_num=Chat.last_msg_num + 1,
+                title=case((Chat.title == "", title), else_=Chat.title),
+                updated_at=now,
+            )
+            .returning(Chat.id, Chat.last_msg_num)
+            .cte("claimed")
+        )
+        columns = Message.__mapper__.columns  # by attribute name (`meta` is column "metadata")
+        values: dict[Any, Any] = {
+            columns["chat_id"]: claimed.c.id,
+            columns["msg_num"]: claimed.c.last_msg_num,
+        }
+        for name, value in message.items():
+            values[columns[name]] = literal(value, type_=columns[name].type)
+        statement = (
+            insert(Message)
+            .from_select(list(values), select(*values.values()))
+            .returning(Message.msg_num)
+            .add_cte(claimed)
+        )
+        found: int | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return found
 
     async def by_idempotency_key(self, scope: ChatScope, key: str) -> Chat | None:
         return await self.get_one_or_none(self.scoped(scope).where(Chat.idempotency_key == key))

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.assistants import service as assistant_service
@@ -31,6 +32,7 @@ from chatsvc.chats.repository import (
     ChatScope,
     ChatSettingsRepository,
     MessageRepository,
+    TurnTarget,
 )
 from chatsvc.chats.schemas import (
     AssistantMessageIn,
@@ -202,6 +204,66 @@ async def submit_user_message(
         lease_seconds,
         edit_uuid=edit_uuid,
     )
+
+
+async def accept_in_one_statement(
+    session: AsyncSession,
+    auth: AuthContext,
+    chat_id: int,
+    text: str,
+    metadata: dict[str, Any],
+    *,
+    idempotency_key: str | None,
+    lease_seconds: int,
+) -> tuple[TurnTarget, Turn] | None:
+    """The common turn (a new user message in a chat that may take it) in two round trips on
+    PostgreSQL: one read (the chat, its assistant's liveness, the moderation policy, a replayed
+    turn), one statement that claims the chat and stores the message. `session` needs no
+    transaction (an autocommit session): the write is one atomic statement.
+
+    Returns None where `submit_user_message` must decide (it explains refusals and handles the
+    rarer cases: a flagged message, a deleted assistant, a chat at its limit or busy): nothing
+    was written then. Raises what it can tell at once (not found, too long)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    repository = ChatRepository(session)
+    target = await repository.turn_target(scope_of(auth), chat_id, idempotency_key)
+    if target is None:
+        raise NotFound(f"Chat {chat_id} not found.")
+    if target.replay is not None:
+        number, replayed = target.replay
+        return target, Turn(target.chat_id, number, replayed, replayed=True)
+    if not target.assistant_live:
+        return None
+    _check_length(text, target.max_msg_length)
+    policy = parsed_policy(target.moderation_policy, target.workspace_id)
+    screened = await _scan(text, policy)
+    if screened.is_flagged:
+        return None  # the chat's moderation aggregates are kept by the full path
+    generation_id = str(uuid.uuid4())
+    now = utcnow()
+    try:
+        stored = await repository.accept_turn(
+            target.chat_id,
+            generation_id,
+            now,
+            now + timedelta(seconds=lease_seconds),
+            _title(screened.redacted_content or text),
+            {
+                "role": Role.USER,
+                "content": text,
+                "meta": metadata,
+                "sender_id": auth.principal_id,
+                "idempotency_key": idempotency_key,
+                "generation_id": generation_id,
+                **screened.columns(),
+            },
+        )
+    except IntegrityError:
+        return None  # a concurrent retry with the same key stored it: the full path replays
+    if stored is None:
+        return None
+    return target, Turn(target.chat_id, stored, generation_id)
 
 
 async def claim_pending(
@@ -400,10 +462,15 @@ async def moderation_policy(session: AsyncSession, workspace_id: int) -> Moderat
     """The workspace's moderation policy (the default one unless it set its own). A stored policy
     that no longer validates stops messages (503) rather than letting them pass unchecked."""
     settings = await workspace_settings(session, workspace_id)
-    if settings is None or settings.moderation_policy is None:
+    return parsed_policy(settings.moderation_policy if settings else None, workspace_id)
+
+
+def parsed_policy(stored: dict[str, Any] | None, workspace_id: int) -> ModerationPolicy:
+    """A stored policy (None: the default) as a ModerationPolicy, or 503 when it is invalid."""
+    if stored is None:
         return DEFAULT_POLICY
     try:
-        return ModerationPolicy.model_validate(settings.moderation_policy)
+        return ModerationPolicy.model_validate(stored)
     except ValidationError as exc:
         logger.error(
             "workspace %s: stored moderation policy is invalid (%d errors); messages refused",
@@ -420,7 +487,10 @@ async def moderation_policy(session: AsyncSession, workspace_id: int) -> Moderat
 async def screen(session: AsyncSession, workspace_id: int, text: str) -> Screened:
     """The moderation step every user message passes, in every face, before it is stored. The
     scanner fails closed: an error in it blocks the message."""
-    policy = await moderation_policy(session, workspace_id)
+    return await _scan(text, await moderation_policy(session, workspace_id))
+
+
+async def _scan(text: str, policy: ModerationPolicy) -> Screened:
     if len(text) > SCAN_OFF_LOOP_CHARS:
         verdict = await asyncio.to_thread(guard, text, policy)
     else:

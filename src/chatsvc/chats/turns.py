@@ -50,10 +50,22 @@ Intro = Callable[[AsyncSession, Chat, Turn], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
+class ChatRef:
+    """The chat a turn is in, as faces name it."""
+
+    id: int
+    uuid: str
+
+    @classmethod
+    def of(cls, chat: Chat) -> ChatRef:
+        return cls(chat.id, chat.uuid)
+
+
+@dataclass(frozen=True, slots=True)
 class TurnHandle:
     """A chat after a turn was asked of it, and what to follow."""
 
-    chat: Chat
+    chat: ChatRef
     #: the user message accepted for an answer (None: nothing new, e.g. a GET with no pending
     #: message, or a chat made without a message)
     turn: Turn | None
@@ -140,6 +152,21 @@ class TurnService:
         delivery: Delivery = Delivery.LIVE,
     ) -> TurnHandle:
         """A new user message in a chat, claimed for its answer (409 while another runs)."""
+        if delivery is Delivery.LIVE:
+            # The common case in one read and one statement, no transaction around them.
+            async with unit_of_work(self.reads) as session:
+                quick = await chat_service.accept_in_one_statement(
+                    session,
+                    auth,
+                    chat_id,
+                    text,
+                    metadata,
+                    idempotency_key=idempotency_key,
+                    lease_seconds=self._lease,
+                )
+            if quick is not None:
+                target, accepted = quick
+                return await self._started(ChatRef(target.chat_id, target.uuid), accepted, delivery)
         async with unit_of_work(self.sessionmaker) as session:
             turn = await chat_service.submit_user_message(
                 session,
@@ -198,7 +225,8 @@ class TurnService:
         running = (
             chat.generation_id if chat.execution_status == ExecutionStatus.PROCESSING else None
         )
-        return TurnHandle(chat, None, running if delivery is Delivery.LIVE else None)
+        follow = running if delivery is Delivery.LIVE else None
+        return TurnHandle(ChatRef.of(chat), None, follow)
 
     async def post_message(self, auth: AuthContext, new: external.NewMessage) -> external.Posted:
         """messages-v1: a message stored once per externalId; a main-thread user message is a
@@ -239,7 +267,7 @@ class TurnService:
             raise NotFound(
                 f"No stream {generation_id} in thread {thread_uuid}.", code="stream_not_found"
             )
-        return TurnHandle(chat, None, generation_id, after=after)
+        return TurnHandle(ChatRef.of(chat), None, generation_id, after=after)
 
     async def events(self, handle: TurnHandle) -> AsyncIterator[BrokerEntry]:
         """The handle's generation's events from its resume position, live, until its terminal
@@ -296,8 +324,12 @@ class TurnService:
         if delivery is Delivery.BACKGROUND:
             await enqueue_answer(session, self.queue, self.settings, auth, turn)
 
-    async def _started(self, chat: Chat, turn: Turn | None, delivery: Delivery) -> TurnHandle:
+    async def _started(
+        self, chat: Chat | ChatRef, turn: Turn | None, delivery: Delivery
+    ) -> TurnHandle:
         """After the accepting transaction committed: start a new live turn's generation."""
+        if isinstance(chat, Chat):
+            chat = ChatRef.of(chat)
         if turn is None:
             return TurnHandle(chat, None, None)
         if delivery is Delivery.LIVE and turn.generation_id is not None and not turn.replayed:

@@ -20,7 +20,7 @@ from chatsvc.api.threads.schemas import ChatRequestIn, StreamTurnOut, message_ou
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats.models import Chat
 from chatsvc.chats.service import Turn
-from chatsvc.chats.turns import TurnHandle, TurnService
+from chatsvc.chats.turns import ChatRef, TurnHandle, TurnService
 from chatsvc.config import Settings
 from chatsvc.kit.errors import FieldError, Invalid
 from chatsvc.kit.sse import last_event_id, sse_response, wants_event_stream
@@ -141,7 +141,7 @@ async def _accept(
 
 
 def _sse(
-    settings: Settings, chat: Chat, entries: AsyncIterator[BrokerEntry]
+    settings: Settings, chat: ChatRef, entries: AsyncIterator[BrokerEntry]
 ) -> EventSourceResponse:
     return sse_response(
         entries, ping_seconds=settings.sse_ping_seconds, headers={"X-Thread-Uuid": chat.uuid}
@@ -156,7 +156,7 @@ async def _replay(entries: list[BrokerEntry]) -> AsyncIterator[BrokerEntry]:
 async def _translated(
     sessionmaker: async_sessionmaker[AsyncSession],
     auth: AuthContext,
-    chat: Chat,
+    chat: ChatRef,
     source: AsyncIterator[BrokerEntry],
 ) -> AsyncIterator[BrokerEntry]:
     """The generation's events in this face's terms: thread UUIDs, messages in its shape."""
@@ -172,7 +172,7 @@ async def _translated(
 async def _data(
     sessionmaker: async_sessionmaker[AsyncSession],
     auth: AuthContext,
-    chat: Chat,
+    chat: ChatRef,
     entry: BrokerEntry,
 ) -> dict[str, Any]:
     data = entry.data
@@ -196,7 +196,7 @@ async def _data(
 
 
 async def _turn_body(
-    sessionmaker: async_sessionmaker[AsyncSession], auth: AuthContext, chat: Chat, turn: Turn
+    sessionmaker: async_sessionmaker[AsyncSession], auth: AuthContext, chat: ChatRef, turn: Turn
 ) -> dict[str, Any]:
     async with sessionmaker() as session:
         user, answer = await thread_service.turn_messages(session, turn)
