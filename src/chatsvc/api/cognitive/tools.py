@@ -10,11 +10,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Request, Response
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from chatsvc.api.cognitive.schemas import OutModel
 from chatsvc.api.deps import AdminDep, AuthDep
-from chatsvc.kit.validation import MAX_ID, InputModel
+from chatsvc.kit.validation import MAX_ID, InputModel, PatchModel
 from chatsvc.kit.web import (
     ERROR_RESPONSES,
     ErrorBody,
@@ -73,7 +73,7 @@ class ScriptToolIn(ToolIn):
     code: Code = Field(description="JavaScript, compiled when saved: a syntax error is a 400.")
 
 
-class ToolPatch(ParametersMixin, InputModel):
+class ToolPatch(ParametersMixin, PatchModel):
     """A partial update: only the fields sent change; `parameters`, when sent, replaces them."""
 
     parameters: Parameters | None = None
@@ -82,18 +82,6 @@ class ToolPatch(ParametersMixin, InputModel):
     show_tool_message: bool | None = None
     show_assistant_message: bool | None = None
     edit_available: bool | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_null(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key, value in data.items():
-                if value is None and key in cls.model_fields:
-                    raise ValueError(f"{key} may not be null")
-        return data
-
-    def changes(self) -> dict[str, Any]:
-        return self.model_dump(include=self.model_fields_set - {"parameters"})
 
     def new_parameters(self) -> list[ParameterIn] | None:
         return self.parameters if "parameters" in self.model_fields_set else None
@@ -269,7 +257,7 @@ def _register(kind: Kind) -> None:
             auth.workspace_id,
             kind.kind,
             id,
-            data.changes(),
+            data.changes(exclude=frozenset({"parameters"})),
             data.new_parameters(),
         )
         return to_out(tool)
