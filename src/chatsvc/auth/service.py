@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.auth.models import ApiKey, Principal, PrincipalKind, Role, Workspace
-from chatsvc.kit.errors import Conflict, Forbidden, Invalid, NotFound
+from chatsvc.kit.errors import Conflict, Forbidden, Invalid, NotFound, or_not_found
 
 KEY_PREFIX = "csk_"
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
@@ -119,9 +119,7 @@ async def webhook_secret(session: AsyncSession, workspace_id: int) -> str:
 
 async def get_workspace_by_slug(session: AsyncSession, slug: str) -> Workspace:
     workspace = await session.scalar(select(Workspace).where(Workspace.slug == slug))
-    if workspace is None:
-        raise NotFound(f"Workspace {slug!r} not found.")
-    return workspace
+    return or_not_found(workspace, f"Workspace {slug!r} not found.")
 
 
 async def get_or_create_principal(

@@ -45,7 +45,7 @@ from chatsvc.exports.csv_writer import (
     text_sink,
 )
 from chatsvc.exports.schemas import ExportFilters, ExportResult, Language, Progress
-from chatsvc.kit.errors import Invalid, NotFound
+from chatsvc.kit.errors import Invalid, or_not_found
 
 #: Column keys, in file order. They are a contract: later work fills columns, never renames them.
 COLUMNS: Final[tuple[str, ...]] = (
@@ -427,8 +427,7 @@ async def check_scope(session: AsyncSession, filters: ExportFilters) -> None:
                 Chat.id == filters.chat_id, Chat.workspace_id == filters.workspace_id
             )
         )
-        if found is None:
-            raise NotFound(f"Chat {filters.chat_id} not found.")
+        or_not_found(found, f"Chat {filters.chat_id} not found.")
     if filters.assistant_id is not None:
         found = await session.scalar(
             select(Assistant.id).where(
@@ -436,8 +435,7 @@ async def check_scope(session: AsyncSession, filters: ExportFilters) -> None:
                 Assistant.workspace_id == filters.workspace_id,
             )
         )
-        if found is None:
-            raise NotFound(f"Assistant {filters.assistant_id} not found.")
+        or_not_found(found, f"Assistant {filters.assistant_id} not found.")
 
 
 async def _count(session: AsyncSession, filters: ExportFilters) -> int:

@@ -136,9 +136,7 @@ class ThreadRepository(ChatRepository):
         self, scope: ChatScope, thread_uuid: str, *, fresh: bool = False
     ) -> Chat | None:
         statement = self.scoped(scope).where(Chat.uuid == thread_uuid)
-        if fresh:
-            statement = statement.execution_options(populate_existing=True)
-        return await self.get_one_or_none(statement)
+        return await self.get_one_or_none(statement, fresh=fresh)
 
     async def by_generation(self, scope: ChatScope, generation_id: str) -> Chat | None:
         """The chat a generation ran (or runs) in, if the scope sees it. A chat names its latest
