@@ -73,17 +73,7 @@ class ParameterOut(BaseModel):
 def parameter_rows(parameters: Iterable[ParameterIn]) -> list[ToolParameter]:
     """New rows for a tool's parameters, in the given order."""
     return [
-        ToolParameter(
-            position=position,
-            name=p.name,
-            description=p.description,
-            type=p.type,
-            items=p.items,
-            required=p.required,
-            enum=list(p.enum) if p.enum is not None else None,
-            properties=p.properties,
-        )
-        for position, p in enumerate(parameters)
+        ToolParameter(position=position, **p.model_dump()) for position, p in enumerate(parameters)
     ]
 
 

@@ -328,13 +328,7 @@ async def connect_mcp_server(
     runtime: ToolsDep, server_id: McpServerId, session: SessionDep, auth: AuthDep
 ) -> ConnectOut:
     report = await mcp_service.connect(session, auth.workspace_id, server_id, runtime)
-    return ConnectOut(
-        server_name=report.server_name,
-        connection_successful=report.connection_successful,
-        available_tools_count=report.available_tools_count,
-        available_tools=report.available_tools,
-        errors=report.errors,
-    )
+    return ConnectOut.model_validate(report, from_attributes=True)
 
 
 @router.get(

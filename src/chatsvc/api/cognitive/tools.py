@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Request, Response
 from pydantic import BaseModel, Field, StringConstraints, field_validator
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.api.cognitive.params import ToolId
 from chatsvc.api.cognitive.schemas import OutModel
@@ -29,7 +28,6 @@ from chatsvc.kit.web import (
 from chatsvc.services import SessionDep, ToolsDep
 from chatsvc.tools import service as tool_service
 from chatsvc.tools.models import MetadataFilter, Tool, ToolKind
-from chatsvc.tools.runtime import ToolRuntime
 from chatsvc.tools.schemas import (
     ParameterIn,
     ParameterName,
@@ -193,13 +191,9 @@ def _register(kind: Kind) -> None:
         auth: AdminDep,
     ) -> ToolOut:
         data: ToolIn = body
+        values = data.model_dump(exclude={"parameters"})
         tool = await tool_service.create_tool(
-            session,
-            runtime,
-            auth.workspace_id,
-            kind.kind,
-            data.model_dump(exclude={"parameters"}),
-            data.parameters,
+            session, runtime, auth.workspace_id, kind.kind, values, data.parameters
         )
         return to_out(tool)
 
@@ -217,7 +211,10 @@ def _register(kind: Kind) -> None:
         """Replaces the tool: omitted fields take their defaults, parameters included."""
         data: ToolIn = body
         values = data.model_dump(exclude={"parameters"})
-        return await _update(session, runtime, auth.workspace_id, id, values, data.parameters)
+        tool = await tool_service.update_tool(
+            session, runtime, auth.workspace_id, kind.kind, id, values, data.parameters
+        )
+        return to_out(tool)
 
     @invalid_is_400
     async def partial_update_tool(
@@ -230,18 +227,8 @@ def _register(kind: Kind) -> None:
         """Only the fields sent change; parameters, when sent, replace the old ones."""
         data: ToolPatch = body
         values = data.changes(exclude=frozenset({"parameters"}))
-        return await _update(session, runtime, auth.workspace_id, id, values, data.new_parameters())
-
-    async def _update(
-        session: AsyncSession,
-        runtime: ToolRuntime,
-        workspace_id: int,
-        id: int,
-        values: dict[str, Any],
-        parameters: list[ParameterIn] | None,
-    ) -> ToolOut:
         tool = await tool_service.update_tool(
-            session, runtime, workspace_id, kind.kind, id, values, parameters
+            session, runtime, auth.workspace_id, kind.kind, id, values, data.new_parameters()
         )
         return to_out(tool)
 
@@ -346,15 +333,8 @@ def _filters_out(metadata_config_id: int, rows: list[MetadataFilter]) -> Filters
 async def update_filters(
     body: FilterIn, session: SessionDep, auth: AdminDep, settings: SettingsDep
 ) -> FiltersOut:
+    # FilterIn's fields are update_filter's keywords, one for one.
     rows = await tool_service.update_filter(
-        session,
-        settings,
-        auth.workspace_id,
-        metadata_config_id=body.metadata_config_id,
-        name=body.name,
-        type=body.type,
-        possible_values=body.possible_values,
-        format=body.format,
-        delete=body.delete,
+        session, settings, auth.workspace_id, **body.model_dump()
     )
     return _filters_out(body.metadata_config_id, rows)
