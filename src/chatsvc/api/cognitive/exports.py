@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Header, Request, Response
+from fastapi import Request, Response
 
 from chatsvc.api.cognitive.jobs import JobOut, job_out
-from chatsvc.api.deps import AdminDep
+from chatsvc.api.deps import AdminDep, IdempotencyKey
 from chatsvc.exports.requests import ExportRequestIn, request_export
 from chatsvc.kit.web import SettingsDep, SlashRouter, error_responses, invalid_is_400
 from chatsvc.services import QueueDep, SessionDep
@@ -38,7 +36,7 @@ async def create_export(
     auth: AdminDep,
     settings: SettingsDep,
     queue: QueueDep,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     job, created = await request_export(
         session,

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Depends, Header, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import APIKeyHeader
 from pydantic import BeforeValidator
 
-from chatsvc.api.deps import api_key_header, authenticate_key
+from chatsvc.api.deps import IdempotencyKey, api_key_header, authenticate_key
 from chatsvc.api.messages_v1.schemas import (
     AssistantRefOut,
     ChatMessageIn,
@@ -288,7 +288,7 @@ async def export_chat_messages(
     auth: V1AuthDep,
     settings: SettingsDep,
     queue: QueueDep,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> ExportOut:
     started = await external.request_period_export(
         session,

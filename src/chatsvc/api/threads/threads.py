@@ -6,12 +6,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from chatsvc.api.deps import AuthDep
-from chatsvc.api.threads.params import (
-    OrderingDep,
-    ThreadFieldsDep,
-    ThreadFiltersDep,
-    ThreadUuid,
-)
+from chatsvc.api.threads.params import OrderingDep, ThreadFieldsDep, ThreadFiltersDep, ThreadUuid
 from chatsvc.api.threads.schemas import ThreadOut, ThreadSessionRequest, sparse
 from chatsvc.kit.web import PageDep, SlashRouter, error_responses, list_response
 from chatsvc.services import SessionDep
