@@ -34,6 +34,7 @@ from chatsvc.kit.pagination import Page, PageParams
 
 logger = logging.getLogger("chatsvc.errors")
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 # --- settings ------------------------------------------------------------------------------------
@@ -96,6 +97,15 @@ class PageOut(BaseModel, Generic[T]):
         return cls.model_validate(
             envelope(request, page, page.items if results is None else results)
         )
+
+
+def page_items(
+    request: Request, response: Response, page: Page[T], out: Callable[[T], R]
+) -> list[R]:
+    """A plain-array list: the page's items as `out` makes them, its total and links set as
+    headers on `response`."""
+    set_list_headers(request, response, page)
+    return [out(item) for item in page.items]
 
 
 def list_response(request: Request, page: Page[Any], bodies: list[Any]) -> JSONResponse:

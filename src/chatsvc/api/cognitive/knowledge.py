@@ -27,7 +27,7 @@ from chatsvc.kit.web import (
     SlashRouter,
     error_responses,
     invalid_is_400,
-    set_list_headers,
+    page_items,
 )
 from chatsvc.knowledge import service as knowledge_service
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, KnowledgeItem, Lesson
@@ -80,8 +80,7 @@ def _register(kind: Kind) -> None:
         found = await knowledge_service.list_items(
             session, auth.workspace_id, assistant, kind.model, page
         )
-        set_list_headers(request, response, found)
-        return [out.model_validate(row) for row in found.items]
+        return page_items(request, response, found, out.model_validate)
 
     @invalid_is_400
     async def create_item(

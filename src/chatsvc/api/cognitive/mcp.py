@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from chatsvc.api.cognitive.params import McpServerId, McpToolId
 from chatsvc.api.cognitive.tools import tool_fields
 from chatsvc.api.deps import AdminDep, AuthDep
-from chatsvc.kit.web import PageDep, SlashRouter, error_responses, invalid_is_400, set_list_headers
+from chatsvc.kit.web import PageDep, SlashRouter, error_responses, invalid_is_400, page_items
 from chatsvc.mcp import service as mcp_service
 from chatsvc.mcp.schemas import (
     McpServerIn,
@@ -211,8 +211,7 @@ async def list_mcp_servers(
 ) -> list[McpServerOut]:
     """A plain array; the total is in X-Total-Count, next/prev pages in Link."""
     found = await mcp_service.list_servers(session, auth.workspace_id, page)
-    set_list_headers(request, response, found)
-    return [McpServerOut.model_validate(server) for server in found.items]
+    return page_items(request, response, found, McpServerOut.model_validate)
 
 
 @router.post(
@@ -440,8 +439,7 @@ async def list_mcp_tools(
 ) -> list[McpToolOut]:
     """A plain array; the total is in X-Total-Count, next/prev pages in Link."""
     result = await mcp_service.list_tools(session, auth.workspace_id, page)
-    set_list_headers(request, response, result)
-    return [tool_out(t) for t in result.items]
+    return page_items(request, response, result, tool_out)
 
 
 @router.post(

@@ -7,7 +7,7 @@ from fastapi import Request, Response
 from chatsvc.api.deps import AuthDep
 from chatsvc.api.threads.params import MessageFiltersDep
 from chatsvc.api.threads.schemas import ChatMessageOut
-from chatsvc.kit.web import PageDep, SlashRouter, error_responses, set_list_headers
+from chatsvc.kit.web import PageDep, SlashRouter, error_responses, page_items
 from chatsvc.services import SessionDep
 from chatsvc.threads import service as thread_service
 
@@ -32,5 +32,4 @@ async def chat_messages_list(
     page: PageDep,
 ) -> list[ChatMessageOut]:
     found = await thread_service.list_messages(session, auth, filters, page)
-    set_list_headers(request, response, found)
-    return [ChatMessageOut.of(view) for view in found.items]
+    return page_items(request, response, found, ChatMessageOut.of)
