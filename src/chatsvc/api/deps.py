@@ -1,10 +1,11 @@
-"""Dependencies every face shares: who is calling (API key auth) and admin-only guards."""
+"""Dependencies every face shares: who is calling (API key auth), admin-only guards, and the
+Idempotency-Key header."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -58,3 +59,12 @@ async def require_admin(auth: AuthDep) -> AuthContext:
 
 
 AdminDep = Annotated[AuthContext, Depends(require_admin)]
+
+
+def idempotency_header(description: str | None = None) -> Any:
+    """The Idempotency-Key header of a POST that must not run twice; `description` says what a
+    retry with the same key gets on that route."""
+    return Header(max_length=255, description=description)
+
+
+IdempotencyKey = Annotated[str | None, idempotency_header()]

@@ -130,7 +130,7 @@ class DraftRepository(RepositoryBase[Draft]):
         statement = select(Draft).where(Draft.id == draft_id, Draft.workspace_id == workspace_id)
         if owner is not None:
             statement = statement.where(Draft.principal_id == owner)
-        return await self.get_one_or_none(statement.execution_options(populate_existing=True))
+        return await self.get_one_or_none(statement, fresh=True)
 
     async def of_owner(self, principal_id: int, assistant_id: int) -> Draft | None:
         return await self.get_one_or_none(

@@ -52,7 +52,7 @@ from chatsvc.jobs import runner as job_runner
 from chatsvc.jobs import service as job_service
 from chatsvc.jobs.models import JobState
 from chatsvc.kit.db import unit_of_work
-from chatsvc.kit.errors import Conflict, FieldError, Invalid, NotFound, Unavailable
+from chatsvc.kit.errors import Conflict, FieldError, Invalid, NotFound, Unavailable, or_not_found
 from chatsvc.kit.pagination import Page, PageParams
 
 # --- the library ---------------------------------------------------------------------------------
@@ -97,8 +97,7 @@ async def _draft(
     given (`field` names the input that named the draft)."""
     owner = None if auth.is_admin else auth.principal_id
     draft = await DraftRepository(session).get(auth.workspace_id, draft_id, owner)
-    if draft is None:
-        raise NotFound(f"Draft {draft_id} not found.", code="draft_not_found")
+    draft = or_not_found(draft, f"Draft {draft_id} not found.", code="draft_not_found")
     if entry_id is not None and draft.assistant_id != entry_id:
         raise Invalid(
             f"Draft {draft_id} belongs to chat entry {draft.assistant_id}, not {entry_id}.",
@@ -111,14 +110,12 @@ async def _attempt(
     session: AsyncSession, auth: AuthContext, entry_id: int, attempt: str | None
 ) -> Chat:
     chat = await find_attempt(session, chat_service.scope_of(auth), entry_id, attempt)
-    if chat is None:
-        message = (
-            f"Attempt {attempt} not found for chat entry {entry_id}."
-            if attempt
-            else f"Chat entry {entry_id} has no attempt of yours to export yet."
-        )
-        raise NotFound(message, code="attempt_not_found")
-    return chat
+    message = (
+        f"Attempt {attempt} not found for chat entry {entry_id}."
+        if attempt
+        else f"Chat entry {entry_id} has no attempt of yours to export yet."
+    )
+    return or_not_found(chat, message, code="attempt_not_found")
 
 
 #: a draft's new items per kind, as (name, description, data)

@@ -22,9 +22,7 @@ class AssistantRepository(RepositoryBase[Assistant]):
         self, workspace_id: int, assistant_id: int, *, fresh: bool = False
     ) -> Assistant | None:
         statement = self._live(workspace_id).where(Assistant.id == assistant_id)
-        if fresh:
-            statement = statement.execution_options(populate_existing=True)
-        return await self.get_one_or_none(statement)
+        return await self.get_one_or_none(statement, fresh=fresh)
 
     async def exists(self, workspace_id: int, assistant_id: int) -> bool:
         found = await self.session.scalar(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
-from chatsvc.kit.validation import MAX_ID, InputModel
+from chatsvc.kit.validation import MAX_ID, InputModel, PatchModel
 
 LIMIT_MAX = 2_147_483_647
 
@@ -137,20 +137,10 @@ NULLABLE = frozenset(
 )
 
 
-class AssistantPatch(AssistantIn):
+class AssistantPatch(PatchModel, AssistantIn):
     """A partial update: only the fields sent are changed."""
 
-    # Optional here (a patch may leave it out); an explicit null is refused below.
+    nullable = NULLABLE
+
+    # Optional here (a patch may leave it out); an explicit null is refused (PatchModel).
     description: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None  # type: ignore[assignment]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_null_for_required(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key, value in data.items():
-                if value is None and key in cls.model_fields and key not in NULLABLE:
-                    raise ValueError(f"{key} may not be null")
-        return data
-
-    def changes(self) -> dict[str, Any]:
-        return self.model_dump(include=self.model_fields_set)

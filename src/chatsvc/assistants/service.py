@@ -11,17 +11,15 @@ from chatsvc.assistants.repository import AssistantRepository
 from chatsvc.assistants.schemas import AssistantIn
 from chatsvc.config import Settings
 from chatsvc.kit.db import utcnow
-from chatsvc.kit.errors import FieldError, Invalid, NotFound
+from chatsvc.kit.errors import FieldError, Invalid, NotFound, or_not_found
 from chatsvc.kit.pagination import Page, PageParams
 
 SLOTS = ("tools", "pretools")
 
 
 async def get_assistant(session: AsyncSession, workspace_id: int, assistant_id: int) -> Assistant:
-    assistant = await AssistantRepository(session).get(workspace_id, assistant_id)
-    if assistant is None:
-        raise NotFound(f"Assistant {assistant_id} not found.")
-    return assistant
+    found = await AssistantRepository(session).get(workspace_id, assistant_id)
+    return or_not_found(found, f"Assistant {assistant_id} not found.")
 
 
 async def ensure_assistant(session: AsyncSession, workspace_id: int, assistant_id: int) -> None:
@@ -59,9 +57,7 @@ async def update_assistant(
 ) -> Assistant:
     """Apply `values` (all fields for a replace, the sent ones for a partial update)."""
     repository = AssistantRepository(session)
-    assistant = await repository.get(workspace_id, assistant_id)
-    if assistant is None:
-        raise NotFound(f"Assistant {assistant_id} not found.")
+    assistant = await get_assistant(session, workspace_id, assistant_id)
     await _check(session, workspace_id, values, settings)
     values = dict(values)
     if "generation_config" in values:
@@ -78,11 +74,8 @@ async def update_assistant(
 
 async def delete_assistant(session: AsyncSession, workspace_id: int, assistant_id: int) -> None:
     """Soft delete: the assistant and its knowledge leave the API; its chats stay readable."""
-    repository = AssistantRepository(session)
-    assistant = await repository.get(workspace_id, assistant_id)
-    if assistant is None:
-        raise NotFound(f"Assistant {assistant_id} not found.")
-    await repository.update(assistant, {"deleted_at": utcnow()})
+    assistant = await get_assistant(session, workspace_id, assistant_id)
+    await AssistantRepository(session).update(assistant, {"deleted_at": utcnow()})
 
 
 def _links(tool_lists: dict[str, list[int]]) -> list[AssistantTool]:

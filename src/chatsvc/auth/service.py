@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.auth.models import ApiKey, Principal, PrincipalKind, Role, Workspace
 from chatsvc.auth.repository import ApiKeyRepository, PrincipalRepository, WorkspaceRepository
-from chatsvc.kit.errors import Conflict, Forbidden, Invalid, NotFound
+from chatsvc.kit.errors import Conflict, Forbidden, Invalid, NotFound, or_not_found
 
 KEY_PREFIX = "csk_"
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
@@ -103,9 +103,7 @@ async def webhook_secret(session: AsyncSession, workspace_id: int) -> str:
 
 async def get_workspace_by_slug(session: AsyncSession, slug: str) -> Workspace:
     workspace = await WorkspaceRepository(session).by_slug(slug)
-    if workspace is None:
-        raise NotFound(f"Workspace {slug!r} not found.")
-    return workspace
+    return or_not_found(workspace, f"Workspace {slug!r} not found.")
 
 
 async def get_or_create_principal(

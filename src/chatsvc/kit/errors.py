@@ -18,14 +18,16 @@ class FieldError:
 
 @dataclass
 class ChatsvcError(Exception):
-    """Base of every error a service may raise on purpose."""
+    """Base of every error a service may raise on purpose. `code` defaults to the class's `kind`
+    (a subclass only names its kind)."""
 
     kind: ClassVar[str] = "error"
     message: str
-    code: str = "error"
+    code: str = ""
     errors: list[FieldError] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.code = self.code or self.kind
         Exception.__init__(self, self.message)
 
     def __str__(self) -> str:
@@ -35,25 +37,19 @@ class ChatsvcError(Exception):
 class NotFound(ChatsvcError):
     kind = "not_found"
 
-    def __init__(self, message: str, *, code: str = "not_found") -> None:
-        super().__init__(message, code)
-
 
 T = TypeVar("T")
 
 
-def or_not_found(found: T | None, message: str) -> T:
+def or_not_found(found: T | None, message: str, *, code: str = "not_found") -> T:
     """`found` itself, or NotFound(message) when a lookup found nothing."""
     if found is None:
-        raise NotFound(message)
+        raise NotFound(message, code=code)
     return found
 
 
 class Conflict(ChatsvcError):
     kind = "conflict"
-
-    def __init__(self, message: str, *, code: str = "conflict") -> None:
-        super().__init__(message, code)
 
 
 class Invalid(ChatsvcError):
@@ -61,24 +57,13 @@ class Invalid(ChatsvcError):
 
     kind = "invalid"
 
-    def __init__(
-        self, message: str, *, code: str = "invalid", errors: list[FieldError] | None = None
-    ) -> None:
-        super().__init__(message, code, list(errors or []))
-
 
 class Unauthenticated(ChatsvcError):
     kind = "unauthenticated"
 
-    def __init__(self, message: str, *, code: str = "unauthenticated") -> None:
-        super().__init__(message, code)
-
 
 class Forbidden(ChatsvcError):
     kind = "forbidden"
-
-    def __init__(self, message: str, *, code: str = "forbidden") -> None:
-        super().__init__(message, code)
 
 
 class Unavailable(ChatsvcError):
@@ -86,17 +71,11 @@ class Unavailable(ChatsvcError):
 
     kind = "unavailable"
 
-    def __init__(self, message: str, *, code: str = "unavailable") -> None:
-        super().__init__(message, code)
-
 
 class UpstreamError(ChatsvcError):
     """A generator or other upstream could not be reached or answered with an error (502)."""
 
     kind = "upstream_error"
-
-    def __init__(self, message: str, *, code: str = "upstream_error") -> None:
-        super().__init__(message, code)
 
 
 class UpstreamTimeout(ChatsvcError):
@@ -104,17 +83,11 @@ class UpstreamTimeout(ChatsvcError):
 
     kind = "upstream_timeout"
 
-    def __init__(self, message: str, *, code: str = "upstream_timeout") -> None:
-        super().__init__(message, code)
-
 
 class InternalError(ChatsvcError):
     """Something this service did not foresee went wrong (the details are in the log only)."""
 
     kind = "internal"
-
-    def __init__(self, message: str, *, code: str = "internal") -> None:
-        super().__init__(message, code)
 
 
 def from_kind(kind: str, message: str, code: str) -> ChatsvcError:

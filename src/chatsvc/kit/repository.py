@@ -20,7 +20,11 @@ class RepositoryBase(Generic[M]):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get_one_or_none(self, statement: Select[M]) -> M | None:
+    async def get_one_or_none(self, statement: Select[M], *, fresh: bool = False) -> M | None:
+        """The one row `statement` selects, if any; `fresh`: its columns read again even when
+        the session already holds it (after a write another session made)."""
+        if fresh:
+            statement = statement.execution_options(populate_existing=True)
         result = await self.session.execute(statement)
         return result.unique().scalar_one_or_none()
 

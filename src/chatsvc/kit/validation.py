@@ -1,11 +1,12 @@
-"""Input checks every domain shares: text the databases can store, bounded JSON maps."""
+"""Input checks every domain shares: text the databases can store, bounded JSON maps, and the
+base of partial updates (PATCH bodies)."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 #: NUL cannot be stored in PostgreSQL text or JSONB; lone surrogates cannot be encoded as UTF-8.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -47,3 +48,25 @@ class InputModel(BaseModel):
                 f"contains a NUL character or an unpaired surrogate{inside}, which cannot be stored"
             )
         return value
+
+
+class PatchModel(InputModel):
+    """Base of partial updates (PATCH bodies): only the fields sent change, and a field sent as
+    null is refused, unless `nullable` names it (there null is a value: "back to the default").
+    Optional fields here stand for "may be left out", not for "may be null"."""
+
+    #: fields that may be sent as null
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if value is None and key in cls.model_fields and key not in cls.nullable:
+                    raise ValueError(f"{key} may not be null")
+        return data
+
+    def changes(self, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The fields sent (but `exclude`), as validated: nested bodies stay models."""
+        return {name: getattr(self, name) for name in self.model_fields_set - exclude}

@@ -1,12 +1,13 @@
 """HTTP mechanisms every face shares: the settings, pagination parameters and envelopes, routes
-served with and without the trailing slash, and the mapping of domain errors to one body (the one
-place where an error becomes an HTTP status)."""
+served with and without the trailing slash (documenting 401 and 403), how a route documents its
+error statuses, and the mapping of domain errors to one body (the one place where an error
+becomes an HTTP status)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Annotated, Any, Generic, NamedTuple, Self, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +34,7 @@ from chatsvc.kit.pagination import Page, PageParams
 
 logger = logging.getLogger("chatsvc.errors")
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 # --- settings ------------------------------------------------------------------------------------
@@ -70,13 +72,49 @@ def _page_url(request: Request, page: int) -> str:
     return str(request.url.include_query_params(page=page))
 
 
-def envelope(request: Request, page: Page[T], results: Sequence[Any]) -> dict[str, Any]:
+def envelope(request: Request, page: Page[T], results: Iterable[Any]) -> dict[str, Any]:
     return {
         "count": page.total,
         "next": _page_url(request, page.params.page + 1) if page.has_next else None,
         "previous": _page_url(request, page.params.page - 1) if page.has_previous else None,
         "results": list(results),
     }
+
+
+class PageOut(BaseModel, Generic[T]):
+    """The `{count, next, previous, results}` envelope of a paginated list; a face names each
+    list's page (`class AssistantPage(PageOut[AssistantOut])`) so the OpenAPI document does."""
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[T]
+
+    @classmethod
+    def of(cls, request: Request, page: Page[Any], results: Iterable[Any] | None = None) -> Self:
+        """One page of a list: `results` (default: the page's items) validated as the page's
+        item model, and the absolute URLs of the pages around it."""
+        return cls.model_validate(
+            envelope(request, page, page.items if results is None else results)
+        )
+
+
+def page_items(
+    request: Request, response: Response, page: Page[T], out: Callable[[T], R]
+) -> list[R]:
+    """A plain-array list: the page's items as `out` makes them, its total and links set as
+    headers on `response`."""
+    set_list_headers(request, response, page)
+    return [out(item) for item in page.items]
+
+
+def list_response(request: Request, page: Page[Any], bodies: list[Any]) -> JSONResponse:
+    """A plain-array list whose JSON a face builds itself on purpose (a sparse fieldset: each
+    item keeps only the fields asked for, which no response model describes), with its page's
+    headers."""
+    response = JSONResponse(bodies)
+    set_list_headers(request, response, page)
+    return response
 
 
 def set_list_headers(request: Request, response: Response, page: Page[T]) -> None:
@@ -113,6 +151,20 @@ def invalid_is_400(endpoint: F) -> F:
     return endpoint
 
 
+class RouteSpec(NamedTuple):
+    """One route of a route family (the routes a factory makes for each kind of a resource);
+    its description is the endpoint's docstring."""
+
+    method: str
+    path: str
+    endpoint: Callable[..., Any]
+    response_model: Any
+    status_code: int
+    name: str
+    summary: str
+    responses: Responses | None = None
+
+
 class SlashRouter(APIRouter):
     """Serves each path exactly as written and also with (or without) the trailing slash, never
     redirecting: a 307 makes many clients drop the body of a POST. Only the written form is in the
@@ -120,6 +172,8 @@ class SlashRouter(APIRouter):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("route_class", ChatsvcRoute)
+        # Every route of the service authenticates, so every one may answer 401 and 403.
+        kwargs.setdefault("responses", ERROR_RESPONSES)
         super().__init__(**kwargs)
 
     def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
@@ -137,6 +191,19 @@ class SlashRouter(APIRouter):
             alt["operation_id"] = None
             super().add_api_route(alternate, endpoint, **alt)
             self._mark(validation_status, path)
+
+    def add_routes(self, specs: Iterable[RouteSpec]) -> None:
+        for spec in specs:
+            self.add_api_route(
+                spec.path,
+                spec.endpoint,
+                methods=[spec.method],
+                response_model=spec.response_model,
+                status_code=spec.status_code,
+                name=spec.name,
+                summary=spec.summary,
+                responses=spec.responses,
+            )
 
     def _mark(self, validation_status: int, canonical: str) -> None:
         route = self.routes[-1]
@@ -173,10 +240,21 @@ STATUS_BY_ERROR: dict[type[ChatsvcError], int] = {
     UpstreamError: 502,
     UpstreamTimeout: 504,
 }
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or unknown API key."},
-    403: {"model": ErrorBody, "description": "The key's role does not allow this."},
-}
+#: what a route documents besides its success: status -> {"model": ..., "description": ...}
+Responses = dict[int | str, dict[str, Any]]
+
+
+def error_responses(descriptions: Mapping[int, str]) -> Responses:
+    """How a route documents the error statuses it may answer: each with the one ErrorBody and
+    what it means there, e.g. `error_responses({404: "No such assistant in this workspace."})`."""
+    return {
+        status: {"model": ErrorBody, "description": text} for status, text in descriptions.items()
+    }
+
+
+ERROR_RESPONSES = error_responses(
+    {401: "Missing or unknown API key.", 403: "The key's role does not allow this."}
+)
 
 
 def error_response(

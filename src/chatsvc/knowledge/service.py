@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatsvc.assistants import service as assistant_service
 from chatsvc.config import Settings
 from chatsvc.kit.db import utcnow
-from chatsvc.kit.errors import FieldError, Invalid, NotFound
+from chatsvc.kit.errors import FieldError, Invalid, or_not_found
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.kit.repository import RepositoryBase
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, KnowledgeItem, Lesson
@@ -47,9 +47,7 @@ async def get_item(
 ) -> K:
     await assistant_service.ensure_assistant(session, workspace_id, assistant_id)
     item = await KnowledgeRepository(session, model).get(assistant_id, item_id)
-    if item is None:
-        raise NotFound(f"{LABELS[model]} {item_id} not found for assistant {assistant_id}.")
-    return item
+    return or_not_found(item, f"{LABELS[model]} {item_id} not found for assistant {assistant_id}.")
 
 
 async def create_item(

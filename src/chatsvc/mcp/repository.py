@@ -38,9 +38,7 @@ class McpToolRepository(RepositoryBase[Tool]):
 
     async def get(self, workspace_id: int, tool_id: int, *, fresh: bool = False) -> Tool | None:
         statement = self._live(workspace_id).where(Tool.id == tool_id)
-        if fresh:
-            statement = statement.execution_options(populate_existing=True)
-        return await self.get_one_or_none(statement)
+        return await self.get_one_or_none(statement, fresh=fresh)
 
     async def page(self, workspace_id: int, params: PageParams) -> Page[Tool]:
         return await self.paginate(self._live(workspace_id).order_by(Tool.id), params)

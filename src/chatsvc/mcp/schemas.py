@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Final
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator
 
-from chatsvc.kit.validation import MAX_ID, InputModel
+from chatsvc.kit.validation import MAX_ID, InputModel, PatchModel
 from chatsvc.tools.mcp_client import PROTOCOL_VERSIONS
 
 #: a reference to a workspace secret inside a header value (Key Vault's name rules)
@@ -149,27 +149,11 @@ class McpServerIn(InputModel):
         return check_protocol_version(value)
 
 
-def _refuse_nulls(model: type[InputModel], data: Any) -> Any:
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if value is None and key in model.model_fields:
-                raise ValueError(f"{key} may not be null")
-    return data
-
-
-class McpServerPatch(McpServerIn):
+class McpServerPatch(PatchModel, McpServerIn):
     """A partial update: only the fields sent change (`headers` is replaced as a whole)."""
 
     name: Name | None = None  # type: ignore[assignment]
     url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None  # type: ignore[assignment]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nulls(cls, data: Any) -> Any:
-        return _refuse_nulls(cls, data)
-
-    def changes(self) -> dict[str, Any]:
-        return self.model_dump(include=self.model_fields_set)
 
 
 class ToolSelectionIn(InputModel):
@@ -207,21 +191,8 @@ class McpToolIn(InputModel):
         return value
 
 
-#: McpToolIn fields that may be sent as null (null: the remote tool's name / description)
-_TOOL_NULLABLE: Final = frozenset({"name", "description"})
-
-
-class McpToolPatch(McpToolIn):
+class McpToolPatch(PatchModel, McpToolIn):
     """A partial update of an MCP tool: only the fields sent change."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key, value in data.items():
-                if value is None and key in cls.model_fields and key not in _TOOL_NULLABLE:
-                    raise ValueError(f"{key} may not be null")
-        return data
-
-    def changes(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.model_fields_set}
+    # null: the remote tool's name / description
+    nullable = frozenset({"name", "description"})

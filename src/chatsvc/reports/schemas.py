@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints
 
 from chatsvc.kit.errors import Invalid
 from chatsvc.kit.filtering import parse_day as parse_day  # re-exported: reports name it here
-from chatsvc.kit.validation import MAX_ID, InputModel
+from chatsvc.kit.validation import MAX_ID, InputModel, PatchModel
 from chatsvc.reports.models import Category as Category  # the column enums, re-exported
 from chatsvc.reports.models import Reason as Reason
 from chatsvc.reports.models import Severity as Severity
@@ -43,7 +43,7 @@ class ReportIn(InputModel):
     chat: ChatId
 
 
-class ReportPatch(InputModel):
+class ReportPatch(PatchModel):
     """A partial update: only the fields sent are changed; none may be null."""
 
     category: Category | None = None
@@ -53,18 +53,6 @@ class ReportPatch(InputModel):
     topic: Topic | None = None
     comments: Comments | None = None
     chat: ChatId | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_null(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key, value in data.items():
-                if value is None and key in cls.model_fields:
-                    raise ValueError(f"{key} may not be null")
-        return data
-
-    def changes(self) -> dict[str, Any]:
-        return self.model_dump(include=self.model_fields_set)
 
 
 @dataclass(frozen=True, slots=True)

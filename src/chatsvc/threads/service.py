@@ -19,7 +19,7 @@ from chatsvc.chats.repository import MessageRepository
 from chatsvc.chats.schemas import OptionalUserMessageIn
 from chatsvc.chats.service import Turn, scope_of
 from chatsvc.kit.db import utcnow
-from chatsvc.kit.errors import FieldError, Invalid, NotFound
+from chatsvc.kit.errors import FieldError, Invalid, or_not_found
 from chatsvc.kit.filtering import OrderKey
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.moderation import ModerationPolicy
@@ -57,8 +57,7 @@ async def list_sessions(
 
 async def get_session(session: AsyncSession, auth: AuthContext, session_uuid: str) -> SessionView:
     found = await SessionRepository(session).by_uuid(scope_of(auth), session_uuid)
-    if found is None:
-        raise NotFound(f"Chat session {session_uuid} not found.")
+    found = or_not_found(found, f"Chat session {session_uuid} not found.")
     return (await _session_views(session, [found]))[0]
 
 
@@ -76,9 +75,7 @@ async def thread_chat(
     session: AsyncSession, auth: AuthContext, thread_uuid: str, *, fresh: bool = False
 ) -> Chat:
     chat = await ThreadRepository(session).by_uuid(scope_of(auth), thread_uuid, fresh=fresh)
-    if chat is None:
-        raise NotFound(f"Thread {thread_uuid} not found.")
-    return chat
+    return or_not_found(chat, f"Thread {thread_uuid} not found.")
 
 
 async def get_thread(
@@ -238,9 +235,8 @@ async def thread_of_generation(
 ) -> Chat:
     """The thread whose stream a Last-Event-ID names: 404 unless the caller sees it."""
     chat = await ThreadRepository(session).by_generation(scope_of(auth), generation_id)
-    if chat is None:
-        raise NotFound(f"No stream {generation_id} in your threads.", code="stream_not_found")
-    return chat
+    message = f"No stream {generation_id} in your threads."
+    return or_not_found(chat, message, code="stream_not_found")
 
 
 # --- chat settings -------------------------------------------------------------------------------

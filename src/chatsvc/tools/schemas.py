@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from chatsvc.kit.validation import InputModel
 from chatsvc.tools.models import Tool, ToolParameter
@@ -58,6 +58,8 @@ class ParametersMixin(BaseModel):
 
 
 class ParameterOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     name: str
     description: str
@@ -71,31 +73,8 @@ class ParameterOut(BaseModel):
 def parameter_rows(parameters: Iterable[ParameterIn]) -> list[ToolParameter]:
     """New rows for a tool's parameters, in the given order."""
     return [
-        ToolParameter(
-            position=position,
-            name=p.name,
-            description=p.description,
-            type=p.type,
-            items=p.items,
-            required=p.required,
-            enum=list(p.enum) if p.enum is not None else None,
-            properties=p.properties,
-        )
-        for position, p in enumerate(parameters)
+        ToolParameter(position=position, **p.model_dump()) for position, p in enumerate(parameters)
     ]
-
-
-def parameter_out(row: ToolParameter) -> ParameterOut:
-    return ParameterOut(
-        id=row.id,
-        name=row.name,
-        description=row.description,
-        type=row.type,
-        items=row.items,
-        required=row.required,
-        enum=row.enum,
-        properties=row.properties,
-    )
 
 
 def parameters_schema(parameters: Iterable[ToolParameter]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.config import Settings
 from chatsvc.kit.db import utcnow
-from chatsvc.kit.errors import FieldError, Invalid, NotFound
+from chatsvc.kit.errors import FieldError, Invalid, NotFound, or_not_found
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.tools import retrieval
 from chatsvc.tools.models import MetadataFilter, Tool, ToolKind, ToolParameter
@@ -97,9 +97,7 @@ async def get_tool(
     for_update: bool = False,
 ) -> Tool:
     tool = await ToolRepository(session).get(workspace_id, kind, tool_id, for_update=for_update)
-    if tool is None:
-        raise NotFound(f"{_rules(kind).label} {tool_id} not found.")
-    return tool
+    return or_not_found(tool, f"{_rules(kind).label} {tool_id} not found.")
 
 
 async def create_tool(

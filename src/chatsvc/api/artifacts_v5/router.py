@@ -7,6 +7,7 @@ bodies to the artifacts service and back. Rules live in chatsvc.artifacts."""
 from typing import Annotated, Any
 
 from fastapi import Body, Request, Response
+from pydantic import BaseModel
 
 from chatsvc.api.artifacts_v5.deps import CacheDep, FaceAdminDep, FaceAuthDep
 from chatsvc.api.artifacts_v5.docs import PREFIX, compose, find
@@ -32,24 +33,13 @@ from chatsvc.artifacts.kinds import KINDS, SPECS
 from chatsvc.artifacts.schemas import DraftPatch, Hydrated, HydrateQuery, ResourceIn, SectionQuery
 from chatsvc.kit.errors import NotFound
 from chatsvc.kit.validation import MAX_ID
-from chatsvc.kit.web import (
-    ERROR_RESPONSES,
-    ErrorBody,
-    PageDep,
-    SlashRouter,
-    invalid_is_400,
-    set_list_headers,
-)
+from chatsvc.kit.web import PageDep, SlashRouter, error_responses, invalid_is_400, set_list_headers
 from chatsvc.services import JobsDep, SessionDep
 
-router = SlashRouter(prefix=PREFIX, tags=["artifacts-v5"], responses=ERROR_RESPONSES)
-
-
-def _error(status: int, description: str) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody, "description": description}}
-
-
-NOT_FOUND = _error(404, "The chat entry, attempt or draft is not in this workspace (or not yours).")
+router = SlashRouter(prefix=PREFIX, tags=["artifacts-v5"])
+NOT_FOUND = error_responses(
+    {404: "The chat entry, attempt or draft is not in this workspace (or not yours)."}
+)
 
 
 # --- POST /get -----------------------------------------------------------------------------------
@@ -73,7 +63,7 @@ def _query(body: Any) -> HydrateQuery:
     )
 
 
-def _get_out(hydrated: Hydrated) -> dict[str, Any]:
+def _get_out(hydrated: Hydrated) -> BaseModel:
     out: dict[str, Any] = {
         "chat_entry_id": hydrated.chat_entry_id,
         "attempt_id": hydrated.attempt_id,
@@ -84,8 +74,9 @@ def _get_out(hydrated: Hydrated) -> dict[str, Any]:
         "statistics": hydrated.statistics,
     }
     for kind, section in hydrated.sections.items():
+        # a section of the domain's shape, read again as this kind's wire section
         out[SPECS[kind].plural] = section.model_dump(mode="json")
-    return out
+    return ChatGetResponse.model_validate(out)
 
 
 @router.post(
@@ -105,7 +96,7 @@ async def chat_get(
     session: SessionDep,
     auth: FaceAuthDep,
     cache: CacheDep,
-) -> Any:
+) -> BaseModel:
     hydrated = await artifact_service.hydrate(session, auth, _query(body), cache)
     return _get_out(hydrated)
 
@@ -214,7 +205,7 @@ async def get_chat_drafts(
     "download_url (GET /jobs/{id}/artifact/).",
     responses={
         **NOT_FOUND,
-        503: {"model": ErrorBody, "description": "The export job failed; it is retried."},
+        **error_responses({503: "The export job failed; it is retried."}),
     },
 )
 @invalid_is_400
@@ -270,7 +261,7 @@ async def chat_refresh(
     "resource kinds (from the kind registry), permissions (from each route's dependencies) and "
     "api_operations (from this service's OpenAPI document). `entity_id` picks one into "
     "`artifact`: an entity or kind id, or a chat entry's id.",
-    responses={**_error(404, "No entity, kind or chat entry with that id.")},
+    responses=error_responses({404: "No entity, kind or chat entry with that id."}),
 )
 @invalid_is_400
 async def get_chat_docs(
@@ -334,11 +325,12 @@ async def create_resource(
     session: SessionDep,
     auth: FaceAdminDep,
     cache: CacheDep,
-) -> Any:
+) -> ResourceOut:
     data = ResourceIn(
         kind=body.kind,
         name=body.name,
         description=body.description,
         data=body.data.model_dump(mode="json"),
     )
-    return await artifact_service.create_resource(session, auth, data, cache)
+    resource = await artifact_service.create_resource(session, auth, data, cache)
+    return ResourceOut.model_validate(resource, from_attributes=True)

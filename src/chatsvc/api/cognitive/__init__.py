@@ -16,12 +16,5 @@ from chatsvc.api.cognitive import (
 )
 
 router = APIRouter()
-router.include_router(assistants.router)
-router.include_router(knowledge.router)
-router.include_router(chats.router)
-router.include_router(reports.router)
-router.include_router(jobs.router)
-router.include_router(exports.router)
-router.include_router(tools.router)
-router.include_router(mcp.router)
-router.include_router(secrets.router)
+for _module in (assistants, knowledge, chats, reports, jobs, exports, tools, mcp, secrets):
+    router.include_router(_module.router)

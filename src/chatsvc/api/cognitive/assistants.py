@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Request, Response
 
 from chatsvc.api.cognitive.params import AssistantId
@@ -16,29 +14,19 @@ from chatsvc.api.cognitive.schemas import (
 )
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.assistants import service as assistant_service
-from chatsvc.kit.web import (
-    ERROR_RESPONSES,
-    ErrorBody,
-    PageDep,
-    SettingsDep,
-    SlashRouter,
-    envelope,
-    invalid_is_400,
-)
+from chatsvc.kit.web import PageDep, SettingsDep, SlashRouter, error_responses, invalid_is_400
 from chatsvc.services import SessionDep
 
-router = SlashRouter(tags=["assistants"], responses=ERROR_RESPONSES)
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such assistant in this workspace."}
-}
+router = SlashRouter(tags=["assistants"])
+NOT_FOUND = error_responses({404: "No such assistant in this workspace."})
 
 
 @router.get("/assistants/", response_model=AssistantPage, summary="List all assistants")
 async def list_assistants(
     request: Request, session: SessionDep, auth: AuthDep, page: PageDep
-) -> dict[str, Any]:
+) -> AssistantPage:
     result = await assistant_service.list_assistants(session, auth.workspace_id, page)
-    return envelope(request, result, result.items)
+    return AssistantPage.of(request, result)
 
 
 @router.post(
@@ -50,8 +38,9 @@ async def list_assistants(
 @invalid_is_400
 async def create_assistant(
     body: AssistantIn, session: SessionDep, auth: AdminDep, settings: SettingsDep
-) -> Any:
-    return await assistant_service.create_assistant(session, auth.workspace_id, body, settings)
+) -> AssistantOut:
+    assistant = await assistant_service.create_assistant(session, auth.workspace_id, body, settings)
+    return AssistantOut.model_validate(assistant)
 
 
 @router.get(
@@ -61,9 +50,9 @@ async def create_assistant(
 )
 async def list_assistants_info(
     request: Request, session: SessionDep, auth: AuthDep, page: PageDep
-) -> dict[str, Any]:
+) -> AssistantInfoPage:
     result = await assistant_service.list_assistants(session, auth.workspace_id, page)
-    return envelope(request, result, result.items)
+    return AssistantInfoPage.of(request, result)
 
 
 @router.get(
@@ -72,8 +61,9 @@ async def list_assistants_info(
     summary="Retrieve a specific assistant configuration",
     responses=NOT_FOUND,
 )
-async def get_assistant(id: AssistantId, session: SessionDep, auth: AuthDep) -> Any:
-    return await assistant_service.get_assistant(session, auth.workspace_id, id)
+async def get_assistant(id: AssistantId, session: SessionDep, auth: AuthDep) -> AssistantOut:
+    assistant = await assistant_service.get_assistant(session, auth.workspace_id, id)
+    return AssistantOut.model_validate(assistant)
 
 
 @router.put(
@@ -89,10 +79,11 @@ async def update_assistant(
     session: SessionDep,
     auth: AdminDep,
     settings: SettingsDep,
-) -> Any:
-    return await assistant_service.update_assistant(
+) -> AssistantOut:
+    assistant = await assistant_service.update_assistant(
         session, auth.workspace_id, id, body.model_dump(), settings
     )
+    return AssistantOut.model_validate(assistant)
 
 
 @router.patch(
@@ -107,10 +98,11 @@ async def partial_update_assistant(
     session: SessionDep,
     auth: AdminDep,
     settings: SettingsDep,
-) -> Any:
-    return await assistant_service.update_assistant(
+) -> AssistantOut:
+    assistant = await assistant_service.update_assistant(
         session, auth.workspace_id, id, body.changes(), settings
     )
+    return AssistantOut.model_validate(assistant)
 
 
 @router.delete(

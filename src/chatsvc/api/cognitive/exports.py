@@ -3,24 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from fastapi import Header, Request
-from fastapi.responses import JSONResponse
+from fastapi import Request, Response
 
 from chatsvc.api.cognitive.jobs import JobOut, job_out
-from chatsvc.api.deps import AdminDep
+from chatsvc.api.deps import AdminDep, IdempotencyKey
 from chatsvc.exports.requests import ExportRequestIn, request_export
-from chatsvc.kit.web import (
-    ERROR_RESPONSES,
-    ErrorBody,
-    SettingsDep,
-    SlashRouter,
-    invalid_is_400,
-)
+from chatsvc.kit.web import SettingsDep, SlashRouter, error_responses, invalid_is_400
 from chatsvc.services import QueueDep, SessionDep
 
-router = SlashRouter(tags=["jobs"], responses=ERROR_RESPONSES)
+router = SlashRouter(tags=["jobs"])
 
 
 @router.post(
@@ -33,19 +24,20 @@ router = SlashRouter(tags=["jobs"], responses=ERROR_RESPONSES)
     "A repeated Idempotency-Key returns the first job (200).",
     responses={
         200: {"model": JobOut, "description": "The job of an earlier request with this key."},
-        404: {"model": ErrorBody, "description": "The chat or assistant is not in the workspace."},
+        **error_responses({404: "The chat or assistant is not in the workspace."}),
     },
 )
 @invalid_is_400
 async def create_export(
     request: Request,
+    response: Response,
     body: ExportRequestIn,
     session: SessionDep,
     auth: AdminDep,
     settings: SettingsDep,
     queue: QueueDep,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> Any:
+    idempotency_key: IdempotencyKey = None,
+) -> JobOut:
     job, created = await request_export(
         session,
         queue,
@@ -55,6 +47,5 @@ async def create_export(
         data=body,
         idempotency_key=idempotency_key,
     )
-    return JSONResponse(
-        job_out(request, job).model_dump(mode="json"), status_code=202 if created else 200
-    )
+    response.status_code = 202 if created else 200
+    return job_out(request, job)

@@ -18,22 +18,13 @@ from chatsvc.auth.service import AuthContext
 from chatsvc.jobs import service as job_service
 from chatsvc.jobs.models import Job, JobState
 from chatsvc.kit.errors import NotFound
-from chatsvc.kit.web import (
-    ERROR_RESPONSES,
-    ErrorBody,
-    SettingsDep,
-    SlashRouter,
-)
+from chatsvc.kit.web import SettingsDep, SlashRouter, error_responses
 from chatsvc.services import SessionDep
 
-router = SlashRouter(tags=["jobs"], responses=ERROR_RESPONSES)
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {
-        "model": ErrorBody,
-        "description": "No such job in this workspace (a member key sees only the jobs it "
-        "started).",
-    }
-}
+router = SlashRouter(tags=["jobs"])
+NOT_FOUND = error_responses(
+    {404: "No such job in this workspace (a member key sees only the jobs it started)."}
+)
 
 
 class JobProgressOut(BaseModel):
@@ -117,10 +108,7 @@ async def get_job(request: Request, id: JobId, session: SessionDep, auth: AuthDe
             "content": {"application/octet-stream": {"schema": {"type": "string"}}},
             "description": "The file, as an attachment.",
         },
-        404: {
-            "model": ErrorBody,
-            "description": "No such job in this workspace, or it produced no file (yet).",
-        },
+        **error_responses({404: "No such job in this workspace, or it produced no file (yet)."}),
     },
     summary="Download the file a job produced",
 )

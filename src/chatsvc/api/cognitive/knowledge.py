@@ -5,11 +5,11 @@ serves the three kinds; the seed's differences (statuses, trailing slashes) are 
 # which FastAPI must see as objects, not strings.
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Path, Request, Response
+from fastapi import Request, Response
 
-from chatsvc.api.cognitive.params import AssistantId
+from chatsvc.api.cognitive.params import AssistantId, path_id
 from chatsvc.api.cognitive.schemas import (
     CommonQuestionIn,
     CommonQuestionOut,
@@ -20,22 +20,21 @@ from chatsvc.api.cognitive.schemas import (
     OutModel,
 )
 from chatsvc.api.deps import AdminDep, AuthDep
-from chatsvc.kit.validation import MAX_ID
 from chatsvc.kit.web import (
-    ERROR_RESPONSES,
-    ErrorBody,
     PageDep,
+    RouteSpec,
     SettingsDep,
     SlashRouter,
+    error_responses,
     invalid_is_400,
-    set_list_headers,
+    page_items,
 )
 from chatsvc.knowledge import service as knowledge_service
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, KnowledgeItem, Lesson
 from chatsvc.knowledge.schemas import KnowledgeIn
 from chatsvc.services import SessionDep
 
-router = SlashRouter(tags=["knowledge"], responses=ERROR_RESPONSES)
+router = SlashRouter(tags=["knowledge"])
 
 
 @dataclass(frozen=True)
@@ -65,10 +64,7 @@ KINDS = (
 def _register(kind: Kind) -> None:
     base = f"/assistants/{{assistant}}/{kind.segment}/"
     item = f"{base}{{{kind.item_param}}}" + ("/" if kind.item_slash else "")
-    not_found: dict[int | str, dict[str, Any]] = {
-        404: {"model": ErrorBody, "description": f"Assistant or {kind.title} not found."}
-    }
-    item_id = Annotated[int, Path(ge=1, le=MAX_ID, alias=kind.item_param)]
+    item_id = Annotated[int, path_id(alias=kind.item_param)]
     body_type = kind.body
     out = kind.out
 
@@ -79,12 +75,12 @@ def _register(kind: Kind) -> None:
         session: SessionDep,
         auth: AuthDep,
         page: PageDep,
-    ) -> Any:
-        result = await knowledge_service.list_items(
+    ) -> list[OutModel]:
+        """A plain array; the total is in X-Total-Count, next/prev pages in Link."""
+        found = await knowledge_service.list_items(
             session, auth.workspace_id, assistant, kind.model, page
         )
-        set_list_headers(request, response, result)
-        return result.items
+        return page_items(request, response, found, out.model_validate)
 
     @invalid_is_400
     async def create_item(
@@ -93,10 +89,11 @@ def _register(kind: Kind) -> None:
         session: SessionDep,
         auth: AdminDep,
         settings: SettingsDep,
-    ) -> Any:
-        return await knowledge_service.create_item(
+    ) -> OutModel:
+        row = await knowledge_service.create_item(
             session, auth.workspace_id, assistant, body, settings
         )
+        return out.model_validate(row)
 
     @invalid_is_400
     async def update_item(
@@ -106,59 +103,30 @@ def _register(kind: Kind) -> None:
         session: SessionDep,
         auth: AdminDep,
         settings: SettingsDep,
-    ) -> Any:
-        return await knowledge_service.update_item(
+    ) -> OutModel:
+        row = await knowledge_service.update_item(
             session, auth.workspace_id, assistant, item, body, settings
         )
+        return out.model_validate(row)
 
     async def delete_item(
-        assistant: AssistantId,
-        item: item_id,
-        session: SessionDep,
-        auth: AdminDep,
-    ) -> dict[str, Any]:
+        assistant: AssistantId, item: item_id, session: SessionDep, auth: AdminDep
+    ) -> DeletedOut:
         await knowledge_service.delete_item(session, auth.workspace_id, assistant, kind.model, item)
-        return {"id": item, "deleted": True}
+        return DeletedOut(id=item, deleted=True)
 
-    router.add_api_route(
-        base,
-        list_items,
-        methods=["GET"],
-        response_model=list[out],  # type: ignore[valid-type]
-        name=f"list_{kind.plural}",
-        summary=f"List the {kind.title}s of an assistant",
-        description="A plain array; the total is in X-Total-Count, next/prev pages in Link.",
-        responses=not_found,
-    )
-    router.add_api_route(
-        base,
-        create_item,
-        methods=["POST"],
-        response_model=out,
-        status_code=201,
-        name=f"create_{kind.singular}",
-        summary=f"Create a {kind.title}",
-        responses=not_found,
-    )
-    router.add_api_route(
-        item,
-        update_item,
-        methods=["PUT"],
-        response_model=out,
-        status_code=kind.put_status,
-        name=f"update_{kind.singular}",
-        summary=f"Update a {kind.title}",
-        responses=not_found,
-    )
-    router.add_api_route(
-        item,
-        delete_item,
-        methods=["DELETE"],
-        response_model=DeletedOut,
-        name=f"delete_{kind.singular}",
-        summary=f"Delete a {kind.title}",
-        responses=not_found,
-    )
+    not_found = error_responses({404: f"Assistant or {kind.title} not found."})
+    one, title = kind.singular, kind.title
+    router.add_routes((
+        RouteSpec("GET", base, list_items, list[out], 200, f"list_{kind.plural}",  # type: ignore[valid-type]
+                  f"List the {title}s of an assistant", not_found),
+        RouteSpec("POST", base, create_item, out, 201, f"create_{one}", f"Create a {title}",
+                  not_found),
+        RouteSpec("PUT", item, update_item, out, kind.put_status, f"update_{one}",
+                  f"Update a {title}", not_found),
+        RouteSpec("DELETE", item, delete_item, DeletedOut, 200, f"delete_{one}",
+                  f"Delete a {title}", not_found),
+    ))  # fmt: skip
 
 
 class DeletedOut(OutModel):

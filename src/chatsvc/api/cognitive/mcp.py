@@ -6,19 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Path, Query, Request, Response
+from fastapi import Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from chatsvc.api.cognitive.params import McpServerId, McpToolId
+from chatsvc.api.cognitive.tools import tool_fields
 from chatsvc.api.deps import AdminDep, AuthDep
-from chatsvc.kit.validation import MAX_ID
-from chatsvc.kit.web import (
-    ERROR_RESPONSES,
-    ErrorBody,
-    PageDep,
-    SlashRouter,
-    invalid_is_400,
-    set_list_headers,
-)
+from chatsvc.kit.web import PageDep, SlashRouter, error_responses, invalid_is_400, page_items
 from chatsvc.mcp import service as mcp_service
 from chatsvc.mcp.schemas import (
     McpServerIn,
@@ -30,33 +24,22 @@ from chatsvc.mcp.schemas import (
 )
 from chatsvc.services import SessionDep, ToolsDep
 from chatsvc.tools.mcp_client import RemoteTool
-from chatsvc.tools.models import McpServer, Tool
-from chatsvc.tools.schemas import ParameterOut, parameter_out
+from chatsvc.tools.models import Tool
+from chatsvc.tools.schemas import ParameterOut
 
-router = SlashRouter(tags=["mcp"], responses=ERROR_RESPONSES)
+router = SlashRouter(tags=["mcp"])
 
-ServerPathId = Annotated[int, Path(ge=1, le=MAX_ID, description="The MCP server's id.")]
-ServerId = Annotated[int, Path(ge=1, le=MAX_ID, description="The MCP server's id.")]
-ToolPathId = Annotated[int, Path(ge=1, le=MAX_ID, description="The MCP tool's id.")]
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorBody, "description": description}
-
-
-SERVER_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: _error("No such MCP server in this workspace.")
-}
-TOOL_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: _error("No such MCP tool in this workspace.")
-}
-REMOTE: dict[int | str, dict[str, Any]] = {
-    400: _error("The outbound policy refuses the server's URL or address, or a secret is missing."),
-    404: _error("No such MCP server in this workspace."),
-    409: _error("The MCP server is inactive: it is not called."),
-    502: _error("The MCP server could not be reached or answered with an error."),
-    504: _error("The MCP server did not answer in time."),
-}
+SERVER_NOT_FOUND = error_responses({404: "No such MCP server in this workspace."})
+TOOL_NOT_FOUND = error_responses({404: "No such MCP tool in this workspace."})
+REMOTE = error_responses(
+    {
+        400: "The outbound policy refuses the server's URL or address, or a secret is missing.",
+        404: "No such MCP server in this workspace.",
+        409: "The MCP server is inactive: it is not called.",
+        502: "The MCP server could not be reached or answered with an error.",
+        504: "The MCP server did not answer in time.",
+    }
+)
 
 
 # --- wire schemas ------------------------------------------------------------------------------
@@ -106,18 +89,10 @@ class McpToolOut(BaseModel):
 
 def tool_out(tool: Tool) -> McpToolOut:
     return McpToolOut(
-        id=tool.id,
-        name=tool.name,
-        description=tool.description,
-        created_at=tool.created_at,
-        updated_at=tool.updated_at,
-        show_tool_message=tool.show_tool_message,
-        show_assistant_message=tool.show_assistant_message,
-        edit_available=tool.edit_available,
+        **tool_fields(tool),
         portal_available=tool.portal_available,
         server=McpServerOut.model_validate(tool.server) if tool.server is not None else None,
         server_id=tool.server_id,
-        parameters=[parameter_out(p) for p in tool.parameters],
         selected_tools=[mcp_service.remote_name(tool)],
     )
 
@@ -233,11 +208,10 @@ def _counted(count: int, what: str) -> str:
 @router.get("/mcp-servers/", response_model=list[McpServerOut], summary="List all MCP servers")
 async def list_mcp_servers(
     request: Request, response: Response, session: SessionDep, auth: AuthDep, page: PageDep
-) -> Any:
+) -> list[McpServerOut]:
     """A plain array; the total is in X-Total-Count, next/prev pages in Link."""
-    result = await mcp_service.list_servers(session, auth.workspace_id, page)
-    set_list_headers(request, response, result)
-    return result.items
+    found = await mcp_service.list_servers(session, auth.workspace_id, page)
+    return page_items(request, response, found, McpServerOut.model_validate)
 
 
 @router.post(
@@ -250,8 +224,9 @@ async def list_mcp_servers(
 @invalid_is_400
 async def create_mcp_server(
     runtime: ToolsDep, body: McpServerIn, session: SessionDep, auth: AdminDep
-) -> McpServer:
-    return await mcp_service.create_server(session, auth.workspace_id, body, runtime.policy)
+) -> McpServerOut:
+    server = await mcp_service.create_server(session, auth.workspace_id, body, runtime.policy)
+    return McpServerOut.model_validate(server)
 
 
 @router.get(
@@ -260,8 +235,8 @@ async def create_mcp_server(
     summary="Get a specific MCP server",
     responses=SERVER_NOT_FOUND,
 )
-async def get_mcp_server(id: ServerPathId, session: SessionDep, auth: AuthDep) -> McpServer:
-    return await mcp_service.get_server(session, auth.workspace_id, id)
+async def get_mcp_server(id: McpServerId, session: SessionDep, auth: AuthDep) -> McpServerOut:
+    return McpServerOut.model_validate(await mcp_service.get_server(session, auth.workspace_id, id))
 
 
 @router.put(
@@ -274,11 +249,12 @@ async def get_mcp_server(id: ServerPathId, session: SessionDep, auth: AuthDep) -
 )
 @invalid_is_400
 async def update_mcp_server(
-    runtime: ToolsDep, id: ServerPathId, body: McpServerIn, session: SessionDep, auth: AdminDep
-) -> McpServer:
-    return await mcp_service.update_server(
+    runtime: ToolsDep, id: McpServerId, body: McpServerIn, session: SessionDep, auth: AdminDep
+) -> McpServerOut:
+    server = await mcp_service.update_server(
         session, auth.workspace_id, id, body.model_dump(), runtime
     )
+    return McpServerOut.model_validate(server)
 
 
 @router.patch(
@@ -291,12 +267,15 @@ async def update_mcp_server(
 @invalid_is_400
 async def partial_update_mcp_server(
     runtime: ToolsDep,
-    id: ServerPathId,
+    id: McpServerId,
     body: McpServerPatch,
     session: SessionDep,
     auth: AdminDep,
-) -> McpServer:
-    return await mcp_service.update_server(session, auth.workspace_id, id, body.changes(), runtime)
+) -> McpServerOut:
+    server = await mcp_service.update_server(
+        session, auth.workspace_id, id, body.changes(), runtime
+    )
+    return McpServerOut.model_validate(server)
 
 
 @router.delete(
@@ -307,7 +286,7 @@ async def partial_update_mcp_server(
     responses=SERVER_NOT_FOUND,
 )
 async def delete_mcp_server(
-    runtime: ToolsDep, id: ServerPathId, session: SessionDep, auth: AdminDep
+    runtime: ToolsDep, id: McpServerId, session: SessionDep, auth: AdminDep
 ) -> Response:
     await mcp_service.delete_server(session, auth.workspace_id, id, runtime)
     return Response(status_code=204)
@@ -321,7 +300,7 @@ async def delete_mcp_server(
     responses=SERVER_NOT_FOUND,
 )
 async def get_mcp_server_configured_tools(
-    server_id: ServerId, session: SessionDep, auth: AuthDep
+    server_id: McpServerId, session: SessionDep, auth: AuthDep
 ) -> ConfiguredToolsOut:
     server = await mcp_service.get_server(session, auth.workspace_id, server_id)
     tools = await mcp_service.configured_tools(session, auth.workspace_id, server_id)
@@ -345,16 +324,10 @@ async def get_mcp_server_configured_tools(
     responses=SERVER_NOT_FOUND,
 )
 async def connect_mcp_server(
-    runtime: ToolsDep, server_id: ServerId, session: SessionDep, auth: AuthDep
+    runtime: ToolsDep, server_id: McpServerId, session: SessionDep, auth: AuthDep
 ) -> ConnectOut:
     report = await mcp_service.connect(session, auth.workspace_id, server_id, runtime)
-    return ConnectOut(
-        server_name=report.server_name,
-        connection_successful=report.connection_successful,
-        available_tools_count=report.available_tools_count,
-        available_tools=report.available_tools,
-        errors=report.errors,
-    )
+    return ConnectOut.model_validate(report, from_attributes=True)
 
 
 @router.get(
@@ -367,7 +340,7 @@ async def connect_mcp_server(
 )
 async def list_mcp_server_tools(
     runtime: ToolsDep,
-    server_id: ServerId,
+    server_id: McpServerId,
     session: SessionDep,
     auth: AuthDep,
     refresh: Annotated[
@@ -399,7 +372,7 @@ async def list_mcp_server_tools(
 @invalid_is_400
 async def create_mcp_server_tools(
     runtime: ToolsDep,
-    server_id: ServerId,
+    server_id: McpServerId,
     body: ToolSelectionIn,
     session: SessionDep,
     auth: AdminDep,
@@ -424,7 +397,7 @@ async def create_mcp_server_tools(
 @invalid_is_400
 async def update_mcp_server_tools(
     runtime: ToolsDep,
-    server_id: ServerId,
+    server_id: McpServerId,
     body: ToolSelectionIn,
     session: SessionDep,
     auth: AdminDep,
@@ -447,7 +420,7 @@ async def update_mcp_server_tools(
     responses=SERVER_NOT_FOUND,
 )
 async def delete_mcp_server_tools(
-    server_id: ServerId, session: SessionDep, auth: AdminDep
+    server_id: McpServerId, session: SessionDep, auth: AdminDep
 ) -> DeletionOut:
     result = await mcp_service.delete_server_tools(session, auth.workspace_id, server_id)
     return DeletionOut(
@@ -466,8 +439,7 @@ async def list_mcp_tools(
 ) -> list[McpToolOut]:
     """A plain array; the total is in X-Total-Count, next/prev pages in Link."""
     result = await mcp_service.list_tools(session, auth.workspace_id, page)
-    set_list_headers(request, response, result)
-    return [tool_out(t) for t in result.items]
+    return page_items(request, response, result, tool_out)
 
 
 @router.post(
@@ -480,7 +452,9 @@ async def list_mcp_tools(
     "the ids of all of them are in the X-Created-Ids header.",
     responses={
         **REMOTE,
-        409: _error("The server is inactive, or a selected remote tool is already configured."),
+        **error_responses(
+            {409: "The server is inactive, or a selected remote tool is already configured."}
+        ),
     },
 )
 @invalid_is_400
@@ -498,7 +472,7 @@ async def create_mcp_tool(
     summary="Get a specific MCP tool",
     responses=TOOL_NOT_FOUND,
 )
-async def get_mcp_tool(id: ToolPathId, session: SessionDep, auth: AuthDep) -> McpToolOut:
+async def get_mcp_tool(id: McpToolId, session: SessionDep, auth: AuthDep) -> McpToolOut:
     return tool_out(await mcp_service.get_tool(session, auth.workspace_id, id))
 
 
@@ -508,11 +482,11 @@ async def get_mcp_tool(id: ToolPathId, session: SessionDep, auth: AuthDep) -> Mc
     summary="Update an MCP tool",
     description="Replaces the display settings (name and description default to the remote "
     "tool's). `server_id` / `server` and `selected_tools` (one name) re-point the tool.",
-    responses={**REMOTE, 404: _error("No such MCP tool in this workspace.")},
+    responses={**REMOTE, **TOOL_NOT_FOUND},
 )
 @invalid_is_400
 async def update_mcp_tool(
-    runtime: ToolsDep, id: ToolPathId, body: McpToolIn, session: SessionDep, auth: AdminDep
+    runtime: ToolsDep, id: McpToolId, body: McpToolIn, session: SessionDep, auth: AdminDep
 ) -> McpToolOut:
     values = {name: getattr(body, name) for name in McpToolIn.model_fields}
     tool = await mcp_service.update_tool(session, auth.workspace_id, id, values, runtime)
@@ -523,11 +497,11 @@ async def update_mcp_tool(
     "/mcp-tools/{id}/",
     response_model=McpToolOut,
     summary="Partially update an MCP tool",
-    responses={**REMOTE, 404: _error("No such MCP tool in this workspace.")},
+    responses={**REMOTE, **TOOL_NOT_FOUND},
 )
 @invalid_is_400
 async def partial_update_mcp_tool(
-    runtime: ToolsDep, id: ToolPathId, body: McpToolPatch, session: SessionDep, auth: AdminDep
+    runtime: ToolsDep, id: McpToolId, body: McpToolPatch, session: SessionDep, auth: AdminDep
 ) -> McpToolOut:
     tool = await mcp_service.update_tool(session, auth.workspace_id, id, body.changes(), runtime)
     return tool_out(tool)
@@ -540,6 +514,6 @@ async def partial_update_mcp_tool(
     description="The tool leaves every list and assistant; chats that used it stay readable.",
     responses=TOOL_NOT_FOUND,
 )
-async def delete_mcp_tool(id: ToolPathId, session: SessionDep, auth: AdminDep) -> Response:
+async def delete_mcp_tool(id: McpToolId, session: SessionDep, auth: AdminDep) -> Response:
     await mcp_service.delete_tool(session, auth.workspace_id, id)
     return Response(status_code=204)

@@ -6,20 +6,14 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from pydantic import AliasChoices, BaseModel, Field
 
+from chatsvc.api.cognitive.params import ReportId
 from chatsvc.api.cognitive.schemas import OutModel
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.kit.validation import MAX_ID
-from chatsvc.kit.web import (
-    ERROR_RESPONSES,
-    ErrorBody,
-    PageDep,
-    SlashRouter,
-    envelope,
-    invalid_is_400,
-)
+from chatsvc.kit.web import PageDep, SlashRouter, envelope, error_responses, invalid_is_400
 from chatsvc.reports import service as report_service
 from chatsvc.reports.schemas import (
     Category,
@@ -32,24 +26,15 @@ from chatsvc.reports.schemas import (
 )
 from chatsvc.services import SessionDep
 
-router = SlashRouter(tags=["reports"], responses=ERROR_RESPONSES)
-ReportId = Annotated[int, Path(ge=1, le=MAX_ID, description="The report's id.")]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such report in this workspace."}
-}
-CHAT_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such chat in this workspace."}
-}
-REPORT_OR_CHAT_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such report, or no such chat, in this workspace."}
-}
-BAD_FILTER: dict[int | str, dict[str, Any]] = {
-    400: {
-        "model": ErrorBody,
-        "description": "A malformed date (the detail names the parameter), or start_date after "
-        "end_date.",
-    }
-}
+router = SlashRouter(tags=["reports"])
+NOT_FOUND = error_responses({404: "No such report in this workspace."})
+CHAT_NOT_FOUND = error_responses({404: "No such chat in this workspace."})
+REPORT_OR_CHAT_NOT_FOUND = error_responses(
+    {404: "No such report, or no such chat, in this workspace."}
+)
+BAD_FILTER = error_responses(
+    {400: "A malformed date (the detail names the parameter), or start_date after end_date."}
+)
 
 
 def _day(description: str, example: str) -> Any:
@@ -137,10 +122,10 @@ FiltersDep = Annotated[ReportFilters, Depends(report_filters)]
 )
 async def list_reports(
     request: Request, session: SessionDep, auth: AuthDep, filters: FiltersDep, page: PageDep
-) -> dict[str, Any]:
+) -> ReportPage:
     metrics = await report_service.report_metrics(session, auth.workspace_id, filters)
-    result = await report_service.list_reports(session, auth.workspace_id, filters, page)
-    return asdict(metrics) | envelope(request, result, result.items)
+    found = await report_service.list_reports(session, auth.workspace_id, filters, page)
+    return ReportPage.model_validate(asdict(metrics) | envelope(request, found, found.items))
 
 
 @router.post(
@@ -152,13 +137,14 @@ async def list_reports(
     responses={200: {"description": "Report submitted successfully."}, **CHAT_NOT_FOUND},
 )
 @invalid_is_400
-async def create_report(body: ReportIn, session: SessionDep, auth: AuthDep) -> Any:
-    return await report_service.create_report(
+async def create_report(body: ReportIn, session: SessionDep, auth: AuthDep) -> ReportOut:
+    report = await report_service.create_report(
         session,
         auth.workspace_id,
         body,
         principal_id=None if auth.is_admin else auth.principal_id,
     )
+    return ReportOut.model_validate(report)
 
 
 @router.get(
@@ -169,8 +155,11 @@ async def create_report(body: ReportIn, session: SessionDep, auth: AuthDep) -> A
     "severity; every enum value is a key, zero included.",
     responses=BAD_FILTER,
 )
-async def report_metrics(session: SessionDep, auth: AuthDep, filters: FiltersDep) -> Any:
-    return asdict(await report_service.report_metrics(session, auth.workspace_id, filters))
+async def report_metrics(
+    session: SessionDep, auth: AuthDep, filters: FiltersDep
+) -> ReportMetricsOut:
+    metrics = await report_service.report_metrics(session, auth.workspace_id, filters)
+    return ReportMetricsOut.model_validate(asdict(metrics))
 
 
 @router.get(
@@ -179,8 +168,8 @@ async def report_metrics(session: SessionDep, auth: AuthDep, filters: FiltersDep
     summary="Retrieve a chat report",
     responses=NOT_FOUND,
 )
-async def get_report(id: ReportId, session: SessionDep, auth: AuthDep) -> Any:
-    return await report_service.get_report(session, auth.workspace_id, id)
+async def get_report(id: ReportId, session: SessionDep, auth: AuthDep) -> ReportOut:
+    return ReportOut.model_validate(await report_service.get_report(session, auth.workspace_id, id))
 
 
 @router.put(
@@ -192,8 +181,13 @@ async def get_report(id: ReportId, session: SessionDep, auth: AuthDep) -> Any:
     responses=REPORT_OR_CHAT_NOT_FOUND,
 )
 @invalid_is_400
-async def update_report(id: ReportId, body: ReportIn, session: SessionDep, auth: AdminDep) -> Any:
-    return await report_service.update_report(session, auth.workspace_id, id, body.model_dump())
+async def update_report(
+    id: ReportId, body: ReportIn, session: SessionDep, auth: AdminDep
+) -> ReportOut:
+    values = body.model_dump()
+    return ReportOut.model_validate(
+        await report_service.update_report(session, auth.workspace_id, id, values)
+    )
 
 
 @router.patch(
@@ -206,8 +200,11 @@ async def update_report(id: ReportId, body: ReportIn, session: SessionDep, auth:
 @invalid_is_400
 async def partial_update_report(
     id: ReportId, body: ReportPatch, session: SessionDep, auth: AdminDep
-) -> Any:
-    return await report_service.update_report(session, auth.workspace_id, id, body.changes())
+) -> ReportOut:
+    changes = body.changes()
+    return ReportOut.model_validate(
+        await report_service.update_report(session, auth.workspace_id, id, changes)
+    )
 
 
 @router.delete(

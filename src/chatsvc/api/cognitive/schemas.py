@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatsvc.assistants.schemas import AssistantIn, AssistantPatch
+from chatsvc.kit.web import PageOut
 from chatsvc.knowledge.schemas import CommonQuestionIn, FixedResponseIn, LessonIn
 
 __all__ = [
@@ -78,18 +78,12 @@ class AssistantInfoOut(OutModel):
     colors: dict[str, str] | None
 
 
-class AssistantPage(BaseModel):
-    count: int
-    next: str | None
-    previous: str | None
-    results: list[AssistantOut]
+class AssistantPage(PageOut[AssistantOut]):
+    pass
 
 
-class AssistantInfoPage(BaseModel):
-    count: int
-    next: str | None
-    previous: str | None
-    results: list[AssistantInfoOut]
+class AssistantInfoPage(PageOut[AssistantInfoOut]):
+    pass
 
 
 class CommonQuestionOut(OutModel):
@@ -113,7 +107,3 @@ class LessonOut(OutModel):
     content: str
     context_of_application: str
     additional_metadata: dict[str, list[str]]
-
-
-def dump(model: type[OutModel], obj: Any) -> dict[str, Any]:
-    return model.model_validate(obj).model_dump(mode="json")

@@ -3,7 +3,7 @@ write-only: values go in, names come out. Translation only: rules live in chatsv
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Body, Depends
 from pydantic import BaseModel, Field
@@ -11,11 +11,11 @@ from pydantic import BaseModel, Field
 from chatsvc.api.deps import AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.kit.validation import InputModel
-from chatsvc.kit.web import ERROR_RESPONSES, ErrorBody, SlashRouter
+from chatsvc.kit.web import SlashRouter, error_responses
 from chatsvc.secrets.store import MAX_NAME_LENGTH, MAX_VALUE_BYTES, SecretItem
 from chatsvc.services import SecretStoreDep
 
-router = SlashRouter(tags=["secrets"], responses=ERROR_RESPONSES)
+router = SlashRouter(tags=["secrets"])
 
 #: what the API shows instead of a value: fixed, so it does not even tell the length
 MASK = "********"
@@ -25,19 +25,21 @@ NAME_RULES = (
     "the workspace prefix `ws<ID>-` counts against the length). Case-insensitive: `API-KEY` and "
     "`api-key` are one secret."
 )
-INVALID: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "A name that breaks Key Vault's rules, or a value "
-          f"that is empty or longer than {MAX_VALUE_BYTES} bytes; the detail says which."},
-}  # fmt: skip
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No secret of that name in this workspace."}
-}
-UPSTREAM: dict[int | str, dict[str, Any]] = {
-    502: {"model": ErrorBody, "description": "Key Vault refused or failed the request."},
-    503: {"model": ErrorBody, "description": "Key Vault cannot be reached, or a stored value "
-          "cannot be decrypted with the configured key."},
-    504: {"model": ErrorBody, "description": "Key Vault did not answer in time."},
-}  # fmt: skip
+INVALID = error_responses(
+    {
+        400: "A name that breaks Key Vault's rules, or a value that is empty or longer than "
+        f"{MAX_VALUE_BYTES} bytes; the detail says which."
+    }
+)
+NOT_FOUND = error_responses({404: "No secret of that name in this workspace."})
+UPSTREAM = error_responses(
+    {
+        502: "Key Vault refused or failed the request.",
+        503: "Key Vault cannot be reached, or a stored value cannot be decrypted with the "
+        "configured key.",
+        504: "Key Vault did not answer in time.",
+    }
+)
 
 
 async def require_admin(auth: AuthDep) -> AuthContext:
@@ -111,7 +113,7 @@ async def list_secrets(auth: AdminDep, store: StoreDep) -> list[SecretOut]:
     summary="Create a secret",
     responses={
         **INVALID,
-        409: {"model": ErrorBody, "description": "A secret of that name exists already."},
+        **error_responses({409: "A secret of that name exists already."}),
         **UPSTREAM,
     },
 )

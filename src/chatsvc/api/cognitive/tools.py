@@ -9,19 +9,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Path, Request, Response
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from fastapi import Request, Response
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from chatsvc.api.cognitive.params import ToolId
 from chatsvc.api.cognitive.schemas import OutModel
 from chatsvc.api.deps import AdminDep, AuthDep
-from chatsvc.kit.validation import MAX_ID, InputModel
+from chatsvc.kit.validation import InputModel, PatchModel
 from chatsvc.kit.web import (
-    ERROR_RESPONSES,
-    ErrorBody,
     PageDep,
+    PageOut,
+    RouteSpec,
     SettingsDep,
     SlashRouter,
-    envelope,
+    error_responses,
     invalid_is_400,
 )
 from chatsvc.services import SessionDep, ToolsDep
@@ -33,10 +34,9 @@ from chatsvc.tools.schemas import (
     ParameterOut,
     Parameters,
     ParametersMixin,
-    parameter_out,
 )
 
-router = SlashRouter(tags=["tools"], responses=ERROR_RESPONSES)
+router = SlashRouter(tags=["tools"])
 
 INT32 = 2_147_483_647
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -45,7 +45,6 @@ RetrievalId = Annotated[
     int, Field(ge=0, le=INT32, description="The retrieval backend searched (configured ids).")
 ]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
-ToolId = Annotated[int, Path(ge=1, le=MAX_ID, description="The tool's id.")]
 
 
 # --- wire schemas --------------------------------------------------------------------------------
@@ -73,7 +72,7 @@ class ScriptToolIn(ToolIn):
     code: Code = Field(description="JavaScript, compiled when saved: a syntax error is a 400.")
 
 
-class ToolPatch(ParametersMixin, InputModel):
+class ToolPatch(ParametersMixin, PatchModel):
     """A partial update: only the fields sent change; `parameters`, when sent, replaces them."""
 
     parameters: Parameters | None = None
@@ -82,18 +81,6 @@ class ToolPatch(ParametersMixin, InputModel):
     show_tool_message: bool | None = None
     show_assistant_message: bool | None = None
     edit_available: bool | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_null(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key, value in data.items():
-                if value is None and key in cls.model_fields:
-                    raise ValueError(f"{key} may not be null")
-        return data
-
-    def changes(self) -> dict[str, Any]:
-        return self.model_dump(include=self.model_fields_set - {"parameters"})
 
     def new_parameters(self) -> list[ParameterIn] | None:
         return self.parameters if "parameters" in self.model_fields_set else None
@@ -129,44 +116,29 @@ class ScriptToolOut(ToolOut):
     code: str
 
 
-def _common(tool: Tool) -> dict[str, Any]:
-    return {
-        "id": tool.id,
-        "parameters": [parameter_out(row) for row in tool.parameters],
-        "name": tool.name,
-        "description": tool.description,
-        "created_at": tool.created_at,
-        "updated_at": tool.updated_at,
-        "show_tool_message": tool.show_tool_message,
-        "show_assistant_message": tool.show_assistant_message,
-        "edit_available": tool.edit_available,
-    }
+def tool_fields(tool: Tool) -> dict[str, Any]:
+    """The fields every kind of tool shows (MCP tools too), by name."""
+    return dict(ToolOut.model_validate(tool))
 
 
 def retrieval_out(tool: Tool) -> RetrievalToolOut:
     return RetrievalToolOut(
-        **_common(tool),
+        **tool_fields(tool),
         retrieval_id=int(tool.config.get("retrieval_id", 0)),
         answer=bool(tool.config.get("answer", False)),
     )
 
 
 def script_out(tool: Tool) -> ScriptToolOut:
-    return ScriptToolOut(**_common(tool), code=str(tool.config.get("code", "")))
+    return ScriptToolOut(**tool_fields(tool), code=str(tool.config.get("code", "")))
 
 
-class RetrievalToolPage(BaseModel):
-    count: int
-    next: str | None
-    previous: str | None
-    results: list[RetrievalToolOut]
+class RetrievalToolPage(PageOut[RetrievalToolOut]):
+    pass
 
 
-class ScriptToolPage(BaseModel):
-    count: int
-    next: str | None
-    previous: str | None
-    results: list[ScriptToolOut]
+class ScriptToolPage(PageOut[ScriptToolOut]):
+    pass
 
 
 # --- the two kinds: one route factory ------------------------------------------------------------
@@ -182,7 +154,7 @@ class Kind:
     body: type[ToolIn]
     patch: type[ToolPatch]
     out: type[ToolOut]
-    page: type[BaseModel]
+    page: type[PageOut[Any]]
     to_out: Callable[[Tool], ToolOut]
     #: whether the seed documents 400 for an invalid body on create (else 422)
     create_400: bool
@@ -201,37 +173,31 @@ KINDS = (
 def _register(kind: Kind) -> None:
     base = f"/tools/{kind.segment}/"
     item = f"{base}{{id}}/"
-    not_found: dict[int | str, dict[str, Any]] = {
-        404: {"model": ErrorBody, "description": f"No such {kind.title} in this workspace."}
-    }
     body_type = kind.body
     patch_type = kind.patch
     to_out = kind.to_out
 
     async def list_tools(
         request: Request, session: SessionDep, auth: AuthDep, page: PageDep
-    ) -> dict[str, Any]:
-        result = await tool_service.list_tools(session, auth.workspace_id, kind.kind, page)
-        return envelope(request, result, [to_out(tool) for tool in result.items])
+    ) -> PageOut[Any]:
+        """Paginated by page and page_size; deleted tools are not listed."""
+        found = await tool_service.list_tools(session, auth.workspace_id, kind.kind, page)
+        return kind.page.of(request, found, [to_out(tool) for tool in found.items])
 
     async def create_tool(
         runtime: ToolsDep,
         body: body_type,  # type: ignore[valid-type]
         session: SessionDep,
         auth: AdminDep,
-    ) -> Any:
+    ) -> ToolOut:
         data: ToolIn = body
+        values = data.model_dump(exclude={"parameters"})
         tool = await tool_service.create_tool(
-            session,
-            runtime,
-            auth.workspace_id,
-            kind.kind,
-            data.model_dump(exclude={"parameters"}),
-            data.parameters,
+            session, runtime, auth.workspace_id, kind.kind, values, data.parameters
         )
         return to_out(tool)
 
-    async def get_tool(id: ToolId, session: SessionDep, auth: AuthDep) -> Any:
+    async def get_tool(id: ToolId, session: SessionDep, auth: AuthDep) -> ToolOut:
         return to_out(await tool_service.get_tool(session, auth.workspace_id, kind.kind, id))
 
     @invalid_is_400
@@ -241,16 +207,12 @@ def _register(kind: Kind) -> None:
         body: body_type,  # type: ignore[valid-type]
         session: SessionDep,
         auth: AdminDep,
-    ) -> Any:
+    ) -> ToolOut:
+        """Replaces the tool: omitted fields take their defaults, parameters included."""
         data: ToolIn = body
+        values = data.model_dump(exclude={"parameters"})
         tool = await tool_service.update_tool(
-            session,
-            runtime,
-            auth.workspace_id,
-            kind.kind,
-            id,
-            data.model_dump(exclude={"parameters"}),
-            data.parameters,
+            session, runtime, auth.workspace_id, kind.kind, id, values, data.parameters
         )
         return to_out(tool)
 
@@ -261,82 +223,39 @@ def _register(kind: Kind) -> None:
         body: patch_type,  # type: ignore[valid-type]
         session: SessionDep,
         auth: AdminDep,
-    ) -> Any:
+    ) -> ToolOut:
+        """Only the fields sent change; parameters, when sent, replace the old ones."""
         data: ToolPatch = body
+        values = data.changes(exclude=frozenset({"parameters"}))
         tool = await tool_service.update_tool(
-            session,
-            runtime,
-            auth.workspace_id,
-            kind.kind,
-            id,
-            data.changes(),
-            data.new_parameters(),
+            session, runtime, auth.workspace_id, kind.kind, id, values, data.new_parameters()
         )
         return to_out(tool)
 
     async def delete_tool(id: ToolId, session: SessionDep, auth: AdminDep) -> Response:
+        """The tool leaves the API and every assistant's tools and pretools lists."""
         await tool_service.delete_tool(session, auth.workspace_id, kind.kind, id)
         return Response(status_code=204)
 
-    router.add_api_route(
-        base,
-        list_tools,
-        methods=["GET"],
-        response_model=kind.page,
-        name=f"list_{kind.plural}",
-        summary=f"List the {kind.title}s",
-        description="Paginated by page and page_size; deleted tools are not listed.",
-    )
-    router.add_api_route(
-        base,
-        invalid_is_400(create_tool) if kind.create_400 else create_tool,
-        methods=["POST"],
-        response_model=kind.out,
-        status_code=201,
-        name=f"create_{kind.singular}",
-        summary=f"Create a {kind.title}",
-        # Rules the service checks (a configured retrieval_id) are 400 whatever the seed says.
-        responses={400: {"model": ErrorBody, "description": "A rule of the tool is broken."}},
-    )
-    router.add_api_route(
-        item,
-        get_tool,
-        methods=["GET"],
-        response_model=kind.out,
-        name=f"get_{kind.singular}",
-        summary=f"Retrieve a {kind.title}",
-        responses=not_found,
-    )
-    router.add_api_route(
-        item,
-        update_tool,
-        methods=["PUT"],
-        response_model=kind.out,
-        name=f"update_{kind.singular}",
-        summary=f"Update a {kind.title}",
-        description="Replaces the tool: omitted fields take their defaults, parameters included.",
-        responses=not_found,
-    )
-    router.add_api_route(
-        item,
-        partial_update_tool,
-        methods=["PATCH"],
-        response_model=kind.out,
-        name=f"partial_update_{kind.singular}",
-        summary=f"Partially update a {kind.title}",
-        description="Only the fields sent change; parameters, when sent, replace the old ones.",
-        responses=not_found,
-    )
-    router.add_api_route(
-        item,
-        delete_tool,
-        methods=["DELETE"],
-        status_code=204,
-        name=f"delete_{kind.singular}",
-        summary=f"Delete a {kind.title}",
-        description="The tool leaves the API and every assistant's tools and pretools lists.",
-        responses=not_found,
-    )
+    not_found = error_responses({404: f"No such {kind.title} in this workspace."})
+    # Rules the service checks (a configured retrieval_id) are 400 whatever the seed says.
+    broken = error_responses({400: "A rule of the tool is broken."})
+    create = invalid_is_400(create_tool) if kind.create_400 else create_tool
+    one, title = kind.singular, kind.title
+    router.add_routes((
+        RouteSpec("GET", base, list_tools, kind.page, 200, f"list_{kind.plural}",
+                  f"List the {title}s"),
+        RouteSpec("POST", base, create, kind.out, 201, f"create_{one}", f"Create a {title}",
+                  broken),
+        RouteSpec("GET", item, get_tool, kind.out, 200, f"get_{one}", f"Retrieve a {title}",
+                  not_found),
+        RouteSpec("PUT", item, update_tool, kind.out, 200, f"update_{one}", f"Update a {title}",
+                  not_found),
+        RouteSpec("PATCH", item, partial_update_tool, kind.out, 200, f"partial_update_{one}",
+                  f"Partially update a {title}", not_found),
+        RouteSpec("DELETE", item, delete_tool, None, 204, f"delete_{one}", f"Delete a {title}",
+                  not_found),
+    ))  # fmt: skip
 
 
 for _kind in KINDS:
@@ -408,21 +327,14 @@ def _filters_out(metadata_config_id: int, rows: list[MetadataFilter]) -> Filters
         "`metadata_config_id`, or removes it with `delete: true`. Answers with every filter of "
         "that backend after the change."
     ),
-    responses={404: {"model": ErrorBody, "description": "delete: no such filter."}},
+    responses=error_responses({404: "delete: no such filter."}),
 )
 @invalid_is_400
 async def update_filters(
     body: FilterIn, session: SessionDep, auth: AdminDep, settings: SettingsDep
 ) -> FiltersOut:
+    # FilterIn's fields are update_filter's keywords, one for one.
     rows = await tool_service.update_filter(
-        session,
-        settings,
-        auth.workspace_id,
-        metadata_config_id=body.metadata_config_id,
-        name=body.name,
-        type=body.type,
-        possible_values=body.possible_values,
-        format=body.format,
-        delete=body.delete,
+        session, settings, auth.workspace_id, **body.model_dump()
     )
     return _filters_out(body.metadata_config_id, rows)

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Depends, Header, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import APIKeyHeader
 from pydantic import BeforeValidator
 
-from chatsvc.api.deps import api_key_header, get_auth
+from chatsvc.api.deps import IdempotencyKey, api_key_header, authenticate_key
 from chatsvc.api.messages_v1.schemas import (
     AssistantRefOut,
     ChatMessageIn,
@@ -32,10 +32,10 @@ from chatsvc.chats.external import Sender
 from chatsvc.chats.models import Chat, Message, Role
 from chatsvc.kit.errors import Unauthenticated
 from chatsvc.kit.web import (
-    ErrorBody,
     PageDep,
     SettingsDep,
     SlashRouter,
+    error_responses,
     invalid_is_400,
     set_list_headers,
 )
@@ -65,17 +65,12 @@ async def get_v1_auth(
             "'authorization: Bearer KEY'.",
             code="missing_api_key",
         )
-    # The shared dependency, given the key as if it came in X-Api-Key: one way to authenticate.
-    return await get_auth(request, sessionmaker, raw, None)
+    return await authenticate_key(request, sessionmaker, raw)
 
 
 V1AuthDep = Annotated[AuthContext, Depends(get_v1_auth)]
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or unknown API key."},
-    403: {"model": ErrorBody, "description": "The key's role does not allow this."},
-}
-router = SlashRouter(prefix="/api/v1", tags=["messages-v1"], responses=ERRORS)
+router = SlashRouter(prefix="/api/v1", tags=["messages-v1"])
+NOT_FOUND = error_responses({404: "No such chat (or not the caller's)."})
 
 
 def _split(value: Any) -> Any:
@@ -199,7 +194,7 @@ async def _joined(session: SessionDep, chat: Chat, joins: Sequence[Join]) -> Joi
     "`sender`, `chat` and `assistant` appear only when `joins` asks for them.",
     responses={
         200: {"description": "Retrieves all chat messages for the specified chat."},
-        404: {"model": ErrorBody, "description": "No such chat (or not the caller's)."},
+        **NOT_FOUND,
     },
 )
 async def list_chat_messages(
@@ -243,8 +238,8 @@ async def list_chat_messages(
     "only. Repeating an externalId returns the chat's existing message (200, nothing stored).",
     responses={
         200: {"description": "The chat message was created (or already existed)."},
-        404: {"model": ErrorBody, "description": "No such chat (or not the caller's)."},
-        409: {"model": ErrorBody, "description": "An answer is running in this chat."},
+        **NOT_FOUND,
+        **error_responses({409: "An answer is running in this chat."}),
     },
 )
 @invalid_is_400
@@ -293,7 +288,7 @@ async def export_chat_messages(
     auth: V1AuthDep,
     settings: SettingsDep,
     queue: QueueDep,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> ExportOut:
     started = await external.request_period_export(
         session,

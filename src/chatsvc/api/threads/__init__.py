@@ -6,8 +6,5 @@ from fastapi import APIRouter
 from chatsvc.api.threads import messages, sessions, settings, stream, threads
 
 router = APIRouter()
-router.include_router(messages.router)
-router.include_router(sessions.router)
-router.include_router(threads.router)
-router.include_router(stream.router)
-router.include_router(settings.router)
+for _module in (messages, sessions, threads, stream, settings):
+    router.include_router(_module.router)

@@ -4,11 +4,13 @@ from the threads domain's views to them."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from chatsvc.kit.filtering import pick
 from chatsvc.kit.validation import MAX_ID, InputModel
 from chatsvc.moderation import ModerationPolicy
 from chatsvc.threads.schemas import MessageView, SessionView, ThreadView
@@ -26,6 +28,19 @@ class ChatSessionOut(BaseModel):
     user_full_name: str
     created: datetime
     modified: datetime = Field(description="When the session last got a new thread.")
+
+    @classmethod
+    def of(cls, view: SessionView) -> Self:
+        return cls.model_validate(
+            {
+                "uuid": view.session.uuid,
+                "user": view.session.user_uuid,
+                "user_username": view.username,
+                "user_full_name": view.full_name,
+                "created": view.session.created_at,
+                "modified": view.session.updated_at,
+            }
+        )
 
 
 class ThreadOut(BaseModel):
@@ -50,6 +65,26 @@ class ThreadOut(BaseModel):
     created: datetime
     modified: datetime = Field(description="The thread's last activity.")
 
+    @classmethod
+    def of(cls, view: ThreadView) -> Self:
+        chat = view.chat
+        return cls.model_validate(
+            {
+                "uuid": chat.uuid,
+                "name": chat.title,
+                "chat_session": view.session_uuid,
+                "flags": list(chat.flags),
+                "is_archived": chat.is_archived,
+                "message_count": view.message_count,
+                "is_flagged": chat.is_flagged,
+                "max_severity": view.max_severity,
+                "user_username": view.username,
+                "user_full_name": view.full_name,
+                "created": chat.created_at,
+                "modified": chat.updated_at,
+            }
+        )
+
 
 class ChatMessageOut(BaseModel):
     """A message of a thread, with its moderation verdict (user messages; others keep none)."""
@@ -68,6 +103,26 @@ class ChatMessageOut(BaseModel):
     injection_categories: list[str]
     pii_categories: list[str]
     action_taken: ActionName
+
+    @classmethod
+    def of(cls, view: MessageView) -> Self:
+        message = view.message
+        return cls.model_validate(
+            {
+                "uuid": message.uuid,
+                "thread": view.thread_uuid,
+                "role": message.role,
+                "content": message.content,
+                "sequence_index": message.msg_num,
+                "replaces": view.replaces_uuid,
+                "created": message.created_at,
+                "is_flagged": message.is_flagged,
+                "severity": message.severity,
+                "injection_categories": list(message.injection_categories),
+                "pii_categories": list(message.pii_categories),
+                "action_taken": message.action_taken,
+            }
+        )
 
 
 SESSION_FIELDS = tuple(ChatSessionOut.model_fields)
@@ -149,54 +204,18 @@ class ChatSettingsPatch(InputModel):
         return ModerationPolicy.model_validate(self.moderation_policy)
 
 
-def session_out(view: SessionView) -> dict[str, Any]:
-    return ChatSessionOut.model_validate(
-        {
-            "uuid": view.session.uuid,
-            "user": view.session.user_uuid,
-            "user_username": view.username,
-            "user_full_name": view.full_name,
-            "created": view.session.created_at,
-            "modified": view.session.updated_at,
-        }
-    ).model_dump(mode="json")
+# The JSON form of the same models, where a face sends a document it builds itself: a sparse
+# fieldset (pick), a stream event's payload.
 
 
 def thread_out(view: ThreadView) -> dict[str, Any]:
-    chat = view.chat
-    return ThreadOut.model_validate(
-        {
-            "uuid": chat.uuid,
-            "name": chat.title,
-            "chat_session": view.session_uuid,
-            "flags": list(chat.flags),
-            "is_archived": chat.is_archived,
-            "message_count": view.message_count,
-            "is_flagged": chat.is_flagged,
-            "max_severity": view.max_severity,
-            "user_username": view.username,
-            "user_full_name": view.full_name,
-            "created": chat.created_at,
-            "modified": chat.updated_at,
-        }
-    ).model_dump(mode="json")
+    return ThreadOut.of(view).model_dump(mode="json")
 
 
 def message_out(view: MessageView) -> dict[str, Any]:
-    message = view.message
-    return ChatMessageOut.model_validate(
-        {
-            "uuid": message.uuid,
-            "thread": view.thread_uuid,
-            "role": message.role,
-            "content": message.content,
-            "sequence_index": message.msg_num,
-            "replaces": view.replaces_uuid,
-            "created": message.created_at,
-            "is_flagged": message.is_flagged,
-            "severity": message.severity,
-            "injection_categories": list(message.injection_categories),
-            "pii_categories": list(message.pii_categories),
-            "action_taken": message.action_taken,
-        }
-    ).model_dump(mode="json")
+    return ChatMessageOut.of(view).model_dump(mode="json")
+
+
+def sparse(body: BaseModel, fields: Sequence[str] | None) -> dict[str, Any]:
+    """The JSON form of `body` reduced to a sparse fieldset (all of it for None)."""
+    return pick(body.model_dump(mode="json"), fields)

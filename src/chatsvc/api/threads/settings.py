@@ -3,27 +3,21 @@ threads and the moderation policy."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from chatsvc.api.deps import AuthDep
 from chatsvc.api.threads.schemas import ChatSettingsOut, ChatSettingsPatch
-from chatsvc.kit.web import (
-    ERROR_RESPONSES,
-    SlashRouter,
-    invalid_is_400,
-)
+from chatsvc.kit.web import SlashRouter, invalid_is_400
 from chatsvc.services import SessionDep
 from chatsvc.threads import service as thread_service
 from chatsvc.threads.service import UNSET, SettingsView
 
-router = SlashRouter(tags=["chat settings"], responses=ERROR_RESPONSES)
+router = SlashRouter(tags=["chat settings"])
 
 
-def _out(view: SettingsView) -> dict[str, Any]:
-    return {
-        "default_assistant": view.default_assistant_id,
-        "moderation_policy": view.moderation_policy.model_dump(mode="json"),
-    }
+def _out(view: SettingsView) -> ChatSettingsOut:
+    return ChatSettingsOut(
+        default_assistant=view.default_assistant_id,
+        moderation_policy=view.moderation_policy.model_dump(mode="json"),
+    )
 
 
 @router.get(
@@ -33,7 +27,7 @@ def _out(view: SettingsView) -> dict[str, Any]:
     description="The default assistant of threads started without one, and the moderation "
     "policy in force (see docs/moderation-policy.md).",
 )
-async def chat_settings_retrieve(session: SessionDep, auth: AuthDep) -> dict[str, Any]:
+async def chat_settings_retrieve(session: SessionDep, auth: AuthDep) -> ChatSettingsOut:
     return _out(await thread_service.chat_settings(session, auth.workspace_id))
 
 
@@ -46,7 +40,7 @@ async def chat_settings_retrieve(session: SessionDep, auth: AuthDep) -> dict[str
 @invalid_is_400
 async def chat_settings_update(
     body: ChatSettingsPatch, session: SessionDep, auth: AuthDep
-) -> dict[str, Any]:
+) -> ChatSettingsOut:
     sent = body.model_fields_set
     view = await thread_service.update_chat_settings(
         session,

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from chatsvc.api.deps import AuthDep
-from chatsvc.api.threads.params import (
-    OrderingDep,
-    ThreadFieldsDep,
-    ThreadFiltersDep,
-    ThreadUuid,
-)
-from chatsvc.api.threads.schemas import ThreadOut, ThreadSessionRequest, thread_out
-from chatsvc.kit.filtering import pick
-from chatsvc.kit.web import (
-    ERROR_RESPONSES,
-    ErrorBody,
-    PageDep,
-    SlashRouter,
-    set_list_headers,
-)
+from chatsvc.api.threads.params import OrderingDep, ThreadFieldsDep, ThreadFiltersDep, ThreadUuid
+from chatsvc.api.threads.schemas import ThreadOut, ThreadSessionRequest, sparse
+from chatsvc.kit.web import PageDep, SlashRouter, error_responses, list_response
 from chatsvc.services import SessionDep
 from chatsvc.threads import service as thread_service
 
-router = SlashRouter(tags=["chat threads"], responses=ERROR_RESPONSES)
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such thread, or another user's."}
-}
+router = SlashRouter(tags=["chat threads"])
+NOT_FOUND = error_responses({404: "No such thread, or another user's."})
 
 
 @router.get(
@@ -40,13 +24,12 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     "activity first unless `o` says otherwise. Archived threads are hidden unless `is_archived` "
     "is given. Member keys see their own threads; admin keys the workspace's (filter with "
     "`user`).",
-    responses={
-        400: {
-            "model": ErrorBody,
-            "description": "A malformed or unknown filter value, ordering key or field (the "
-            "detail names the parameter).",
+    responses=error_responses(
+        {
+            400: "A malformed or unknown filter value, ordering key or field (the detail names "
+            "the parameter)."
         }
-    },
+    ),
 )
 async def chat_threads_list(
     request: Request,
@@ -58,9 +41,9 @@ async def chat_threads_list(
     fields: ThreadFieldsDep,
 ) -> JSONResponse:
     found = await thread_service.list_threads(session, auth, filters, ordering, page)
-    response = JSONResponse([pick(thread_out(view), fields) for view in found.items])
-    set_list_headers(request, response, found)
-    return response
+    return list_response(
+        request, found, [sparse(ThreadOut.of(view), fields) for view in found.items]
+    )
 
 
 @router.get(
@@ -68,52 +51,45 @@ async def chat_threads_list(
     response_model=ThreadOut,
     summary="Retrieve chat thread",
     description="Archived threads too.",
-    responses={
-        **NOT_FOUND,
-        400: {"model": ErrorBody, "description": "An unknown `field`."},
-    },
+    responses={**NOT_FOUND, **error_responses({400: "An unknown `field`."})},
 )
 async def chat_threads_retrieve(
     uuid: ThreadUuid, session: SessionDep, auth: AuthDep, fields: ThreadFieldsDep
 ) -> JSONResponse:
     view = await thread_service.get_thread(session, auth, str(uuid))
-    return JSONResponse(pick(thread_out(view), fields))
+    return JSONResponse(sparse(ThreadOut.of(view), fields))
 
 
-@router.post(
-    "/api/chat-threads/{uuid}/archive/",
-    status_code=204,
-    response_class=Response,
-    summary="Archive thread",
-    description="Archive a thread (soft delete): it leaves the lists (unless `is_archived=true`) "
-    "and takes no new messages until it is unarchived; it stays readable. Idempotent. The body "
-    "the seed shows is accepted and ignored.",
-    responses=NOT_FOUND,
+def _archive_route(action: str, archived: bool, summary: str, description: str) -> None:
+    """POST /api/chat-threads/{uuid}/<action>/: one endpoint that sets `is_archived`."""
+
+    async def endpoint(
+        uuid: ThreadUuid,
+        session: SessionDep,
+        auth: AuthDep,
+        body: ThreadSessionRequest | None = None,
+    ) -> Response:
+        await thread_service.set_archived(session, auth, str(uuid), archived)
+        return Response(status_code=204)
+
+    router.add_api_route(
+        f"/api/chat-threads/{{uuid}}/{action}/",
+        endpoint,
+        methods=["POST"],
+        status_code=204,
+        response_class=Response,
+        name=f"chat_threads_{action}",
+        summary=summary,
+        description=f"{description} The body the seed shows is accepted and ignored.",
+        responses=NOT_FOUND,
+    )
+
+
+_archive_route(
+    "archive",
+    True,
+    "Archive thread",
+    "Archive a thread (soft delete): it leaves the lists (unless `is_archived=true`) and takes "
+    "no new messages until it is unarchived; it stays readable. Idempotent.",
 )
-async def chat_threads_archive(
-    uuid: ThreadUuid,
-    session: SessionDep,
-    auth: AuthDep,
-    body: ThreadSessionRequest | None = None,
-) -> Response:
-    await thread_service.set_archived(session, auth, str(uuid), True)
-    return Response(status_code=204)
-
-
-@router.post(
-    "/api/chat-threads/{uuid}/unarchive/",
-    status_code=204,
-    response_class=Response,
-    summary="Unarchive thread",
-    description="Restore an archived thread. Idempotent. The body the seed shows is accepted "
-    "and ignored.",
-    responses=NOT_FOUND,
-)
-async def chat_threads_unarchive(
-    uuid: ThreadUuid,
-    session: SessionDep,
-    auth: AuthDep,
-    body: ThreadSessionRequest | None = None,
-) -> Response:
-    await thread_service.set_archived(session, auth, str(uuid), False)
-    return Response(status_code=204)
+_archive_route("unarchive", False, "Unarchive thread", "Restore an archived thread. Idempotent.")
