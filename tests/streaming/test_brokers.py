@@ -51,7 +51,7 @@ async def broker(request: pytest.FixtureRequest) -> AsyncIterator[StreamBroker]:
     client = await _redis_client(**options)
     prefix = f"chatsvc-test:{uuid.uuid4().hex}:"
     found: StreamBroker = (
-        RelayBroker(client, prefix=prefix)
+        RelayBroker(RedisBroker(client, prefix=prefix))
         if request.param.startswith("relay")
         else RedisBroker(client, prefix=prefix)
     )
@@ -286,7 +286,10 @@ async def replicas() -> AsyncIterator[tuple[RelayBroker, RelayBroker, Redis, str
     """Two relay brokers on one Redis, as two API replicas have them."""
     client = await _redis_client()
     prefix = f"chatsvc-test:{uuid.uuid4().hex}:"
-    here, there = RelayBroker(client, prefix=prefix), RelayBroker(client, prefix=prefix)
+    here, there = (
+        RelayBroker(RedisBroker(client, prefix=prefix)),
+        RelayBroker(RedisBroker(client, prefix=prefix)),
+    )
     try:
         yield here, there, client, prefix
     finally:

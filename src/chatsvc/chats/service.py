@@ -41,7 +41,14 @@ from chatsvc.chats.schemas import (
     ToolCallMessageIn,
 )
 from chatsvc.kit.db import utcnow
-from chatsvc.kit.errors import Conflict, FieldError, Invalid, NotFound, Unavailable
+from chatsvc.kit.errors import (
+    Conflict,
+    FieldError,
+    Invalid,
+    NotFound,
+    Unavailable,
+    or_not_found,
+)
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.moderation import (
     DEFAULT_POLICY,
@@ -80,9 +87,7 @@ class Turn:
 
 async def get_chat(session: AsyncSession, auth: AuthContext, chat_id: int) -> Chat:
     chat = await ChatRepository(session).get(scope_of(auth), chat_id)
-    if chat is None:
-        raise NotFound(f"Chat {chat_id} not found.")
-    return chat
+    return or_not_found(chat, f"Chat {chat_id} not found.")
 
 
 async def ensure_generation_of(
@@ -392,9 +397,7 @@ async def update_feedback(
 
 async def get_message(session: AsyncSession, auth: AuthContext, message_id: int) -> Message:
     message = await MessageRepository(session).get_scoped(scope_of(auth), message_id)
-    if message is None:
-        raise NotFound(f"Message {message_id} not found.")
-    return message
+    return or_not_found(message, f"Message {message_id} not found.")
 
 
 async def like_message(

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from chatsvc.streaming.broker import StreamBroker
 from chatsvc.streaming.memory_broker import MemoryBroker
+from chatsvc.streaming.redis_broker import RedisBroker
 from chatsvc.streaming.relay import RelayBroker
 
 
@@ -22,5 +23,6 @@ def build_broker(
     applies to Redis; `maxlen` caps the entries kept per stream; a stream nobody finishes is
     dropped `idle_ttl_seconds` after its last event."""
     if redis is not None:
-        return RelayBroker(redis, prefix=prefix, maxlen=maxlen, idle_ttl_seconds=idle_ttl_seconds)
+        remote = RedisBroker(redis, prefix=prefix, maxlen=maxlen, idle_ttl_seconds=idle_ttl_seconds)
+        return RelayBroker(remote)
     return MemoryBroker(maxlen=maxlen, idle_ttl_seconds=idle_ttl_seconds)

@@ -70,10 +70,10 @@ class RedisBroker:
             raise ValueError("maxlen must be at least 1")
         if idle_ttl_seconds < 1:
             raise ValueError("idle_ttl_seconds must be at least 1")
-        self._redis = redis
+        self.redis = redis
         self._prefix = prefix
         self._maxlen = maxlen
-        self._idle_ttl = idle_ttl_seconds
+        self.idle_ttl_seconds = idle_ttl_seconds
         self.cancel_channel = f"{prefix}cancel"
 
     def stream_key(self, stream: str) -> str:
@@ -86,9 +86,9 @@ class RedisBroker:
         key = self.stream_key(stream)
         payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         # One round trip for both commands; not a transaction, none is needed.
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xadd(key, {"event": event, "data": payload}, maxlen=self._maxlen, approximate=True)
-            pipe.expire(key, self._idle_ttl)
+            pipe.expire(key, self.idle_ttl_seconds)
             entry_id, _ = await pipe.execute()
         return _text(entry_id)
 
@@ -100,7 +100,7 @@ class RedisBroker:
             raise ValueError("count must be at least 1")
         # BLOCK 0 would mean "forever" to Redis; no BLOCK at all is the non-blocking read.
         block = max(1, math.ceil(block_seconds * 1000)) if block_seconds > 0 else None
-        response = await self._redis.xread(
+        response = await self.redis.xread(
             {self.stream_key(stream): start}, count=count, block=block
         )
         return [self.entry(entry_id, fields) for entry_id, fields in self.entries_of(response)]
@@ -130,18 +130,18 @@ class RedisBroker:
 
     async def finish(self, stream: str, ttl_seconds: int) -> None:
         # EXPIRE with ttl <= 0 deletes the key at once, which is what "keep it for 0 s" means.
-        await self._redis.expire(self.stream_key(stream), ttl_seconds)
+        await self.redis.expire(self.stream_key(stream), ttl_seconds)
 
     async def request_cancel(self, generation_id: str, ttl_seconds: int) -> None:
         if ttl_seconds < 1:
             raise ValueError("ttl_seconds must be at least 1")
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(self._cancel_key(generation_id), "1", ex=ttl_seconds)
             pipe.publish(self.cancel_channel, generation_id)
             await pipe.execute()
 
     async def cancel_requested(self, generation_id: str) -> bool:
-        found: int = await self._redis.exists(self._cancel_key(generation_id))
+        found: int = await self.redis.exists(self._cancel_key(generation_id))
         return found > 0
 
     def open(self, stream: str) -> None:

@@ -58,19 +58,15 @@ class RelayBroker:
 
     def __init__(
         self,
-        redis: Redis,
+        remote: RedisBroker,
         *,
-        prefix: str = "chatsvc:",
-        maxlen: int = 100_000,
-        idle_ttl_seconds: int = 3600,
         flush_seconds: float = FLUSH_SECONDS,
         local_keep_seconds: float = LOCAL_KEEP_SECONDS,
     ) -> None:
-        self.remote = RedisBroker(
-            redis, prefix=prefix, maxlen=maxlen, idle_ttl_seconds=idle_ttl_seconds
-        )
-        self._redis = redis
-        self._idle_ttl = idle_ttl_seconds
+        """`remote`: the Redis streams every process shares (its prefix and bounds apply)."""
+        self.remote = remote
+        self._redis: Redis = remote.redis
+        self._idle_ttl = remote.idle_ttl_seconds
         self._flush_seconds = flush_seconds
         self._local_keep = local_keep_seconds
         self._local: dict[str, _Local] = {}

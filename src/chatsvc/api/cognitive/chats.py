@@ -3,15 +3,16 @@ turn service runs turns (chats/turns.py), the chat service decides everything el
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Header, Query, Request, Response
+from fastapi import Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.api.cognitive.params import AssistantId, ChatId, MessageId
-from chatsvc.api.deps import AuthDep
+from chatsvc.api.deps import AuthDep, idempotency_header
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats import service as chat_service
 from chatsvc.chats.models import Role
@@ -31,25 +32,23 @@ from chatsvc.config import Settings
 from chatsvc.generation.registry import describe_apps
 from chatsvc.kit.sse import last_event_id, sse_response, wants_event_stream
 from chatsvc.kit.web import (
-    ERROR_RESPONSES,
-    ErrorBody,
     PageDep,
     SettingsDep,
     SlashRouter,
+    error_responses,
     invalid_is_400,
-    set_list_headers,
+    page_items,
 )
 from chatsvc.services import SessionDep, TurnsDep
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry
 
-router = SlashRouter(tags=["chats"], responses=ERROR_RESPONSES)
+router = SlashRouter(tags=["chats"])
 IdempotencyKey = Annotated[
     str | None,
-    Header(
-        max_length=255,
-        description="Retrying a POST with the same key returns (or re-attaches to) the first "
-        "turn instead of sending the message twice.",
+    idempotency_header(
+        "Retrying a POST with the same key returns (or re-attaches to) the first turn instead of "
+        "sending the message twice."
     ),
 ]
 RetryFailed = Annotated[
@@ -59,15 +58,16 @@ RetryFailed = Annotated[
         "(without it, a FAILED chat is returned as it is, with its error).",
     ),
 ]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "Not found."}
-}
-TURN_ERRORS: dict[int | str, dict[str, Any]] = {
-    **NOT_FOUND,
-    409: {"model": ErrorBody, "description": "A generation is already running on this chat."},
-    502: {"model": ErrorBody, "description": "The generator could not be reached or failed."},
-    504: {"model": ErrorBody, "description": "The generator did not answer in time."},
-}
+NOT_FOUND = error_responses({404: "Not found."})
+TURN_ERRORS = error_responses(
+    {
+        404: "Not found.",
+        409: "A generation is already running on this chat.",
+        502: "The generator could not be reached or failed.",
+        504: "The generator did not answer in time.",
+    }
+)
+Endpoint = Callable[..., Awaitable[Response]]
 SSE_DOC: dict[str, Any] = {
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
     "description": "With `Accept: text/event-stream`: the answer as Server-Sent Events "
@@ -167,9 +167,8 @@ async def list_chats(
     page: PageDep,
 ) -> list[ChatOut]:
     result = await chat_service.list_chats(session, auth, assistant, page)
-    set_list_headers(request, response, result)
     messages = await chat_service.messages_of_many(session, [chat.id for chat in result.items])
-    return [ChatOut.of(chat, messages[chat.id]) for chat in result.items]
+    return page_items(request, response, result, lambda chat: ChatOut.of(chat, messages[chat.id]))
 
 
 # The seed lists streaming-enabled chats separately; every chat can stream, so it is one list.
@@ -184,140 +183,121 @@ router.add_api_route(
 )
 
 
-async def _create(
-    request: Request,
-    turns: TurnService,
-    auth: AuthContext,
-    settings: Settings,
-    assistant: int,
-    body: OptionalUserMessageIn,
-    idempotency_key: str | None,
-    *,
-    stream: bool,
-) -> Response:
-    handle = await turns.open_chat(
-        auth, assistant, body, idempotency_key=idempotency_key, streaming=stream
-    )
-    response = await _respond(
-        turns,
-        auth,
-        settings,
-        handle,
-        stream=stream and wants_event_stream(request),
-        status_code=201,
-    )
-    response.headers["Location"] = f"/chats/{handle.chat.id}/"
-    return response
+def _creator(*, stream: bool) -> Endpoint:
+    """POST a new chat (its first message answered), as JSON when done or, on the streaming
+    route with `Accept: text/event-stream`, as SSE."""
+
+    @invalid_is_400
+    async def create(
+        request: Request,
+        assistant: AssistantId,
+        body: OptionalUserMessageIn,
+        auth: AuthDep,
+        turns: TurnsDep,
+        settings: SettingsDep,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        handle = await turns.open_chat(
+            auth, assistant, body, idempotency_key=idempotency_key, streaming=stream
+        )
+        sse = stream and wants_event_stream(request)
+        response = await _respond(turns, auth, settings, handle, stream=sse, status_code=201)
+        response.headers["Location"] = f"/chats/{handle.chat.id}/"
+        return response
+
+    return create
 
 
-@router.post(
+router.post(
     "/assistants/{assistant}/",
+    name="create_chat",
     response_model=ChatOut,
     status_code=201,
     summary="Create a new chat for an assistant",
     description="Starts with the assistant's initial_message; a `message` is answered before the "
     "response returns.",
     responses=TURN_ERRORS,
-)
-@invalid_is_400
-async def create_chat(
-    request: Request,
-    assistant: AssistantId,
-    body: OptionalUserMessageIn,
-    auth: AuthDep,
-    turns: TurnsDep,
-    settings: SettingsDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    return await _create(
-        request, turns, auth, settings, assistant, body, idempotency_key, stream=False
-    )
-
-
-@router.post(
+)(_creator(stream=False))
+router.post(
     "/assistants/{assistant}/chats_stream/",
+    name="create_stream_chat",
     response_model=ChatOut,
     status_code=201,
     summary="Create a new streaming-enabled chat",
     description="With `Accept: text/event-stream` and a `message`, the answer streams as SSE "
     "(the chat id is in the X-Chat-Id header and in message.created); otherwise JSON when done.",
     responses={**TURN_ERRORS, 201: SSE_DOC},
-)
-@invalid_is_400
-async def create_stream_chat(
-    request: Request,
-    assistant: AssistantId,
-    body: OptionalUserMessageIn,
-    auth: AuthDep,
-    turns: TurnsDep,
-    settings: SettingsDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    return await _create(
-        request, turns, auth, settings, assistant, body, idempotency_key, stream=True
-    )
+)(_creator(stream=True))
 
 
 # --- one chat -------------------------------------------------------------------------------------
 
 
-async def _get_and_generate(
-    request: Request,
-    turns: TurnService,
-    auth: AuthContext,
-    settings: Settings,
-    chat_id: int,
-    *,
-    stream: bool,
-    retry: bool,
-) -> Response:
-    resume = last_event_id(request) if stream else None
-    if resume is not None:
-        handle = await turns.resume(auth, resume, chat_id=chat_id)
-    else:
-        handle = await turns.answer_pending(auth, chat_id, retry_failed=retry)
-    return await _respond(turns, auth, settings, handle, stream=stream)
+def _reader(*, stream: bool) -> Endpoint:
+    """GET a chat, answering its last user message first when it waits for one; on the
+    streaming route with `Accept: text/event-stream`, as SSE (resumable with Last-Event-ID)."""
+
+    async def read(
+        request: Request,
+        id: ChatId,
+        auth: AuthDep,
+        turns: TurnsDep,
+        settings: SettingsDep,
+        retry: RetryFailed = False,
+    ) -> Response:
+        sse = stream and wants_event_stream(request)
+        resume = last_event_id(request) if sse else None
+        if resume is not None:
+            handle = await turns.resume(auth, resume, chat_id=id)
+        else:
+            handle = await turns.answer_pending(auth, id, retry_failed=retry)
+        return await _respond(turns, auth, settings, handle, stream=sse)
+
+    return read
 
 
-@router.get(
+router.get(
     "/chats/{id}/",
+    name="get_chat",
     response_model=ChatOut,
     summary="Retrieve a chat and generate an answer if needed",
     description="When the last message is from the user and no generation runs, one starts "
     "(exactly one, however many clients ask at once) and the response waits for it.",
     responses=TURN_ERRORS,
-)
-async def get_chat(
-    request: Request,
-    id: ChatId,
-    auth: AuthDep,
-    turns: TurnsDep,
-    settings: SettingsDep,
-    retry: RetryFailed = False,
-) -> Response:
-    return await _get_and_generate(request, turns, auth, settings, id, stream=False, retry=retry)
+)(_reader(stream=False))
 
 
-@router.post(
+def _poster(*, stream: bool, status_code: int) -> Endpoint:
+    """POST a user message to a chat: its answer as JSON when stored or, on the streaming route
+    with `Accept: text/event-stream`, as SSE."""
+
+    @invalid_is_400
+    async def post(
+        request: Request,
+        id: ChatId,
+        body: UserMessageIn,
+        auth: AuthDep,
+        turns: TurnsDep,
+        settings: SettingsDep,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        handle = await turns.send(
+            auth, id, body.message, dict(body.metadata), idempotency_key=idempotency_key
+        )
+        sse = stream and wants_event_stream(request)
+        return await _respond(turns, auth, settings, handle, stream=sse, status_code=status_code)
+
+    return post
+
+
+router.post(
     "/chats/{id}/",
+    name="post_chat_message",
     response_model=ChatOut,
     status_code=200,
     summary="Create a new message in an existing chat",
     responses=TURN_ERRORS,
-)
-@invalid_is_400
-async def post_chat_message(
-    id: ChatId,
-    body: UserMessageIn,
-    auth: AuthDep,
-    turns: TurnsDep,
-    settings: SettingsDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    handle = await turns.send(
-        auth, id, body.message, dict(body.metadata), idempotency_key=idempotency_key
-    )
-    return await _respond(turns, auth, settings, handle, stream=False)
+)(_poster(stream=False, status_code=200))
 
 
 @router.put(
@@ -353,14 +333,8 @@ async def add_user_message(
     session: SessionDep,
     auth: AuthDep,
 ) -> MessageOut:
-    message = await chat_service.add_message(
-        session,
-        auth,
-        id,
-        AssistantMessageIn(message=body.message, metadata=body.metadata),
-        role=Role.USER,
-    )
-    return MessageOut.model_validate(message)
+    stored = AssistantMessageIn(message=body.message, metadata=body.metadata)
+    return await _add(session, auth, id, stored, Role.USER)
 
 
 @router.post(
@@ -377,8 +351,7 @@ async def add_assistant_message(
     session: SessionDep,
     auth: AuthDep,
 ) -> MessageOut:
-    message = await chat_service.add_message(session, auth, id, body, role=Role.ASSISTANT)
-    return MessageOut.model_validate(message)
+    return await _add(session, auth, id, body, Role.ASSISTANT)
 
 
 @router.post(
@@ -395,8 +368,20 @@ async def add_tool_call_message(
     session: SessionDep,
     auth: AuthDep,
 ) -> MessageOut:
-    message = await chat_service.add_message(session, auth, id, body, role=Role.ASSISTANT)
-    return MessageOut.model_validate(message)
+    return await _add(session, auth, id, body, Role.ASSISTANT)
+
+
+async def _add(
+    session: AsyncSession,
+    auth: AuthContext,
+    chat_id: int,
+    body: AssistantMessageIn | ToolCallMessageIn,
+    role: Role,
+) -> MessageOut:
+    """Store a message as it is (no answer is generated)."""
+    return MessageOut.model_validate(
+        await chat_service.add_message(session, auth, chat_id, body, role=role)
+    )
 
 
 @router.get(
@@ -428,51 +413,24 @@ async def cancel_chat(id: ChatId, auth: AuthDep, turns: TurnsDep) -> CancelOut:
 # --- streamed chats -------------------------------------------------------------------------------
 
 
-@router.get(
+router.get(
     "/chats_stream/{id}/",
+    name="get_stream_chat",
     response_model=ChatOut,
     summary="Retrieve a streamed chat and generate a response",
     description="With `Accept: text/event-stream`: follows the running generation (or starts one "
     "when the last message is from the user); `Last-Event-ID` (or ?last_event_id=) resumes after "
     "that event. Nothing to stream: one `chat` event. Without it: JSON, like GET /chats/{id}/.",
     responses={**TURN_ERRORS, 200: SSE_DOC},
-)
-async def get_stream_chat(
-    request: Request,
-    id: ChatId,
-    auth: AuthDep,
-    turns: TurnsDep,
-    settings: SettingsDep,
-    retry: RetryFailed = False,
-) -> Response:
-    return await _get_and_generate(
-        request, turns, auth, settings, id, stream=wants_event_stream(request), retry=retry
-    )
-
-
-@router.post(
+)(_reader(stream=True))
+router.post(
     "/chats_stream/{id}/",
+    name="post_stream_message",
     response_model=ChatOut,
     status_code=201,
     summary="Add a new message to a streamed chat",
     responses={**TURN_ERRORS, 201: SSE_DOC},
-)
-@invalid_is_400
-async def post_stream_message(
-    request: Request,
-    id: ChatId,
-    body: UserMessageIn,
-    auth: AuthDep,
-    turns: TurnsDep,
-    settings: SettingsDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    handle = await turns.send(
-        auth, id, body.message, dict(body.metadata), idempotency_key=idempotency_key
-    )
-    return await _respond(
-        turns, auth, settings, handle, stream=wants_event_stream(request), status_code=201
-    )
+)(_poster(stream=True, status_code=201))
 
 
 router.add_api_route(
@@ -581,10 +539,7 @@ async def get_async_chat(
     status_code=201,
     summary="Create a new message in a chat asynchronously",
     description=ASYNC_DOC,
-    responses={
-        **NOT_FOUND,
-        409: {"model": ErrorBody, "description": "A generation is already running."},
-    },
+    responses=error_responses({404: "Not found.", 409: "A generation is already running."}),
 )
 @invalid_is_400
 async def post_async_message(

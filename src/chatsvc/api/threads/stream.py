@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Header, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse
 
-from chatsvc.api.deps import AuthDep
+from chatsvc.api.deps import AuthDep, idempotency_header
 from chatsvc.api.threads.schemas import ChatRequestIn, StreamTurnOut, message_out, thread_out
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats.models import Chat
@@ -35,10 +35,9 @@ from chatsvc.threads.service import TurnRequest
 router = SlashRouter(tags=["chat stream"], responses=ERROR_RESPONSES)
 IdempotencyKey = Annotated[
     str | None,
-    Header(
-        max_length=255,
-        description="Retrying with the same key re-attaches to the first turn's stream instead "
-        "of sending the message twice (new messages and edits; not reloads).",
+    idempotency_header(
+        "Retrying with the same key re-attaches to the first turn's stream instead of sending "
+        "the message twice (new messages and edits; not reloads)."
     ),
 ]
 SSE_DOC: dict[str, Any] = {
