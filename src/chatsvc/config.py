@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     knowledge_max_chars: int = Field(default=20_000, ge=1)
     #: how long stream events stay replayable (Last-Event-ID) after a generation ends
     stream_ttl_seconds: int = Field(default=3600, ge=10)
+    #: the most messages of a chat's history one prompt may carry (the newest; the assistant's
+    #: strategy_to_optimize_tokens trims further); a turn costs the same on a chat of any length
+    history_max_messages: int = Field(default=200, ge=1, le=10_000)
     #: a PROCESSING chat whose lease expired (its process died) may be taken over
     generation_lease_seconds: int = Field(default=120, ge=5)
     #: background jobs: a running job's lease (renewed while it runs; a worker that dies lets it

@@ -9,17 +9,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, insert, literal, select, update
+from sqlalchemy import ColumnElement, Select, case, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
-from chatsvc.assistants.models import Assistant
+from chatsvc.assistants.models import Assistant, AssistantTool
 from chatsvc.auth.models import Principal, PrincipalKind
 from chatsvc.chats.models import Chat, ChatSettings, ChatTicket, ExecutionStatus, Message, Role
-from chatsvc.kit.db import utcnow
+from chatsvc.kit.db import Base, utcnow
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.kit.repository import RepositoryBase
+from chatsvc.knowledge.models import CommonQuestion, FixedResponse, Lesson
 from chatsvc.threads.models import ChatSession
+from chatsvc.tools.models import MetadataFilter, Tool
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,20 @@ class TurnTarget:
     moderation_policy: dict[str, Any] | None
     #: (msg_num, generation id) of the user message an Idempotency-Key already made
     replay: tuple[int, str | None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnWindow:
+    """What planning a turn reads of its chat, in one round trip: the user message, the history
+    before it (newest `limit` messages the prompt may use, oldest first), the chat's workspace
+    and assistant, and a stamp of the assistant's configuration (it changes whenever the
+    assistant, its knowledge, its tools or the workspace's retrieval filters change)."""
+
+    workspace_id: int
+    assistant_id: int
+    stamp: tuple[Any, ...]
+    user: Message
+    history: list[Message]
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +375,63 @@ class MessageRepository(RepositoryBase[Message]):
             select(Message).where(Message.chat_id == chat_id, Message.msg_num == msg_num)
         )
 
+    async def turn_window(self, chat_id: int, msg_num: int, limit: int) -> TurnWindow | None:
+        """The turn's user message `msg_num` with the newest `limit` messages before it that a
+        prompt may use (visible, not tool calls or results) and the configuration stamp; None
+        when the chat or the message is gone. Costs the same on a chat of 10,000 messages."""
+        stamp_columns = [
+            Assistant.updated_at,
+            Assistant.deleted_at,
+            *_stamp(CommonQuestion, CommonQuestion.assistant_id == Chat.assistant_id),
+            *_stamp(FixedResponse, FixedResponse.assistant_id == Chat.assistant_id),
+            *_stamp(Lesson, Lesson.assistant_id == Chat.assistant_id),
+            *_stamp(
+                Tool,
+                (AssistantTool.assistant_id == Chat.assistant_id)
+                & (AssistantTool.tool_id == Tool.id),
+                count=AssistantTool.tool_id,
+            ),
+            *_stamp(MetadataFilter, MetadataFilter.workspace_id == Chat.workspace_id),
+        ]
+        chat = (
+            select(
+                Chat.workspace_id,
+                Chat.assistant_id,
+                *(column.label(f"s{i}") for i, column in enumerate(stamp_columns)),
+            )
+            .join(Assistant, Assistant.id == Chat.assistant_id)
+            .where(Chat.id == chat_id)
+            .subquery("chat")
+        )
+        window = aliased(
+            Message,
+            select(Message)
+            .where(
+                Message.chat_id == chat_id,
+                Message.msg_num <= msg_num,
+                (Message.msg_num == msg_num)
+                | (Message.visible.is_(True) & Message.tool_call_id.is_(None)),
+            )
+            .order_by(Message.msg_num.desc())
+            .limit(limit + 1)
+            .subquery("window"),
+        )
+        rows = (
+            await self.session.execute(
+                select(chat, window).join(window, literal(True)).order_by(window.msg_num)
+            )
+        ).all()
+        if not rows or rows[-1][-1].msg_num != msg_num:
+            return None
+        first = rows[0]
+        return TurnWindow(
+            workspace_id=first.workspace_id,
+            assistant_id=first.assistant_id,
+            stamp=tuple(first[2 : 2 + len(stamp_columns)]),
+            user=rows[-1][-1],
+            history=[row[-1] for row in rows[:-1]],
+        )
+
     async def history_before(self, chat_id: int, msg_num: int) -> list[Message]:
         """What a turn's prompt may draw on: the visible messages before `msg_num` that are not
         tool calls or results, oldest first."""
@@ -531,3 +604,16 @@ class SenderRepository(RepositoryBase[Principal]):
         )
         await self.session.flush()
         return principal
+
+
+def _stamp(model: type[Base], where: ColumnElement[bool], *, count: Any = None) -> list[Any]:
+    """How many rows match and the latest id and change among them (correlated subqueries)."""
+    table: Any = model
+    found = select(
+        func.count(count if count is not None else table.id),
+        func.max(table.id),
+        func.max(table.updated_at),
+    ).where(where)
+    if count is not None:
+        found = found.select_from(AssistantTool).join(Tool, AssistantTool.tool_id == Tool.id)
+    return [found.with_only_columns(column).scalar_subquery() for column in found.selected_columns]

@@ -128,7 +128,7 @@ class Generations:
         store = AnswerStore(sessionmaker)
         self.runner = GenerationRunner(
             broker,
-            Planner(reads),
+            Planner(reads, history_limit=settings.history_max_messages),
             ToolLoop(broker, generators, ToolExecutor(tools, sessionmaker, settings), store),
             store,
             LeaseWatch(broker, store, settings.generation_lease_seconds),
