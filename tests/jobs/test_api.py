@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chatsvc.auth.models import ApiKey, Role
 from chatsvc.config import Settings
 from chatsvc.jobs import service as job_service
-from tests.conftest import Tenant, _sessionmaker, make_settings
+from tests.fixtures.app import Tenant, make_settings
+from tests.fixtures.db import sessionmaker_on
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def settings(pg_url: str, tmp_path: Path) -> Settings:
 
 
 async def principal_of(connection: AsyncConnection, workspace_id: int, role: Role) -> int:
-    async with _sessionmaker(connection)() as session:
+    async with sessionmaker_on(connection)() as session:
         found = await session.scalar(
             select(ApiKey.principal_id).where(
                 ApiKey.workspace_id == workspace_id, ApiKey.role == role
@@ -42,7 +43,7 @@ async def make_job(
     progress: tuple[int, int] | None = None,
 ) -> int:
     """A job; with `progress` it is running, with `result` it has succeeded."""
-    async with _sessionmaker(connection)() as session:
+    async with sessionmaker_on(connection)() as session:
         job, _created = await job_service.create_job(
             session, workspace_id, "export", {"chat": 1}, created_by=created_by
         )

@@ -25,8 +25,8 @@ from chatsvc.jobs.queue import InProcessQueue
 from chatsvc.jobs.runner import JobContext, execute, register
 from chatsvc.kit.db import unit_of_work, utcnow
 from chatsvc.streaming import events
-from tests.conftest import Live, live_tenant, make_settings
-from tests.jobs.helpers import finished, poll_job, submit_job
+from tests.fixtures.app import Live, live_tenant, make_settings
+from tests.fixtures.jobs import finished, poll_job, submit_job
 
 LEASE_SECONDS = 3
 #: what the test handlers saw, by job id

@@ -15,14 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from chatsvc.config import RetrievalBackend
 from chatsvc.main import create_app
 from chatsvc.services import get_sessionmaker
-from tests.conftest import (
-    Live,
-    Tenant,
-    _rolled_back,
-    _sessionmaker,
-    make_settings,
-    make_tenant,
-)
+from tests.fixtures.app import Live, Tenant, make_settings, make_tenant
+from tests.fixtures.db import rolled_back, sessionmaker_on
 
 MISSING_ID = 987_654_321
 BACKENDS = {
@@ -73,7 +67,7 @@ async def db_connection(
     request: pytest.FixtureRequest, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine
 ) -> AsyncIterator[AsyncConnection]:
     engine = pg_engine if request.param == "postgresql" else sqlite_engine
-    async for connection in _rolled_back(engine):
+    async for connection in rolled_back(engine):
         yield connection
 
 
@@ -84,7 +78,7 @@ async def app_client(
     url = pg_url if db_connection.dialect.name == "postgresql" else sqlite_url
     app = create_app(make_settings(url, retrieval_backends=BACKENDS))
     async with app.router.lifespan_context(app):
-        sessionmaker = _sessionmaker(db_connection)
+        sessionmaker = sessionmaker_on(db_connection)
         app.dependency_overrides[get_sessionmaker] = lambda: sessionmaker
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
