@@ -1,5 +1,6 @@
 """Test fixtures: a PostgreSQL database built by the alembic migrations once per run, each test in
-a rolled-back transaction, the app driven through httpx's ASGI transport, and Redis reachable.
+a rolled-back transaction, the app driven through httpx's ASGI transport (one started app per
+distinct settings for the whole session), and Redis reachable.
 The helpers these fixtures use live in tests/fixtures/ (test modules import them from there).
 
 PostgreSQL and Redis come from CHATSVC_TEST_DATABASE_URL (an admin URL; the suite creates and drops
@@ -20,10 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from chatsvc.config import Settings
 from chatsvc.kit.db import create_engine
-from chatsvc.main import create_app
 from chatsvc.migrate import upgrade
-from chatsvc.services import get_sessionmaker
-from tests.fixtures.app import Live, Tenant, live_tenant, make_settings, make_tenant
+from tests.fixtures.app import (
+    Live,
+    SharedApps,
+    Tenant,
+    live_tenant,
+    make_settings,
+    make_tenant,
+    requests_on,
+)
 from tests.fixtures.db import (
     ADMIN_URL,
     REDIS_URL,
@@ -105,18 +112,25 @@ def settings(pg_url: str) -> Settings:
     return make_settings(pg_url)
 
 
+@pytest.fixture(scope="session")
+async def shared_apps() -> AsyncIterator[SharedApps]:
+    """The session's started apps, one per distinct settings (tests/fixtures/app.py)."""
+    apps = SharedApps()
+    try:
+        yield apps
+    finally:
+        await apps.close()
+
+
 @pytest.fixture
 async def app_client(
-    settings: Settings, pg_connection: AsyncConnection
+    settings: Settings, pg_connection: AsyncConnection, shared_apps: SharedApps
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An anonymous client of an app whose requests run inside the test's transaction."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        sessionmaker = sessionmaker_on(pg_connection)
-        app.dependency_overrides[get_sessionmaker] = lambda: sessionmaker
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+    """An anonymous client of the session's app for `settings`, its requests inside the test's
+    transaction. The app is shared: a fixture that changes its services undoes the change."""
+    app = await shared_apps.get(settings)
+    async with requests_on(app, sessionmaker_on(pg_connection)) as client:
+        yield client
 
 
 @pytest.fixture

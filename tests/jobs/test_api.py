@@ -18,9 +18,18 @@ from tests.fixtures.app import Tenant, make_settings
 from tests.fixtures.db import sessionmaker_on
 
 
+@pytest.fixture(scope="module")
+def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory for the module, so its tests get the same settings (one app); the tests
+    write into it and next to it (a path outside it) under names no other test uses."""
+    found = tmp_path_factory.mktemp("jobs-api") / "artifacts"
+    found.mkdir()
+    return found
+
+
 @pytest.fixture
-def settings(pg_url: str, tmp_path: Path) -> Settings:
-    return make_settings(pg_url, artifact_dir=str(tmp_path))
+def settings(pg_url: str, artifact_dir: Path) -> Settings:
+    return make_settings(pg_url, artifact_dir=str(artifact_dir))
 
 
 async def principal_of(connection: AsyncConnection, workspace_id: int, role: Role) -> int:

@@ -4,7 +4,7 @@ port, 127.0.0.1/32 allow-listed) with short MCP deadlines."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -70,29 +70,42 @@ def settings(pg_url: str, fake: FakeMcp) -> Settings:
 
 
 @pytest.fixture
-async def app_client(app_client: httpx.AsyncClient) -> httpx.AsyncClient:
+async def app_client(
+    app_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[httpx.AsyncClient]:
     """The app client of tests/conftest.py with its local secret store writing inside the test's
-    rolled-back transaction (the lifespan built it on the engine)."""
+    rolled-back transaction (the lifespan built it on the engine) and an MCP client of the
+    test's own (the client keeps what it learnt of an endpoint — its transport, its discover
+    result — and every test talks to the same fake). The app is the session's: every change
+    here is undone after the test (monkeypatch)."""
     app = app_of(app_client)
-    store = services_of(app).tools.secrets
+    runtime = services_of(app).tools
+    store = runtime.secrets
     assert isinstance(store, LocalSecretStore)
-    store.sessionmaker = request_sessionmaker(app)
-    return app_client
+    monkeypatch.setattr(store, "sessionmaker", request_sessionmaker(app))
+    mcp = McpClient.from_settings(runtime.settings)
+    monkeypatch.setattr(runtime, "mcp", mcp)
+    try:
+        yield app_client
+    finally:
+        await mcp.close()
 
 
 @pytest.fixture
-def default_policy(app_client: httpx.AsyncClient) -> OutboundPolicy:
+def default_policy(
+    app_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> OutboundPolicy:
     """The app with the default outbound policy (public HTTPS only), as a deployment has it."""
     policy = OutboundPolicy.from_settings(Settings())
     runtime = services_of(app_of(app_client)).tools
-    runtime.policy = policy
-    runtime.mcp.policy = policy
+    monkeypatch.setattr(runtime, "policy", policy)
+    monkeypatch.setattr(runtime.mcp, "policy", policy)
     return policy
 
 
 @pytest.fixture
-def short_deadlines(app_client: httpx.AsyncClient) -> None:
+def short_deadlines(app_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """The app's MCP client with short deadlines, for tests that expect them to pass."""
     mcp = services_of(app_of(app_client)).tools.mcp
-    mcp.connect_timeout_seconds = SHORT_CONNECT
-    mcp.call_timeout_seconds = SHORT_CALL
+    monkeypatch.setattr(mcp, "connect_timeout_seconds", SHORT_CONNECT)
+    monkeypatch.setattr(mcp, "call_timeout_seconds", SHORT_CALL)

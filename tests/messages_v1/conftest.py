@@ -15,11 +15,17 @@ from tests.fixtures.app import Tenant, make_settings
 from tests.fixtures.messages_v1 import V1, user_uuid, v1_client
 
 
+@pytest.fixture(scope="session")
+def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory for the session, so every test here gets the same settings (one app)."""
+    return tmp_path_factory.mktemp("messages-v1") / "artifacts"
+
+
 @pytest.fixture
-def settings(pg_url: str, tmp_path: Path) -> Settings:
+def settings(pg_url: str, artifact_dir: Path) -> Settings:
     # No Redis queue: a job triggered after a (savepoint) commit runs in process and finds nothing
     # to claim in the rolled-back transaction, instead of waiting in Redis for a worker.
-    return make_settings(pg_url, redis_url=None, artifact_dir=str(tmp_path / "artifacts"))
+    return make_settings(pg_url, redis_url=None, artifact_dir=str(artifact_dir))
 
 
 @pytest.fixture

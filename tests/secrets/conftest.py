@@ -55,24 +55,25 @@ async def local(
 
 @pytest.fixture(params=["local", "azure"])
 async def app_client(
-    request: pytest.FixtureRequest, app_client: httpx.AsyncClient
+    request: pytest.FixtureRequest, app_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app client of tests/conftest.py, its secret store bound to the test: the local store
     writes inside the test's rolled-back transaction (the lifespan built it on the engine); the
-    Azure store talks to a fake vault (found as `app.state.fake_vault`)."""
+    Azure store talks to a fake vault (found as `app.state.fake_vault`). The app is the
+    session's: every change is undone after the test (monkeypatch)."""
     app = app_of(app_client)
     runtime = services_of(app).tools
     original = runtime.secrets
     if request.param == "local":
         assert isinstance(original, LocalSecretStore)
-        original.sessionmaker = request_sessionmaker(app)
+        monkeypatch.setattr(original, "sessionmaker", request_sessionmaker(app))
         yield app_client
         return
     fake = FakeKeyVault()
-    runtime.secrets = azure_store(fake)
-    app.state.fake_vault = fake
+    store = azure_store(fake)
+    monkeypatch.setattr(runtime, "secrets", store)
+    monkeypatch.setattr(app.state, "fake_vault", fake, raising=False)
     try:
         yield app_client
     finally:
-        await runtime.secrets.close()
-        runtime.secrets = original
+        await store.close()
