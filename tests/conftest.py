@@ -26,10 +26,11 @@ from tests.fixtures.app import (
     Live,
     SharedApps,
     Tenant,
-    live_tenant,
     make_settings,
     make_tenant,
     requests_on,
+    settle,
+    workspace_on,
 )
 from tests.fixtures.db import (
     ADMIN_URL,
@@ -114,7 +115,8 @@ def settings(pg_url: str) -> Settings:
 
 @pytest.fixture(scope="session")
 async def shared_apps() -> AsyncIterator[SharedApps]:
-    """The session's started apps, one per distinct settings (tests/fixtures/app.py)."""
+    """The session's started apps and live servers, one per distinct settings
+    (tests/fixtures/app.py)."""
     apps = SharedApps()
     try:
         yield apps
@@ -154,7 +156,12 @@ async def other_tenant(
 
 
 @pytest.fixture
-async def live(live_pg_url: str) -> AsyncIterator[Live]:
-    """A live server (tests/fixtures/app.py) with a workspace of this test's own."""
-    async with live_tenant(make_settings(live_pg_url)) as found:
-        yield found
+async def live(live_pg_url: str, shared_apps: SharedApps) -> AsyncIterator[Live]:
+    """The session's live server with the default settings (tests/fixtures/app.py), and a
+    workspace of this test's own on it; afterwards the generations the test started settle."""
+    base_url, app = await shared_apps.serve(make_settings(live_pg_url))
+    try:
+        async with workspace_on(base_url, app) as found:
+            yield found
+    finally:
+        await settle(app)
