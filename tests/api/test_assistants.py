@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatsvc.tools.models import Tool
-from tests.conftest import Tenant
+from tests.fixtures.app import Tenant
+from tests.fixtures.db import sessionmaker_on
 
 FULL: dict[str, Any] = {
     "generation_config": "offline",
@@ -48,9 +49,7 @@ READ_ONLY = {
 
 
 async def make_tools(connection: AsyncConnection, workspace_id: int, count: int) -> list[int]:
-    from tests.conftest import _sessionmaker
-
-    async with _sessionmaker(connection)() as db:
+    async with sessionmaker_on(connection)() as db:
         tools = [Tool(workspace_id=workspace_id, kind="script", name=f"t{i}") for i in range(count)]
         db.add_all(tools)
         await db.commit()

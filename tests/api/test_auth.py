@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatsvc.auth.models import ApiKey
 from chatsvc.kit.db import utcnow
-from tests.conftest import Tenant
+from tests.fixtures.app import Tenant
 
 
 async def test_no_key_is_401_with_a_hint(app_client: httpx.AsyncClient) -> None:

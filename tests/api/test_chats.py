@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Live
+from tests.fixtures.app import Live, live_tenant, make_settings
 
 FAQ = {"name": "What is chatsvc?", "content": "chatsvc is a backend for chat assistants."}
 
@@ -339,7 +339,6 @@ async def test_a_chat_whose_generation_died_is_taken_over_by_the_next_get(live: 
 
 async def test_a_failed_chat_keeps_its_error_until_an_explicit_retry(live_pg_url: str) -> None:
     from chatsvc.config import GeneratorApp
-    from tests.conftest import live_tenant, make_settings
 
     closed = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
     apps = {

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from chatsvc.config import Settings
-from tests.conftest import Tenant
+from tests.fixtures.app import Tenant
 
 MISSING_ID = 987_654_321
 

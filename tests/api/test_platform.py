@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatsvc.config import Settings
 from chatsvc.main import create_app
-from tests.conftest import Tenant, make_settings
+from tests.fixtures.app import Tenant, make_settings
 
 SEEDS = Path(__file__).resolve().parents[2] / "docs" / "seeds"
 

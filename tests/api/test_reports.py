@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatsvc.chats.models import Chat
 from chatsvc.reports.models import Report
-from tests.conftest import Tenant, _sessionmaker
+from tests.fixtures.app import Tenant
+from tests.fixtures.db import sessionmaker_on
 
 MISSING_ID = 987_654_321
 SEED_KEYS = {
@@ -64,7 +65,7 @@ async def new_chat(
     connection: AsyncConnection, workspace_id: int, assistant_id: int, principal_id: int | None
 ) -> int:
     """A chat made by `principal_id` (the member of the tests reports on its own chats)."""
-    async with _sessionmaker(connection)() as db:
+    async with sessionmaker_on(connection)() as db:
         chat = Chat(
             workspace_id=workspace_id,
             assistant_id=assistant_id,
@@ -78,7 +79,7 @@ async def new_chat(
 
 
 async def set_created_at(connection: AsyncConnection, report_id: int, moment: datetime) -> None:
-    async with _sessionmaker(connection)() as db:
+    async with sessionmaker_on(connection)() as db:
         await db.execute(update(Report).where(Report.id == report_id).values(created_at=moment))
         await db.commit()
 

@@ -6,199 +6,38 @@ server on loopback). Both stream brokers (Redis and in-process) are exercised.""
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from httpx_sse import EventSource, aconnect_sse
 
-from chatsvc.config import GeneratorApp, Settings
-from tests.conftest import Live, live_tenant, make_settings
-from tests.fakes.openai_server import FakeOpenAI, running_openai_server, words
+from tests.fakes.openai_server import running_openai_server
+from tests.fixtures.app import live_tenant, make_settings
+from tests.fixtures.chats import (
+    app_for,
+    closed_port,
+    live_with_fake,
+    make_assistant,
+    new_chat,
+    numbered,
+    of_role,
+    processing,
+    settings_with,
+    settled,
+    snapshot,
+)
+from tests.fixtures.sse import (
+    SSE,
+    WAIT,
+    assert_stream_headers,
+    completed,
+    names,
+    sse,
+    text_of,
+)
 
-#: generous bound on any single wait of a test; nothing asserts on timing
-WAIT = 20.0
-TERMINAL = frozenset({"message.completed", "error", "chat"})
-SSE = {"Accept": "text/event-stream"}
 FAQ_QUESTION = "How do I reset my password?"
 FAQ_ANSWER = "Use the reset link on the sign-in page, then choose a new password."
-
-
-def numbered(count: int) -> list[str]:
-    """`count` distinct tokens that join back to one text ("w0 w1 ... "): a missing or doubled
-    token shows in the joined text."""
-    return words(" ".join(f"w{i}" for i in range(count)))
-
-
-# --- SSE helpers ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Event:
-    id: str
-    event: str
-    data: dict[str, Any]
-
-    @property
-    def generation(self) -> str:
-        return self.id.rpartition(":")[0]
-
-
-class Reader:
-    """The events of one SSE response, read in as many steps as a test needs."""
-
-    def __init__(self, source: EventSource) -> None:
-        self.source = source
-        self.response = source.response
-        self._events = source.aiter_sse()
-
-    async def next(self) -> Event:
-        async with asyncio.timeout(WAIT):
-            sse = await anext(self._events)
-        assert sse.id, f"event without an id: {sse.event} {sse.data}"
-        return Event(sse.id, sse.event, sse.json())
-
-    async def rest(self) -> list[Event]:
-        """Events up to and including the terminal one."""
-        found = [await self.next()]
-        while found[-1].event not in TERMINAL:
-            found.append(await self.next())
-        return found
-
-    async def drain(self) -> list[Event]:
-        """Every event until the server ends the response (there may be none)."""
-        found: list[Event] = []
-        async with asyncio.timeout(WAIT):
-            async for sse in self._events:
-                found.append(Event(sse.id, sse.event, sse.json()))
-        return found
-
-    async def until_text(self, text: str) -> list[Event]:
-        """Events until their deltas carry at least `text` (a delta may group tokens: the runner
-        sends the tokens that arrived during one broker publish as one event)."""
-        found: list[Event] = []
-        while len(text_of(found)) < len(text):
-            found.append(await self.next())
-            assert found[-1].event not in TERMINAL, f"ended before {text!r}: {found}"
-        assert text_of(found).startswith(text), (text_of(found), text)
-        return found
-
-
-@asynccontextmanager
-async def sse(
-    client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
-) -> AsyncIterator[Reader]:
-    """An SSE request (Accept: text/event-stream); leaving the block closes the connection."""
-    async with aconnect_sse(client, method, url, **kwargs) as source:
-        yield Reader(source)
-
-
-def text_of(found: list[Event]) -> str:
-    return "".join(e.data["text"] for e in found if e.event == "delta")
-
-
-def names(found: list[Event]) -> list[str]:
-    return [e.event for e in found]
-
-
-def completed(found: list[Event]) -> dict[str, Any]:
-    assert found and found[-1].event == "message.completed", names(found)
-    message: dict[str, Any] = found[-1].data["message"]
-    return message
-
-
-async def assert_stream_headers(response: httpx.Response, status: int) -> None:
-    if response.status_code != status:
-        await response.aread()
-        raise AssertionError(f"{response.status_code} instead of {status}: {response.text}")
-    assert response.headers["content-type"].startswith("text/event-stream")
-    assert response.headers["cache-control"] == "no-cache"
-    assert response.headers["x-accel-buffering"] == "no"
-
-
-# --- setup helpers --------------------------------------------------------------------------------
-
-
-def app_for(fake: FakeOpenAI | str, **fields: object) -> GeneratorApp:
-    base_url = fake if isinstance(fake, str) else fake.base_url
-    values: dict[str, object] = {"kind": "openai", "base_url": base_url, "model": "m"}
-    values.update({"timeout_seconds": 10.0, "connect_timeout_seconds": 2.0, **fields})
-    return GeneratorApp.model_validate(values)
-
-
-def settings_with(live_pg_url: str, apps: dict[str, GeneratorApp], **overrides: object) -> Settings:
-    return make_settings(
-        live_pg_url, generator_apps={"offline": GeneratorApp(kind="offline"), **apps}, **overrides
-    )
-
-
-@asynccontextmanager
-async def live_with_fake(
-    live_pg_url: str, *, redis: bool = True, **knobs: Any
-) -> AsyncIterator[tuple[Live, FakeOpenAI]]:
-    """A live server whose generator app "gpt" is a fake OpenAI server with `knobs`."""
-    async with running_openai_server(**knobs) as fake:
-        overrides: dict[str, object] = {} if redis else {"redis_url": None}
-        async with live_tenant(
-            settings_with(live_pg_url, {"gpt": app_for(fake)}, **overrides)
-        ) as live:
-            yield live, fake
-
-
-async def make_assistant(client: httpx.AsyncClient, **fields: Any) -> int:
-    response = await client.post("/assistants/", json={"description": "Streams", **fields})
-    assert response.status_code == 201, response.text
-    assistant: int = response.json()["id"]
-    return assistant
-
-
-async def new_chat(client: httpx.AsyncClient, assistant: int) -> int:
-    response = await client.post(f"/assistants/{assistant}/", json={})
-    assert response.status_code == 201, response.text
-    chat: int = response.json()["id"]
-    return chat
-
-
-async def snapshot(client: httpx.AsyncClient, chat: int) -> dict[str, Any]:
-    """The chat as stored now, without starting or waiting for a generation."""
-    response = await client.get(f"/chats/{chat}/full/")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def settled(client: httpx.AsyncClient, chat: int) -> dict[str, Any]:
-    """The chat once no generation runs on it (polled)."""
-    async with asyncio.timeout(WAIT):
-        while True:
-            body = await snapshot(client, chat)
-            if body["execution_status"] != "PROCESSING":
-                return body
-            await asyncio.sleep(0.05)
-
-
-async def processing(client: httpx.AsyncClient, chat: int) -> dict[str, Any]:
-    async with asyncio.timeout(WAIT):
-        while True:
-            body = await snapshot(client, chat)
-            if body["execution_status"] == "PROCESSING":
-                return body
-            await asyncio.sleep(0.01)
-
-
-def of_role(chat: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    return [m for m in chat["messages"] if m["role"] == role]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- 1. streaming a turn --------------------------------------------------------------------------

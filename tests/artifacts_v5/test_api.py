@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from chatsvc.artifacts.kinds import KINDS, ResourceKind
-from tests.artifacts_v5.helpers import API, get, new_entry, new_item, patch
-from tests.conftest import Tenant
+from tests.fixtures.app import Tenant
+from tests.fixtures.artifacts import API, get, new_entry, new_item, patch
 
 SEED_SECTIONS = [
     "names",

@@ -21,7 +21,7 @@ from chatsvc.auth.service import AuthContext
 from chatsvc.chats.models import Message
 from chatsvc.config import Settings
 from chatsvc.kit.errors import Forbidden, Invalid, NotFound
-from tests.artifacts_v5.helpers import People, attempt, entry, item, memory_cache, people
+from tests.fixtures.artifacts import People, attempt, entry, item, memory_cache, people
 
 K = ResourceKind
 

@@ -22,8 +22,8 @@ from chatsvc.chats.models import Message
 from chatsvc.exports.service import COLUMNS, HEADERS
 from chatsvc.kit.db import unit_of_work
 from chatsvc.migrate import upgrade
-from tests.artifacts_v5.helpers import API, get, new_entry, new_item, patch
-from tests.conftest import Live, live_tenant, make_settings
+from tests.fixtures.app import Live, live_tenant, make_settings
+from tests.fixtures.artifacts import API, get, new_entry, new_item, patch
 
 CONCURRENT = 20
 KIND_HEADERS = [spec.plural.replace("_", " ").capitalize() for spec in KINDS]

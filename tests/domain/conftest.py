@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from chatsvc.migrate import upgrade
-from tests.conftest import make_settings
 from tests.fakes.openai_server import FakeOpenAI, running_openai_server
+from tests.fixtures.app import make_settings
 from tests.fixtures.turns import World, turn_apps, world_of
 
 

@@ -15,21 +15,17 @@ from chatsvc.generation.offline import OfflineGenerator
 from chatsvc.generation.types import GenerationRequest, PromptMessage, ToolCall, ToolSpec
 from chatsvc.kit.db import unit_of_work
 from chatsvc.tools.models import Tool, ToolParameter
-from tests.api.test_streams import (
-    WAIT,
-    Event,
+from tests.fixtures.app import Live, live_tenant, make_settings
+from tests.fixtures.chats import (
     live_with_fake,
     make_assistant,
-    names,
     new_chat,
     of_role,
     processing,
     settings_with,
     settled,
-    sse,
-    text_of,
 )
-from tests.conftest import Live, live_tenant, make_settings
+from tests.fixtures.sse import WAIT, Event, names, sse, text_of
 
 ADDER = "function main(args) { return {sum: args.a + args.b}; }"
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 
-from tests.api.test_streams import make_assistant, names, new_chat, of_role, settled, sse
-from tests.conftest import live_tenant, make_settings
 from tests.fakes.mcp_server import running_mcp_server
+from tests.fixtures.app import live_tenant, make_settings
+from tests.fixtures.chats import make_assistant, new_chat, of_role, settled
+from tests.fixtures.sse import names, sse
 
 REFUND = "Refunds are paid within 14 days to the card used for the purchase."
 

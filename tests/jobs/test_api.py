@@ -14,16 +14,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chatsvc.auth.models import ApiKey, Role
 from chatsvc.config import Settings
 from chatsvc.jobs import service as job_service
-from tests.conftest import Tenant, _sessionmaker, make_settings
+from tests.fixtures.app import Tenant, make_settings
+from tests.fixtures.db import sessionmaker_on
+
+
+@pytest.fixture(scope="module")
+def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory for the module, so its tests get the same settings (one app); the tests
+    write into it and next to it (a path outside it) under names no other test uses."""
+    found = tmp_path_factory.mktemp("jobs-api") / "artifacts"
+    found.mkdir()
+    return found
 
 
 @pytest.fixture
-def settings(pg_url: str, tmp_path: Path) -> Settings:
-    return make_settings(pg_url, artifact_dir=str(tmp_path))
+def settings(pg_url: str, artifact_dir: Path) -> Settings:
+    return make_settings(pg_url, artifact_dir=str(artifact_dir))
 
 
 async def principal_of(connection: AsyncConnection, workspace_id: int, role: Role) -> int:
-    async with _sessionmaker(connection)() as session:
+    async with sessionmaker_on(connection)() as session:
         found = await session.scalar(
             select(ApiKey.principal_id).where(
                 ApiKey.workspace_id == workspace_id, ApiKey.role == role
@@ -42,7 +52,7 @@ async def make_job(
     progress: tuple[int, int] | None = None,
 ) -> int:
     """A job; with `progress` it is running, with `result` it has succeeded."""
-    async with _sessionmaker(connection)() as session:
+    async with sessionmaker_on(connection)() as session:
         job, _created = await job_service.create_job(
             session, workspace_id, "export", {"chat": 1}, created_by=created_by
         )

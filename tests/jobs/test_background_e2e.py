@@ -21,16 +21,14 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy import func, select, text
 
-from chatsvc.auth import service as auth_service
 from chatsvc.config import GeneratorApp
 from chatsvc.jobs.models import Job
 from chatsvc.kit.db import unit_of_work
-from tests.api.test_streams import completed, names, sse, text_of
-from tests.conftest import Live, live_tenant, make_settings
 from tests.fakes.callback_receiver import running_callback_receiver
 from tests.fakes.openai_server import running_openai_server
-from tests.jobs.helpers import finished, poll_job
-from tests.jobs.test_worker import Workers, workers
+from tests.fixtures.app import Live, live_tenant, make_settings
+from tests.fixtures.jobs import Workers, finished, poll_job, workers, workspace_secret
+from tests.fixtures.sse import completed, names, sse, text_of
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 WAIT = 45.0
@@ -155,11 +153,6 @@ async def delivery_job(live: Live, export_id: int) -> int:
         )
     assert found is not None
     return int(found)
-
-
-async def workspace_secret(live: Live) -> str:
-    async with unit_of_work(live.services.sessionmaker) as session:
-        return await auth_service.webhook_secret(session, live.workspace_id)
 
 
 async def export(live: Live, body: dict[str, Any], key: str | None = None) -> httpx.Response:

@@ -25,8 +25,8 @@ from chatsvc.jobs.queue import InProcessQueue
 from chatsvc.jobs.runner import JobContext, execute, register
 from chatsvc.kit.db import unit_of_work, utcnow
 from chatsvc.streaming import events
-from tests.conftest import Live, live_tenant, make_settings
-from tests.jobs.helpers import finished, poll_job, submit_job
+from tests.fixtures.app import Live, live_tenant, make_settings
+from tests.fixtures.jobs import finished, poll_job, submit_job
 
 LEASE_SECONDS = 3
 #: what the test handlers saw, by job id
@@ -159,9 +159,13 @@ async def test_the_in_process_sweeper_recovers_a_job_whose_run_died(embedded: Li
         job, _created = await job_service.create_job(
             session, embedded.workspace_id, "noop", {"steps": 2}
         )
-    # A run claims it and dies: nobody renews the lease and nobody enqueues it again.
+    # A run claimed it and died: nobody renewed the lease and nobody enqueues it again. The claim
+    # is dated (`now`) so that its lease has already run out, instead of the test waiting for it.
+    claimed_at = utcnow() - timedelta(seconds=2 * LEASE_SECONDS)
     async with unit_of_work(ctx.sessionmaker) as session:
-        assert await job_service.claim(session, job.id, 1) is not None
+        claimed = await job_service.claim(session, job.id, LEASE_SECONDS, now=claimed_at)
+        assert claimed is not None and claimed.lease_expires_at is not None
+        assert claimed.lease_expires_at < utcnow()
     body = await poll_job(embedded.admin, job.id, finished)
     assert (body["state"], body["attempts"], body["result"]) == ("succeeded", 2, {"steps": 2})
 

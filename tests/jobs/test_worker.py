@@ -9,31 +9,26 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from chatsvc.jobs.models import Job
-from tests.conftest import Live, live_tenant, make_settings
-from tests.jobs.helpers import finished, poll_job, submit_job
-
-ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = "redis://127.0.0.1:6379/13"
+from tests.fixtures.app import Live, live_tenant, make_settings
+from tests.fixtures.jobs import ROOT, WORKER_REDIS_URL, finished, poll_job, submit_job, workers
 
 
 @pytest.fixture
 async def redis_db() -> str:
-    redis = Redis.from_url(REDIS_URL)
+    redis = Redis.from_url(WORKER_REDIS_URL)
     try:
         await redis.flushdb()  # no arq triggers left over from an earlier run
     finally:
         await redis.aclose()
-    return REDIS_URL
+    return WORKER_REDIS_URL
 
 
 @pytest.fixture
@@ -41,57 +36,6 @@ async def api(live_pg_url: str, redis_db: str) -> AsyncIterator[Live]:
     """The API on the same database and Redis: its queue is the arq queue the workers read."""
     async with live_tenant(make_settings(live_pg_url, redis_url=redis_db)) as live:
         yield live
-
-
-class Workers:
-    """Starts `chatsvc worker` processes; every one is killed at the end, whatever happens."""
-
-    def __init__(self, database_url: str, logs: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CHATSVC_")}
-        self.env.update(
-            CHATSVC_ENV="test",
-            CHATSVC_DATABASE_URL=database_url,
-            CHATSVC_REDIS_URL=REDIS_URL,
-            CHATSVC_SWEEP_INTERVAL_SECONDS="1",
-            CHATSVC_JOB_LEASE_SECONDS="3",
-            CHATSVC_LOG_LEVEL="INFO",
-        )
-        self.logs = logs
-        self.processes: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
-
-    def start(self) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"worker-{len(self.processes)}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chatsvc.cli", "worker"],
-            env=self.env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.processes.append((process, log))
-        return process
-
-    def output(self) -> str:
-        return "\n".join(
-            f"--- {path.name}\n{path.read_text(errors='replace')}"
-            for path in sorted(self.logs.glob("worker-*.log"))
-        )
-
-    def stop_all(self) -> None:
-        for process, log in self.processes:
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=30)
-            log.close()
-
-
-@contextmanager
-def workers(database_url: str, logs: Path) -> Iterator[Workers]:
-    started = Workers(database_url, logs)
-    try:
-        yield started
-    finally:
-        started.stop_all()
 
 
 async def test_the_worker_runs_a_job_to_success(

@@ -4,26 +4,24 @@ port, 127.0.0.1/32 allow-listed) with short MCP deadlines."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, cast
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from chatsvc.config import Settings
 from chatsvc.kit.outbound import OutboundPolicy
 from chatsvc.secrets.local import LocalSecretStore
 from chatsvc.tools.mcp_client import McpClient
-from tests.conftest import Tenant, make_settings, request_sessionmaker, services_of
 from tests.fakes.mcp_server import FakeMcp
-
-#: generous, so a loaded machine does not fail the tests that expect an answer
-CONNECT_TIMEOUT = 10.0
-CALL_TIMEOUT = 15.0
-#: what the tests of deadlines use (`short_deadlines`), expecting no answer
-SHORT_CONNECT = 0.5
-SHORT_CALL = 1.0
+from tests.fixtures.app import app_of, make_settings, request_sessionmaker, services_of
+from tests.fixtures.mcp import (
+    CALL_TIMEOUT,
+    CONNECT_TIMEOUT,
+    SHORT_CALL,
+    SHORT_CONNECT,
+    loopback_policy,
+)
 
 
 @pytest.fixture(scope="session")
@@ -37,16 +35,6 @@ def fake(mcp_server: FakeMcp) -> FakeMcp:
     """The run's MCP server, with default behaviour and nothing recorded."""
     mcp_server.reset()
     return mcp_server
-
-
-def loopback_policy(fake: FakeMcp, **changes: Any) -> OutboundPolicy:
-    values: dict[str, Any] = {
-        "allowed_schemes": {"http", "https"},
-        "allowed_ports": {fake.port},
-        "allow_list": ["127.0.0.1/32"],
-    }
-    values.update(changes)
-    return OutboundPolicy(**values)
 
 
 @pytest.fixture
@@ -81,52 +69,43 @@ def settings(pg_url: str, fake: FakeMcp) -> Settings:
     )
 
 
-def app_of(client: httpx.AsyncClient) -> FastAPI:
-    transport = client._transport
-    assert isinstance(transport, httpx.ASGITransport)
-    return cast(FastAPI, transport.app)
-
-
 @pytest.fixture
-async def app_client(app_client: httpx.AsyncClient) -> httpx.AsyncClient:
+async def app_client(
+    app_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[httpx.AsyncClient]:
     """The app client of tests/conftest.py with its local secret store writing inside the test's
-    rolled-back transaction (the lifespan built it on the engine)."""
+    rolled-back transaction (the lifespan built it on the engine) and an MCP client of the
+    test's own (the client keeps what it learnt of an endpoint — its transport, its discover
+    result — and every test talks to the same fake). The app is the session's: every change
+    here is undone after the test (monkeypatch)."""
     app = app_of(app_client)
-    store = services_of(app).tools.secrets
+    runtime = services_of(app).tools
+    store = runtime.secrets
     assert isinstance(store, LocalSecretStore)
-    store.sessionmaker = request_sessionmaker(app)
-    return app_client
+    monkeypatch.setattr(store, "sessionmaker", request_sessionmaker(app))
+    mcp = McpClient.from_settings(runtime.settings)
+    monkeypatch.setattr(runtime, "mcp", mcp)
+    try:
+        yield app_client
+    finally:
+        await mcp.close()
 
 
 @pytest.fixture
-def default_policy(app_client: httpx.AsyncClient) -> OutboundPolicy:
+def default_policy(
+    app_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> OutboundPolicy:
     """The app with the default outbound policy (public HTTPS only), as a deployment has it."""
     policy = OutboundPolicy.from_settings(Settings())
     runtime = services_of(app_of(app_client)).tools
-    runtime.policy = policy
-    runtime.mcp.policy = policy
+    monkeypatch.setattr(runtime, "policy", policy)
+    monkeypatch.setattr(runtime.mcp, "policy", policy)
     return policy
 
 
 @pytest.fixture
-def short_deadlines(app_client: httpx.AsyncClient) -> None:
+def short_deadlines(app_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """The app's MCP client with short deadlines, for tests that expect them to pass."""
     mcp = services_of(app_of(app_client)).tools.mcp
-    mcp.connect_timeout_seconds = SHORT_CONNECT
-    mcp.call_timeout_seconds = SHORT_CALL
-
-
-async def new_server(tenant: Tenant, fake: FakeMcp, **fields: Any) -> dict[str, Any]:
-    body = {"name": "Fake tools", "url": fake.url, **fields}
-    response = await tenant.admin.post("/mcp-servers/", json=body)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["detail"]
-    return body
+    monkeypatch.setattr(mcp, "connect_timeout_seconds", SHORT_CONNECT)
+    monkeypatch.setattr(mcp, "call_timeout_seconds", SHORT_CALL)

@@ -16,7 +16,7 @@ from chatsvc.kit.errors import UpstreamError, UpstreamTimeout
 from chatsvc.kit.outbound import IPAddress, OutboundBlocked, OutboundPolicy
 from chatsvc.tools.mcp_client import McpClient, McpEndpoint
 from tests.fakes.mcp_server import FakeMcp
-from tests.mcp.conftest import SHORT_CALL, SHORT_CONNECT, loopback_policy
+from tests.fixtures.mcp import SHORT_CALL, SHORT_CONNECT, loopback_policy
 
 TOOLS = ["add", "echo", "slow", "fail", "big"]
 

@@ -14,9 +14,9 @@ import pytest
 
 from chatsvc.kit import outbound
 from chatsvc.kit.outbound import IPAddress
-from tests.conftest import Tenant, services_of
 from tests.fakes.mcp_server import FakeMcp
-from tests.mcp.conftest import SHORT_CALL, SHORT_CONNECT, assert_error, new_server
+from tests.fixtures.app import Tenant, app_of, services_of
+from tests.fixtures.mcp import SHORT_CALL, SHORT_CONNECT, assert_error, new_server
 
 TOOLS = ["add", "echo", "slow", "fail", "big"]
 
@@ -151,13 +151,14 @@ async def test_a_redirect_to_a_private_address_is_not_followed_at_connect(
 
 
 async def test_a_url_the_policy_no_longer_admits_is_refused_at_connect(
-    tenant: Tenant, fake: FakeMcp, app_client: httpx.AsyncClient
+    tenant: Tenant, fake: FakeMcp, app_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.mcp.conftest import app_of
-
     server = await new_server(tenant, fake)
-    # The operator tightens the policy after the server was saved.
-    services_of(app_of(app_client)).tools.mcp.policy = outbound.OutboundPolicy()
+    # The operator tightens the policy after the server was saved (undone after the test: the
+    # app is the session's).
+    monkeypatch.setattr(
+        services_of(app_of(app_client)).tools.mcp, "policy", outbound.OutboundPolicy()
+    )
     report = (await tenant.admin.get(f"/mcp-servers/{server['id']}/connect/")).json()
     assert report["connection_successful"] is False
     assert "scheme 'http' is not allowed" in report["errors"][0]

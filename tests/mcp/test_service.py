@@ -27,9 +27,9 @@ from chatsvc.mcp.schemas import (
 )
 from chatsvc.tools.models import Tool, ToolParameter
 from chatsvc.tools.runtime import ToolRuntime
-from tests.conftest import _sessionmaker
 from tests.fakes.mcp_server import FakeMcp
-from tests.mcp.conftest import loopback_policy
+from tests.fixtures.db import sessionmaker_on
+from tests.fixtures.mcp import loopback_policy
 
 ALL = PageParams(page=1, page_size=100)
 
@@ -39,7 +39,7 @@ async def runtime(
     session: AsyncSession, settings: Settings, fake: FakeMcp
 ) -> AsyncIterator[ToolRuntime]:
     """The tool runtime the app builds, its secret store inside the test's transaction."""
-    built = ToolRuntime.build(settings, _sessionmaker(cast(AsyncConnection, session.bind)))
+    built = ToolRuntime.build(settings, sessionmaker_on(cast(AsyncConnection, session.bind)))
     built.mcp.policy = built.policy = loopback_policy(fake)
     yield built
     await built.close()

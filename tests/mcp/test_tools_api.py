@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Tenant
 from tests.fakes.mcp_server import FakeMcp
-from tests.mcp.conftest import assert_error, new_server
+from tests.fixtures.app import Tenant
+from tests.fixtures.mcp import assert_error, new_server
 
 FIELDS = {
     "id",

@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import select
 
 from chatsvc.jobs.models import Job
-from tests.messages_v1.conftest import URL, V1
+from tests.fixtures.messages_v1 import URL, V1
 
 EXPORT = f"{URL}/export"
 PUBLIC = "https://93.184.215.14/hooks/chatsvc"  # a literal public address: no DNS needed

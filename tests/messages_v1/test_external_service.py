@@ -31,7 +31,7 @@ from chatsvc.kit.errors import Conflict, Forbidden, Invalid, NotFound
 from chatsvc.kit.pagination import PageParams
 from chatsvc.threads.models import ChatSession
 from chatsvc.threads.repository import SessionRepository
-from tests.conftest import make_settings
+from tests.fixtures.app import make_settings
 
 PAGE = PageParams(page=1, page_size=50)
 

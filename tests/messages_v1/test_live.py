@@ -29,11 +29,9 @@ from chatsvc.jobs.models import Job, JobState
 from chatsvc.jobs.runner import JobContext, execute
 from chatsvc.kit.db import unit_of_work
 from chatsvc.threads.models import ChatSession
-from tests.conftest import Live, live_tenant, make_settings
 from tests.fakes.callback_receiver import CallbackReceiver, running_callback_receiver
-from tests.jobs.helpers import finished, poll_job
-from tests.jobs.test_background_e2e import workspace_secret
-from tests.jobs.test_worker import Workers, workers
+from tests.fixtures.app import Live, live_tenant, make_settings
+from tests.fixtures.jobs import Workers, finished, poll_job, workers, workspace_secret
 
 URL = "/api/v1/chat-messages"
 WAIT = 60.0  # generous: nothing asserts on timing

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from tests.conftest import Tenant
-from tests.messages_v1.conftest import URL, V1, user_uuid, v1_client
+from tests.fixtures.app import Tenant
+from tests.fixtures.messages_v1 import URL, V1, user_uuid, v1_client
 
 FIELDS = {
     "id",

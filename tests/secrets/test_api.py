@@ -13,8 +13,7 @@ import pytest
 
 from chatsvc.kit.errors import NotFound
 from chatsvc.secrets.store import SecretStore, resolve_references
-from tests.conftest import Tenant, services_of
-from tests.secrets.conftest import app_of
+from tests.fixtures.app import Tenant, app_of, services_of
 
 VALUE = "sk-live-5e6f7a8b-not-for-logs-or-bodies"
 MASK = "********"

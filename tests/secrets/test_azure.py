@@ -12,9 +12,9 @@ from pydantic import AnyHttpUrl
 from chatsvc.kit.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamError
 from chatsvc.secrets.azure import AzureSecretStore, max_name_length, workspace_prefix
 from chatsvc.secrets.store import build_secret_store
-from tests.conftest import make_settings
 from tests.fakes.keyvault import FakeKeyVault
-from tests.secrets.conftest import azure_store
+from tests.fixtures.app import make_settings
+from tests.fixtures.secrets import azure_store
 
 VALUE = "azure-value-91b2c3d4-not-for-logs"
 WS = 7

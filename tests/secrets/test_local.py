@@ -28,7 +28,7 @@ from chatsvc.secrets.local import (
     reencrypt_all,
 )
 from chatsvc.secrets.models import StoredSecret
-from tests.secrets.conftest import TEST_KEY, Backend
+from tests.fixtures.secrets import TEST_KEY, Backend
 
 VALUE = "pg-password-4c1d8e27-not-for-logs"
 NEW_KEY = "a-new-secret-key-fedcba9876543210fedcba98765"

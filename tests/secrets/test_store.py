@@ -14,7 +14,7 @@ from chatsvc.secrets.store import (
     resolve_references,
     validate_name,
 )
-from tests.secrets.conftest import Backend
+from tests.fixtures.secrets import Backend
 
 VALUE = "sk-live-7f3c9a1e-not-for-logs"
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.conftest import Tenant
-from tests.threads.factories import Msg, day, make_thread, new_assistant, principal_id
+from tests.fixtures.app import Tenant
+from tests.fixtures.threads import Msg, day, make_thread, new_assistant, principal_id
 
 THREAD_KEYS = {
     "uuid",

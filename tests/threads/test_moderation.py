@@ -15,19 +15,10 @@ from sqlalchemy import update
 
 from chatsvc.chats.models import ChatSettings
 from chatsvc.kit.db import unit_of_work
-from tests.api.test_streams import SSE, live_with_fake, make_assistant, sse
-from tests.conftest import Live
-from tests.threads.helpers import (
-    STREAM,
-    completed,
-    messages,
-    names,
-    sent_to_model,
-    stream,
-    text_of,
-    thread_of,
-    turn_of,
-)
+from tests.fixtures.app import Live
+from tests.fixtures.chats import live_with_fake, make_assistant
+from tests.fixtures.sse import SSE, completed, names, sse, text_of
+from tests.fixtures.threads import STREAM, messages, sent_to_model, stream, thread_of, turn_of
 
 CARD = "4111 1111 1111 1111"
 CARD_MESSAGE = f"My card is {CARD}, can you check the payment?"

@@ -12,26 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_streams import (
-    SSE,
-    assert_stream_headers,
-    live_with_fake,
-    make_assistant,
-    numbered,
-)
-from tests.conftest import Live
-from tests.threads.helpers import (
-    STREAM,
-    completed,
-    messages,
-    names,
-    sent_to_model,
-    sse,
-    stream,
-    text_of,
-    thread_of,
-    turn_of,
-)
+from tests.fixtures.app import Live
+from tests.fixtures.chats import live_with_fake, make_assistant, numbered
+from tests.fixtures.sse import SSE, assert_stream_headers, completed, names, sse, text_of
+from tests.fixtures.threads import STREAM, messages, sent_to_model, stream, thread_of, turn_of
 
 FAQ_QUESTION = "How do I reset my password?"
 FAQ_ANSWER = "Use the reset link on the sign-in page."

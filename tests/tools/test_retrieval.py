@@ -23,8 +23,9 @@ from chatsvc.tools.models import Tool, ToolKind
 from chatsvc.tools.retrieval import run_retrieval, tool_schema
 from chatsvc.tools.runtime import ToolRuntime
 from chatsvc.tools.schemas import ParameterIn
-from tests.conftest import _sessionmaker, make_settings
 from tests.fakes.retrieval_server import RetrievalServer, running_retrieval_server
+from tests.fixtures.app import make_settings
+from tests.fixtures.db import sessionmaker_on
 
 KNOWLEDGE = 1
 HTTP = 2
@@ -64,7 +65,7 @@ async def server() -> AsyncIterator[RetrievalServer]:
 
 @pytest.fixture
 async def runtime(session: AsyncSession, server: RetrievalServer) -> AsyncIterator[ToolRuntime]:
-    built = ToolRuntime.build(settings_for(server), _sessionmaker(session_connection(session)))
+    built = ToolRuntime.build(settings_for(server), sessionmaker_on(session_connection(session)))
     yield built
     await built.close()
 
@@ -575,7 +576,7 @@ async def test_http_backend_the_guard_refuses_is_blocked(
             "outbound_allow_list": [],
         }
     )
-    runtime = ToolRuntime.build(strict, _sessionmaker(session_connection(session)))
+    runtime = ToolRuntime.build(strict, sessionmaker_on(session_connection(session)))
     try:
         tool = await new_tool(session, runtime, workspace_id, retrieval_id=HTTP)
         with pytest.raises(OutboundBlocked, match="scheme 'http' is not allowed"):
@@ -603,7 +604,7 @@ async def pg_runtime(
             )
         },
     )
-    sessionmaker = _sessionmaker(pg_connection)
+    sessionmaker = sessionmaker_on(pg_connection)
     built = ToolRuntime.build(settings, sessionmaker)
     async with sessionmaker() as session:
         workspace_id = (await create_workspace(session, "secrets")).id

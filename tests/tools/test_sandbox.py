@@ -24,7 +24,7 @@ from chatsvc.tools.sandbox import (
     ScriptPool,
     ScriptSyntaxError,
 )
-from tests.conftest import make_settings, services_of
+from tests.fixtures.app import make_settings, services_of
 
 OUTPUT_CAP = 4096
 MARKER = f"[console output truncated: more than {OUTPUT_CAP} bytes]"

@@ -13,16 +13,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chatsvc.config import RetrievalBackend
-from chatsvc.main import create_app
-from chatsvc.services import get_sessionmaker
-from tests.conftest import (
-    Live,
-    Tenant,
-    _rolled_back,
-    _sessionmaker,
-    make_settings,
-    make_tenant,
-)
+from tests.fixtures.app import Live, SharedApps, Tenant, make_settings, make_tenant, requests_on
+from tests.fixtures.db import rolled_back, sessionmaker_on
 
 MISSING_ID = 987_654_321
 BACKENDS = {
@@ -73,22 +65,18 @@ async def db_connection(
     request: pytest.FixtureRequest, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine
 ) -> AsyncIterator[AsyncConnection]:
     engine = pg_engine if request.param == "postgresql" else sqlite_engine
-    async for connection in _rolled_back(engine):
+    async for connection in rolled_back(engine):
         yield connection
 
 
 @pytest.fixture
 async def app_client(
-    db_connection: AsyncConnection, pg_url: str, sqlite_url: str
+    db_connection: AsyncConnection, pg_url: str, sqlite_url: str, shared_apps: SharedApps
 ) -> AsyncIterator[httpx.AsyncClient]:
     url = pg_url if db_connection.dialect.name == "postgresql" else sqlite_url
-    app = create_app(make_settings(url, retrieval_backends=BACKENDS))
-    async with app.router.lifespan_context(app):
-        sessionmaker = _sessionmaker(db_connection)
-        app.dependency_overrides[get_sessionmaker] = lambda: sessionmaker
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+    app = await shared_apps.get(make_settings(url, retrieval_backends=BACKENDS))
+    async with requests_on(app, sessionmaker_on(db_connection)) as client:
+        yield client
 
 
 @pytest.fixture

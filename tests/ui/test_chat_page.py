@@ -16,7 +16,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from chatsvc.config import GeneratorApp
-from tests.conftest import Live, live_tenant, make_settings
+from tests.fixtures.app import Live, live_tenant, make_settings
 
 ARTIFACTS = Path(os.environ.get("CHATSVC_TEST_ARTIFACTS", "test-artifacts"))
 CHROMIUM = os.environ.get("CHATSVC_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
