@@ -15,7 +15,14 @@ from sqlalchemy.orm import aliased
 
 from chatsvc.assistants.models import Assistant, AssistantTool
 from chatsvc.auth.models import Principal, PrincipalKind
-from chatsvc.chats.models import Chat, ChatSettings, ChatTicket, ExecutionStatus, Message, Role
+from chatsvc.chats.models import (
+    Chat,
+    ChatSettings,
+    ChatTicket,
+    ExecutionStatus,
+    Message,
+    Role,
+)
 from chatsvc.kit.db import Base, utcnow
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.kit.repository import RepositoryBase
@@ -201,13 +208,7 @@ class ChatRepository(RepositoryBase[Chat]):
             .returning(Chat.id, Chat.last_msg_num)
             .cte("claimed")
         )
-        columns = Message.__mapper__.columns  # by attribute name (`meta` is column "metadata")
-        values: dict[Any, Any] = {
-            columns["chat_id"]: claimed.c.id,
-            columns["msg_num"]: claimed.c.last_msg_num,
-        }
-        for name, value in message.items():
-            values[columns[name]] = literal(value, type_=columns[name].type)
+        values = _message_values(message, chat_id=claimed.c.id, msg_num=claimed.c.last_msg_num)
         statement = (
             insert(Message)
             .from_select(list(values), select(*values.values()))
@@ -216,6 +217,81 @@ class ChatRepository(RepositoryBase[Chat]):
         )
         found: int | None = (await self.session.execute(statement)).scalar_one_or_none()
         return found
+
+    async def store_answer(
+        self,
+        chat_id: int,
+        generation_id: str,
+        usr_msg_num: int,
+        now: datetime,
+        message: dict[str, Any],
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Release the chat from `generation_id` (AVAILABLE, one more response) and store its
+        answer to `usr_msg_num`, in one statement (PostgreSQL): the chat row's lock numbers the
+        message, which `replaces` the latest hidden answer to that user message (a reload).
+        The stored message's columns and the chat's (id, title, assistant_id, execution_status,
+        error); None when the generation no longer holds the chat (nothing was written)."""
+        released = (
+            update(Chat)
+            .where(Chat.id == chat_id, Chat.generation_id == generation_id)
+            .values(
+                execution_status=ExecutionStatus.AVAILABLE,
+                lease_expires_at=None,
+                error=None,
+                responses_count=Chat.responses_count + 1,
+                last_msg_num=Chat.last_msg_num + 1,
+                updated_at=now,
+            )
+            .returning(
+                Chat.id,
+                Chat.last_msg_num,
+                Chat.title,
+                Chat.assistant_id,
+                Chat.execution_status,
+                Chat.error,
+            )
+            .cte("released")
+        )
+        earlier = aliased(Message)
+        replaced = (
+            select(case((earlier.visible.is_(True), None), else_=earlier.id))
+            .where(
+                earlier.chat_id == chat_id,
+                earlier.usr_msg_num == usr_msg_num,
+                earlier.role == Role.ASSISTANT,
+            )
+            .order_by(earlier.msg_num.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        values = _message_values(
+            {**message, "usr_msg_num": usr_msg_num, "created_at": now, "updated_at": now},
+            chat_id=released.c.id,
+            msg_num=released.c.last_msg_num,
+            replaces_id=replaced,
+        )
+        inserted = (
+            insert(Message)
+            .from_select(list(values), select(*values.values()))
+            .returning(*Message.__table__.c)
+            .cte("inserted")
+        )
+        chat_columns = [released.c.title, released.c.assistant_id, released.c.execution_status]
+        statement = select(
+            *inserted.c, *(c.label(f"chat_{c.name}") for c in [*chat_columns, released.c.error])
+        ).select_from(inserted.join(released, literal(True)))
+        row = (await self.session.execute(statement)).mappings().one_or_none()
+        if row is None:
+            return None
+        stored = {column.name: row[column.name] for column in Message.__table__.c}
+        chat = {
+            "id": chat_id,
+            "title": row["chat_title"],
+            "assistant_id": row["chat_assistant_id"],
+            "execution_status": row["chat_execution_status"],
+            "error": row["chat_error"],
+        }
+        return stored, chat
 
     async def by_idempotency_key(self, scope: ChatScope, key: str) -> Chat | None:
         return await self.get_one_or_none(self.scoped(scope).where(Chat.idempotency_key == key))
@@ -604,6 +680,25 @@ class SenderRepository(RepositoryBase[Principal]):
         )
         await self.session.flush()
         return principal
+
+
+def _message_values(given: dict[str, Any], **expressions: Any) -> dict[Any, Any]:
+    """Every column of a new message row for an INSERT ... SELECT: `expressions` (SQL), the
+    `given` values (by attribute name: `meta` is the column "metadata"), and each other
+    column's own default (Python-side defaults are not applied to an INSERT inside a CTE)."""
+    values: dict[Any, Any] = {}
+    for name, column in Message.__mapper__.columns.items():
+        if name in expressions:
+            values[column] = expressions[name]
+        elif name in given:
+            values[column] = literal(given[name], type_=column.type)
+        elif column.primary_key or (column.server_default is not None and column.default is None):
+            continue
+        elif column.default is not None:
+            default: Any = column.default
+            value = default.arg(None) if default.is_callable else default.arg
+            values[column] = literal(value, type_=column.type)
+    return values
 
 
 def _stamp(model: type[Base], where: ColumnElement[bool], *, count: Any = None) -> list[Any]:

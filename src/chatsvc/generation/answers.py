@@ -16,7 +16,7 @@ from chatsvc.chats.schemas import ChatStateOut, MessageOut
 from chatsvc.generation.pipeline import ModelCall, Plan, VerbatimAnswer
 from chatsvc.generation.tools import BoundTool, ToolResult
 from chatsvc.generation.types import ToolCall
-from chatsvc.kit.db import unit_of_work
+from chatsvc.kit.db import unit_of_work, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,27 +75,43 @@ class AnswerStore:
     ) -> dict[str, Any]:
         """Store the answer and release the chat (AVAILABLE, one more response); the
         `message.completed` payload: the message and the chat as they are now."""
+        model_call = plan if isinstance(plan, ModelCall) else None
+        verbatim = plan if isinstance(plan, VerbatimAnswer) else None
+        columns: dict[str, Any] = {
+            "role": Role.ASSISTANT,
+            "content": text,
+            "fixed": verbatim.fixed if verbatim is not None else None,
+            "references": model_call.references + answer.references if model_call else [],
+            "prompt": model_call.prompt_record() if model_call else None,
+            "status": answer.status,
+            "visible": answer.visible,
+            "generation_id": turn.generation_id,
+            "meta": {"not_info": True} if verbatim and verbatim.reason == "not_info" else {},
+        }
         async with unit_of_work(self.sessionmaker) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # One statement, one round trip.
+                found = await ChatRepository(session).store_answer(
+                    turn.chat_id, turn.generation_id, turn.user_msg_num, utcnow(), columns
+                )
+                if found is not None:
+                    stored, chat_state = found
+                    return {
+                        "message": MessageOut.wire(stored),
+                        "chat": ChatStateOut.wire(chat_state),
+                    }
+            # The generation lost the chat (it is kept, not released), or SQLite: statement by
+            # statement.
             chats = ChatRepository(session)
             messages = MessageRepository(session)
             # A reload hid the previous answer to this message: the new one replaces it.
             previous = await messages.answer_to(turn.chat_id, turn.user_msg_num)
-            model_call = plan if isinstance(plan, ModelCall) else None
-            verbatim = plan if isinstance(plan, VerbatimAnswer) else None
             message = Message(
                 chat_id=turn.chat_id,
                 msg_num=await chats.next_msg_num(turn.chat_id),
-                role=Role.ASSISTANT,
-                content=text,
                 usr_msg_num=turn.user_msg_num,
                 replaces_id=previous.id if previous and not previous.visible else None,
-                fixed=verbatim.fixed if verbatim is not None else None,
-                references=model_call.references + answer.references if model_call else [],
-                prompt=model_call.prompt_record() if model_call else None,
-                status=answer.status,
-                visible=answer.visible,
-                generation_id=turn.generation_id,
-                meta={"not_info": True} if verbatim and verbatim.reason == "not_info" else {},
+                **columns,
             )
             await messages.add(message)
             await chats.release_generation(
