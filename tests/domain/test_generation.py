@@ -130,7 +130,9 @@ async def test_the_lease_is_renewed_every_third_of_its_length(world: World) -> N
     clock = FakeClock(stop_after=10)
     store = AnswerStore(world.services.sessionmaker)
     watch = LeaseWatch(world.services.broker, store, 30, sleep=clock.sleep, clock=clock)
-    task = asyncio.create_task(watch.watch(turn.chat_id, ref(turn).generation_id, asyncio.Event()))
+    task = asyncio.create_task(
+        watch.watch(turn.chat_id, ref(turn).generation_id, asyncio.Event(), renew_first=True)
+    )
     await asyncio.wait_for(clock.stopped.wait(), WAIT)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

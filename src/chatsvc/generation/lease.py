@@ -26,15 +26,24 @@ class LeaseWatch:
     sleep: Sleep = asyncio.sleep
     clock: Callable[[], datetime] = utcnow
 
-    async def watch(self, chat_id: int, generation_id: str, cancelled: asyncio.Event) -> None:
-        """Until `cancelled` is set: renew the lease every third of its length."""
+    async def watch(
+        self,
+        chat_id: int,
+        generation_id: str,
+        cancelled: asyncio.Event,
+        *,
+        renew_first: bool = False,
+    ) -> None:
+        """Until `cancelled` is set: renew the lease every third of its length; `renew_first`
+        at once too (a background turn may start well after it was accepted)."""
         every = max(1.0, self.lease_seconds / 3)
+        renew = renew_first
         while not cancelled.is_set():
+            if renew:
+                until = self.clock() + timedelta(seconds=self.lease_seconds)
+                await self.store.extend_lease(chat_id, generation_id, until)
+            renew = True
             if await self.broker.cancel_requested(generation_id):
                 cancelled.set()
                 return
             await self.sleep(every)
-            if cancelled.is_set():
-                return
-            until = self.clock() + timedelta(seconds=self.lease_seconds)
-            await self.store.extend_lease(chat_id, generation_id, until)

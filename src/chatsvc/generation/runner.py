@@ -48,10 +48,18 @@ class GenerationRunner:
     lease: LeaseWatch
     stream_ttl_seconds: int
 
-    async def run(self, turn: TurnRef, cancelled: asyncio.Event) -> None:
+    async def run(
+        self, turn: TurnRef, cancelled: asyncio.Event, *, accepted_now: bool = True
+    ) -> None:
+        """`accepted_now`: the turn was just accepted (its lease is fresh); a job's turn may
+        have waited in the queue, so its lease is renewed first."""
         key = events.stream_key(turn.generation_id)
         parts: list[str] = []
-        watcher = asyncio.create_task(self.lease.watch(turn.chat_id, turn.generation_id, cancelled))
+        watcher = asyncio.create_task(
+            self.lease.watch(
+                turn.chat_id, turn.generation_id, cancelled, renew_first=not accepted_now
+            )
+        )
         try:
             plan, tools = await self.planner.plan(turn.chat_id, turn.user_msg_num)
             await self.broker.publish(
@@ -135,16 +143,17 @@ class Generations:
             stream_ttl_seconds=settings.stream_ttl_seconds,
         )
 
-    def start(self, turn: TurnRef) -> asyncio.Task[None]:
+    def start(self, turn: TurnRef, *, accepted_now: bool = True) -> asyncio.Task[None]:
         """Run the generation detached, as a task of this process."""
         self.broker.open(events.stream_key(turn.generation_id))
         return self.tasks.start(
-            turn.generation_id, lambda cancelled: self.runner.run(turn, cancelled)
+            turn.generation_id,
+            lambda cancelled: self.runner.run(turn, cancelled, accepted_now=accepted_now),
         )
 
     async def run(self, turn: TurnRef) -> None:
         """Run the generation to its end (a background job's body)."""
-        await self.start(turn)
+        await self.start(turn, accepted_now=False)
 
     async def cancel(self, generation_id: str) -> None:
         """Stop a generation wherever it runs: this process directly, others through the
