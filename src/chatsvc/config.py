@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     knowledge_max_chars: int = Field(default=20_000, ge=1)
     #: how long stream events stay replayable (Last-Event-ID) after a generation ends
     stream_ttl_seconds: int = Field(default=3600, ge=10)
+    #: how long a process trusts an API key it looked up (a revoked key stops working within it)
+    auth_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
     #: the most messages of a chat's history one prompt may carry (the newest; the assistant's
     #: strategy_to_optimize_tokens trims further); a turn costs the same on a chat of any length
     history_max_messages: int = Field(default=200, ge=1, le=10_000)

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chatsvc.artifacts.cache import TagCache
+from chatsvc.auth.keys import Authenticator
 from chatsvc.chats.turns import TurnService
 from chatsvc.config import Settings
 from chatsvc.generation.registry import build_generators
@@ -51,6 +52,7 @@ class Services:
     jobs: JobContext
     turns: TurnService
     artifacts_cache: TagCache
+    authenticator: Authenticator
 
     @classmethod
     def build(cls, settings: Settings, queue: JobQueue | None = None) -> Services:
@@ -108,6 +110,7 @@ class Services:
             jobs=jobs,
             turns=TurnService(sessionmaker, settings, generations, queue, reads),
             artifacts_cache=TagCache.build(redis, settings.database_url),
+            authenticator=Authenticator(reads, settings.auth_cache_seconds),
         )
         return services
 
@@ -166,6 +169,16 @@ async def get_read_session(
 
 
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+
+
+def get_authenticator(services: ServicesDep, sessionmaker: SessionmakerDep) -> Authenticator:
+    """Key look-ups, cached per process; on an overridden sessionmaker (tests), uncached."""
+    if sessionmaker is services.sessionmaker:
+        return services.authenticator
+    return services.authenticator.on(sessionmaker)
+
+
+AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
 
 
 def get_turns(services: ServicesDep, sessionmaker: SessionmakerDep) -> TurnService:

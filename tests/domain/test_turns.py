@@ -9,7 +9,9 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatsvc.chats import service as chat_service
 from chatsvc.chats.jobs import STUCK_CHAT_ERROR, fail_stuck_generations
@@ -23,7 +25,8 @@ from chatsvc.kit.errors import Conflict, Invalid, NotFound, Unavailable, Upstrea
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry
 from tests.fakes.openai_server import FakeOpenAI, words
-from tests.fixtures.turns import WAIT, World
+from tests.fixtures.app import make_settings
+from tests.fixtures.turns import WAIT, World, turn_apps, world_of
 
 
 async def collected(world: World, handle: TurnHandle) -> list[BrokerEntry]:
@@ -253,3 +256,42 @@ async def test_a_dead_generation_is_failed_by_the_sweeper_and_its_waiters_told(
     assert told.value.message == STUCK_CHAT_ERROR
     chat = await world.chat(handle.chat.id)
     assert chat.execution_status == ExecutionStatus.FAILED and chat.error == STUCK_CHAT_ERROR
+
+
+class RoundTrips:
+    """Counts what a process asks its database: statements, and the BEGIN, COMMIT and ROLLBACK
+    of transactions (an autocommit connection sends none)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.count = 0
+        event.listen(engine.sync_engine, "before_cursor_execute", self._one)
+        for name in ("begin", "commit", "rollback"):
+            event.listen(engine.sync_engine, name, self._transaction)
+
+    def _one(self, *_args: object, **_kwargs: object) -> None:
+        self.count += 1
+
+    def _transaction(self, connection: Connection) -> None:
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            self.count += 1
+
+
+async def test_a_turn_costs_at_most_five_round_trips_to_postgresql(
+    live_pg_url: str, closed_port: int, upstream: FakeOpenAI
+) -> None:
+    settings = make_settings(live_pg_url, generator_apps=turn_apps(closed_port, upstream.base_url))
+    async with world_of(settings) as world:
+        turns, keys = world.services.turns, world.services.authenticator
+        first = await opened(world, "warm the caches", initial_message="Hi!")
+        await turns.finish(first)
+        assert await keys.authenticate(world.admin_key) is not None
+        trips = RoundTrips(world.services.engine)
+        # What the API process does for POST /chats_stream/{id}/ (key known, assistant unchanged):
+        # look the key up, accept the message, and the generation plans and stores its answer.
+        caller = await keys.authenticate(world.admin_key)
+        assert caller is not None
+        handle = await turns.send(caller, first.chat.id, "and now?", {}, idempotency_key=None)
+        await turns.finish(handle)
+        assert trips.count <= 5, trips.count
+        _chat, messages = await turns.chat_with_messages(caller, first.chat.id)
+        assert [m.role for m in messages][-2:] == [Role.USER, Role.ASSISTANT]

@@ -7,12 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from chatsvc.auth import service as auth_service
+from chatsvc.auth.keys import Authenticator
 from chatsvc.auth.service import AuthContext
 from chatsvc.kit.errors import Unauthenticated
-from chatsvc.services import SessionmakerDep
+from chatsvc.services import AuthenticatorDep
 
 api_key_header = APIKeyHeader(
     name="X-Api-Key", auto_error=False, description="The API key, as `X-Api-Key: KEY`."
@@ -22,17 +21,17 @@ bearer = HTTPBearer(auto_error=False, description="The API key, as `Authorizatio
 
 async def get_auth(
     request: Request,
-    sessionmaker: SessionmakerDep,
+    authenticator: AuthenticatorDep,
     header_key: Annotated[str | None, Depends(api_key_header)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> AuthContext:
     return await authenticate_key(
-        request, sessionmaker, header_key or (credentials.credentials if credentials else None)
+        request, authenticator, header_key or (credentials.credentials if credentials else None)
     )
 
 
 async def authenticate_key(
-    request: Request, sessionmaker: async_sessionmaker[AsyncSession], raw: str | None
+    request: Request, authenticator: Authenticator, raw: str | None
 ) -> AuthContext:
     """The caller behind a raw API key, however a face reads it from the request."""
     if not raw:
@@ -41,9 +40,8 @@ async def authenticate_key(
             "`make run` prints a bootstrap admin key on first start.",
             code="missing_api_key",
         )
-    # A short session of its own: a request that then streams or waits holds no connection.
-    async with sessionmaker() as session:
-        auth = await auth_service.authenticate(session, raw.strip())
+    # No session of the request's: a request that then streams or waits holds no connection.
+    auth = await authenticator.authenticate(raw.strip())
     if auth is None:
         raise Unauthenticated("Unknown or revoked API key.", code="invalid_api_key")
     request.scope.setdefault("state", {})["principal_id"] = auth.principal_id

@@ -55,7 +55,12 @@ async def authenticate(session: AsyncSession, raw_key: str) -> AuthContext | Non
     """The caller behind an API key, or None when the key is unknown or revoked."""
     if not raw_key or len(raw_key) > 256:
         return None
-    owner = await ApiKeyRepository(session).active_owner(hash_key(raw_key))
+    return await authenticate_hash(session, hash_key(raw_key))
+
+
+async def authenticate_hash(session: AsyncSession, key_hash: str) -> AuthContext | None:
+    """The caller behind the API key with this hash, or None when unknown or revoked."""
+    owner = await ApiKeyRepository(session).active_owner(key_hash)
     if owner is None:
         return None
     return AuthContext(

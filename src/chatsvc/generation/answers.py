@@ -41,6 +41,8 @@ class Answer:
 @dataclass
 class AnswerStore:
     sessionmaker: async_sessionmaker[AsyncSession]
+    #: autocommit sessions, for what is one statement (no BEGIN/COMMIT around it)
+    single: async_sessionmaker[AsyncSession] | None = None
 
     async def tool_message(
         self,
@@ -88,7 +90,7 @@ class AnswerStore:
             "generation_id": turn.generation_id,
             "meta": {"not_info": True} if verbatim and verbatim.reason == "not_info" else {},
         }
-        async with unit_of_work(self.sessionmaker) as session:
+        async with unit_of_work(self.single or self.sessionmaker) as session:
             if session.get_bind().dialect.name == "postgresql":
                 # One statement, one round trip.
                 found = await ChatRepository(session).store_answer(
@@ -100,6 +102,7 @@ class AnswerStore:
                         "message": MessageOut.wire(stored),
                         "chat": ChatStateOut.wire(chat_state),
                     }
+        async with unit_of_work(self.sessionmaker) as session:
             # The generation lost the chat (it is kept, not released), or SQLite: statement by
             # statement.
             chats = ChatRepository(session)
@@ -123,11 +126,11 @@ class AnswerStore:
 
     async def fail(self, chat_id: int, generation_id: str, detail: str) -> None:
         """Mark the chat FAILED with `detail`, if this generation still holds it."""
-        async with unit_of_work(self.sessionmaker) as session:
+        async with unit_of_work(self.single or self.sessionmaker) as session:
             await ChatRepository(session).release_generation(
                 chat_id, generation_id, ExecutionStatus.FAILED, error=detail
             )
 
     async def extend_lease(self, chat_id: int, generation_id: str, until: datetime) -> None:
-        async with unit_of_work(self.sessionmaker) as session:
+        async with unit_of_work(self.single or self.sessionmaker) as session:
             await ChatRepository(session).extend_lease(chat_id, generation_id, until)

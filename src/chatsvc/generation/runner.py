@@ -133,7 +133,7 @@ class Generations:
         # A cancel asked in any process reaches a generation running here.
         broker.on_cancel(self.tasks.cancel)
         self.follower = Follower(reads, broker)
-        store = AnswerStore(sessionmaker)
+        store = AnswerStore(sessionmaker, reads)
         self.runner = GenerationRunner(
             broker,
             Planner(reads, history_limit=settings.history_max_messages),

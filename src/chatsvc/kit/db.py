@@ -151,11 +151,19 @@ _COUNTED = {
 
 def _count(kind: str) -> Callable[..., None]:
     counter = _COUNTED[kind]
+    if kind == "statement":
 
-    def count(*_args: Any, **_kwargs: Any) -> None:
-        counter.inc()
+        def count(*_args: Any, **_kwargs: Any) -> None:
+            counter.inc()
 
-    return count
+        return count
+
+    def count_transaction(connection: Connection, *_args: Any) -> None:
+        # An autocommit connection sends no BEGIN, COMMIT or ROLLBACK.
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            counter.inc()
+
+    return count_transaction
 
 
 def _drop_closed(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:

@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Request
 from chatsvc.api.deps import authenticate_key
 from chatsvc.auth.service import AuthContext
 from chatsvc.kit.errors import Unauthenticated
-from chatsvc.services import ArtifactsCacheDep, SessionmakerDep
+from chatsvc.services import ArtifactsCacheDep, AuthenticatorDep
 
 _BEARER = "bearer "
 
@@ -34,7 +34,7 @@ def key_from_authorization(value: str | None) -> str | None:
 
 async def face_auth(
     request: Request,
-    sessionmaker: SessionmakerDep,
+    authenticator: AuthenticatorDep,
     x_api_key: Annotated[
         str | None,
         Header(alias="X-Api-Key", description="The API key, as `X-Api-Key: KEY`."),
@@ -61,7 +61,7 @@ async def face_auth(
     if x_mcp is not None:
         request.scope.setdefault("state", {})["mcp_client"] = x_mcp
     return await authenticate_key(
-        request, sessionmaker, x_api_key or key_from_authorization(authorization)
+        request, authenticator, x_api_key or key_from_authorization(authorization)
     )
 
 

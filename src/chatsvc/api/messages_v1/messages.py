@@ -39,7 +39,7 @@ from chatsvc.kit.web import (
     invalid_is_400,
     set_list_headers,
 )
-from chatsvc.services import QueueDep, SessionDep, SessionmakerDep, TurnsDep
+from chatsvc.services import AuthenticatorDep, QueueDep, SessionDep, TurnsDep
 
 authorization_header = APIKeyHeader(
     name="authorization",
@@ -52,7 +52,7 @@ authorization_header = APIKeyHeader(
 
 async def get_v1_auth(
     request: Request,
-    sessionmaker: SessionmakerDep,
+    authenticator: AuthenticatorDep,
     authorization: Annotated[str | None, Depends(authorization_header)],
     header_key: Annotated[str | None, Depends(api_key_header)],
 ) -> AuthContext:
@@ -65,7 +65,7 @@ async def get_v1_auth(
             "'authorization: Bearer KEY'.",
             code="missing_api_key",
         )
-    return await authenticate_key(request, sessionmaker, raw)
+    return await authenticate_key(request, authenticator, raw)
 
 
 V1AuthDep = Annotated[AuthContext, Depends(get_v1_auth)]
