@@ -185,6 +185,31 @@ async def round_trips(client: httpx.AsyncClient) -> float | None:
     return total if seen else None
 
 
+def server_settings(server: Server, key: str, fake_port: int | None = None) -> dict[str, str]:
+    """The environment of a chatsvc under test: its database, Redis, the bootstrap key, and the
+    fake upstream as generator app `up` (the default) when one runs."""
+    apps: dict[str, object] = {"offline": {"kind": "offline"}}
+    if fake_port is not None:
+        apps["up"] = {
+            "kind": "openai",
+            "base_url": f"http://127.0.0.1:{fake_port}/v1",
+            "model": "bench",
+            "timeout_seconds": 60,
+        }
+    return {
+        "CHATSVC_DATABASE_URL": server.database,
+        "PYTHONPATH": str(server.src),
+        "CHATSVC_REDIS_URL": REDIS_URL,
+        "CHATSVC_GENERATOR_APPS": json.dumps(apps),
+        "CHATSVC_DEFAULT_GENERATOR": "up" if fake_port is not None else "offline",
+        "CHATSVC_BOOTSTRAP_API_KEY": key,
+        "CHATSVC_ACCESS_LOG": "false",
+        "CHATSVC_LOG_LEVEL": "WARNING",
+        "CHATSVC_DEMO_ASSISTANT": "false",
+        "CHATSVC_STREAM_TTL_SECONDS": "10",  # the bench's Redis streams go soon after
+    }
+
+
 def start_chatsvc(
     server: Server,
     fake_port: int,
@@ -194,27 +219,7 @@ def start_chatsvc(
     logdir: Path,
     workers: int,
 ) -> Process:
-    apps = {
-        "offline": {"kind": "offline"},
-        "up": {
-            "kind": "openai",
-            "base_url": f"http://127.0.0.1:{fake_port}/v1",
-            "model": "bench",
-            "timeout_seconds": 60,
-        },
-    }
-    settings = {
-        "CHATSVC_DATABASE_URL": server.database,
-        "PYTHONPATH": str(server.src),
-        "CHATSVC_REDIS_URL": REDIS_URL,
-        "CHATSVC_GENERATOR_APPS": json.dumps(apps),
-        "CHATSVC_DEFAULT_GENERATOR": "up",
-        "CHATSVC_BOOTSTRAP_API_KEY": key,
-        "CHATSVC_ACCESS_LOG": "false",
-        "CHATSVC_LOG_LEVEL": "WARNING",
-        "CHATSVC_DEMO_ASSISTANT": "false",
-        "CHATSVC_STREAM_TTL_SECONDS": "10",  # the bench's Redis streams go soon after
-    }
+    settings = server_settings(server, key, fake_port)
     argv = [sys.executable, "-m", "chatsvc.cli", "serve", "--host", "127.0.0.1"]
     argv += ["--port", str(port)]
     if workers > 1:

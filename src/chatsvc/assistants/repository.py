@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Select, select
+from sqlalchemy.orm import joinedload
 
 from chatsvc.assistants.models import Assistant
 from chatsvc.kit.pagination import Page, PageParams
@@ -21,7 +22,12 @@ class AssistantRepository(RepositoryBase[Assistant]):
     async def get(
         self, workspace_id: int, assistant_id: int, *, fresh: bool = False
     ) -> Assistant | None:
-        statement = self._live(workspace_id).where(Assistant.id == assistant_id)
+        # Its tool links in the same statement (a join), not a second query.
+        statement = (
+            self._live(workspace_id)
+            .where(Assistant.id == assistant_id)
+            .options(joinedload(Assistant.tool_links))
+        )
         return await self.get_one_or_none(statement, fresh=fresh)
 
     async def exists(self, workspace_id: int, assistant_id: int) -> bool:

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -271,6 +271,29 @@ async def accept_in_one_statement(
     return target, Turn(target.chat_id, stored, generation_id)
 
 
+def may_start(chat: Chat, now: datetime, *, retry_failed: bool) -> bool:
+    """Whether a GET may start a generation in `chat` (its last message aside): none runs (a
+    PROCESSING chat whose lease expired lost its generation: it may be taken over), it has not
+    ended, and it did not fail (unless the caller retries)."""
+    live_lease = chat.lease_expires_at is None or chat.lease_expires_at > now
+    if (chat.execution_status == ExecutionStatus.PROCESSING and live_lease) or chat.ended:
+        return False
+    return chat.execution_status != ExecutionStatus.FAILED or retry_failed
+
+
+def awaits_answer(
+    chat: Chat, messages: list[Message], now: datetime, *, retry_failed: bool
+) -> bool:
+    """Whether a GET of `chat` (with all its `messages`) should try to start an answer: the
+    check `claim_pending` makes again, under the claim, before starting one."""
+    last = next((m for m in reversed(messages) if m.visible), None)
+    return (
+        last is not None
+        and last.role == Role.USER
+        and may_start(chat, now, retry_failed=retry_failed)
+    )
+
+
 async def claim_pending(
     session: AsyncSession,
     auth: AuthContext,
@@ -285,11 +308,7 @@ async def claim_pending(
     to see; only `retry_failed` (an explicit retry) answers its last message again."""
     chat = await get_chat(session, auth, chat_id)
     now = utcnow()
-    live_lease = chat.lease_expires_at is None or chat.lease_expires_at > now
-    # A PROCESSING chat whose lease expired lost its generation (its process died): take it over.
-    if (chat.execution_status == ExecutionStatus.PROCESSING and live_lease) or chat.ended:
-        return chat, None
-    if chat.execution_status == ExecutionStatus.FAILED and not retry_failed:
+    if not may_start(chat, now, retry_failed=retry_failed):
         return chat, None
     last = await MessageRepository(session).last(chat.id)
     if last is None or last.role != Role.USER:

@@ -28,7 +28,7 @@ from chatsvc.config import Settings
 from chatsvc.generation.answers import TurnRef
 from chatsvc.generation.runner import Generations
 from chatsvc.jobs.queue import JobQueue
-from chatsvc.kit.db import unit_of_work
+from chatsvc.kit.db import unit_of_work, utcnow
 from chatsvc.kit.errors import Invalid, NotFound
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry
@@ -76,6 +76,8 @@ class TurnHandle:
     intro: dict[str, Any] | None = None
     #: the broker position to resume after (Last-Event-ID), None: from the start
     after: str | None = None
+    #: the chat and its messages as read, when nothing ran (what `outcome` answers)
+    snapshot: tuple[Chat, list[Message]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +217,16 @@ class TurnService:
         """A chat read by a client that expects its answer: when its last message is from the
         user and nothing runs, one generation starts (one, however many clients ask); when one
         runs, that one is followed."""
+        # Usually there is nothing to start: one read (no transaction) answers the GET.
+        async with self.reads() as session:
+            chat = await chat_service.get_chat(session, auth, chat_id)
+            messages = await chat_service.messages_of(session, chat.id)
+        if not chat_service.awaits_answer(chat, messages, utcnow(), retry_failed=retry_failed):
+            idle = chat.execution_status != ExecutionStatus.PROCESSING
+            running = None if idle else chat.generation_id
+            follow = running if delivery is Delivery.LIVE else None
+            snapshot = (chat, messages) if follow is None else None
+            return TurnHandle(ChatRef.of(chat), None, follow, snapshot=snapshot)
         async with unit_of_work(self.sessionmaker) as session:
             chat, pending = await chat_service.claim_pending(
                 session, auth, chat_id, lease_seconds=self._lease, retry_failed=retry_failed
@@ -293,6 +305,8 @@ class TurnService:
 
     async def outcome(self, auth: AuthContext, handle: TurnHandle) -> tuple[Chat, list[Message]]:
         """`finish`, then the chat and its messages as they are now."""
+        if handle.generation_id is None and handle.snapshot is not None:
+            return handle.snapshot
         await self.finish(handle)
         return await self.chat_with_messages(auth, handle.chat.id)
 

@@ -15,7 +15,7 @@ from chatsvc.api.cognitive.schemas import (
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.assistants import service as assistant_service
 from chatsvc.kit.web import PageDep, SettingsDep, SlashRouter, error_responses, invalid_is_400
-from chatsvc.services import SessionDep
+from chatsvc.services import ReadSessionDep, SessionDep
 
 router = SlashRouter(tags=["assistants"])
 NOT_FOUND = error_responses({404: "No such assistant in this workspace."})
@@ -23,7 +23,7 @@ NOT_FOUND = error_responses({404: "No such assistant in this workspace."})
 
 @router.get("/assistants/", response_model=AssistantPage, summary="List all assistants")
 async def list_assistants(
-    request: Request, session: SessionDep, auth: AuthDep, page: PageDep
+    request: Request, session: ReadSessionDep, auth: AuthDep, page: PageDep
 ) -> AssistantPage:
     result = await assistant_service.list_assistants(session, auth.workspace_id, page)
     return AssistantPage.of(request, result)
@@ -49,7 +49,7 @@ async def create_assistant(
     summary="List all assistants with minimal information for chat-ui",
 )
 async def list_assistants_info(
-    request: Request, session: SessionDep, auth: AuthDep, page: PageDep
+    request: Request, session: ReadSessionDep, auth: AuthDep, page: PageDep
 ) -> AssistantInfoPage:
     result = await assistant_service.list_assistants(session, auth.workspace_id, page)
     return AssistantInfoPage.of(request, result)
@@ -61,7 +61,7 @@ async def list_assistants_info(
     summary="Retrieve a specific assistant configuration",
     responses=NOT_FOUND,
 )
-async def get_assistant(id: AssistantId, session: SessionDep, auth: AuthDep) -> AssistantOut:
+async def get_assistant(id: AssistantId, session: ReadSessionDep, auth: AuthDep) -> AssistantOut:
     assistant = await assistant_service.get_assistant(session, auth.workspace_id, id)
     return AssistantOut.model_validate(assistant)
 

@@ -39,7 +39,7 @@ from chatsvc.kit.web import (
     invalid_is_400,
     page_items,
 )
-from chatsvc.services import SessionDep, TurnsDep
+from chatsvc.services import ReadSessionDep, SessionDep, TurnsDep
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry
 
@@ -162,7 +162,7 @@ async def list_chats(
     request: Request,
     response: Response,
     assistant: AssistantId,
-    session: SessionDep,
+    session: ReadSessionDep,
     auth: AuthDep,
     page: PageDep,
 ) -> list[ChatOut]:
@@ -454,7 +454,7 @@ router.add_api_route(
     summary="Retrieve a single message by ID",
     responses=NOT_FOUND,
 )
-async def get_message(id: MessageId, session: SessionDep, auth: AuthDep) -> MessageOut:
+async def get_message(id: MessageId, session: ReadSessionDep, auth: AuthDep) -> MessageOut:
     return MessageOut.model_validate(await chat_service.get_message(session, auth, id))
 
 

@@ -19,7 +19,7 @@ from chatsvc.jobs import service as job_service
 from chatsvc.jobs.models import Job, JobState
 from chatsvc.kit.errors import NotFound
 from chatsvc.kit.web import SettingsDep, SlashRouter, error_responses
-from chatsvc.services import SessionDep
+from chatsvc.services import ReadSessionDep, SessionDep
 
 router = SlashRouter(tags=["jobs"])
 NOT_FOUND = error_responses(
@@ -93,7 +93,7 @@ def _owner(auth: AuthContext) -> int | None:
 @router.get(
     "/jobs/{id}/", response_model=JobOut, responses=NOT_FOUND, summary="A background job's status"
 )
-async def get_job(request: Request, id: JobId, session: SessionDep, auth: AuthDep) -> JobOut:
+async def get_job(request: Request, id: JobId, session: ReadSessionDep, auth: AuthDep) -> JobOut:
     """State, progress (done of total), result, a link to its file and the last error. Poll it
     until `state` is succeeded or failed."""
     job = await job_service.get_job(session, auth.workspace_id, id, created_by=_owner(auth))

@@ -22,7 +22,7 @@ from chatsvc.mcp.schemas import (
     ToolSelectionIn,
     mask_headers,
 )
-from chatsvc.services import SessionDep, ToolsDep
+from chatsvc.services import ReadSessionDep, SessionDep, ToolsDep
 from chatsvc.tools.mcp_client import RemoteTool
 from chatsvc.tools.models import Tool
 from chatsvc.tools.schemas import ParameterOut
@@ -207,7 +207,7 @@ def _counted(count: int, what: str) -> str:
 
 @router.get("/mcp-servers/", response_model=list[McpServerOut], summary="List all MCP servers")
 async def list_mcp_servers(
-    request: Request, response: Response, session: SessionDep, auth: AuthDep, page: PageDep
+    request: Request, response: Response, session: ReadSessionDep, auth: AuthDep, page: PageDep
 ) -> list[McpServerOut]:
     """A plain array; the total is in X-Total-Count, next/prev pages in Link."""
     found = await mcp_service.list_servers(session, auth.workspace_id, page)
@@ -235,7 +235,7 @@ async def create_mcp_server(
     summary="Get a specific MCP server",
     responses=SERVER_NOT_FOUND,
 )
-async def get_mcp_server(id: McpServerId, session: SessionDep, auth: AuthDep) -> McpServerOut:
+async def get_mcp_server(id: McpServerId, session: ReadSessionDep, auth: AuthDep) -> McpServerOut:
     return McpServerOut.model_validate(await mcp_service.get_server(session, auth.workspace_id, id))
 
 
@@ -435,7 +435,7 @@ async def delete_mcp_server_tools(
 
 @router.get("/mcp-tools/", response_model=list[McpToolOut], summary="List all MCP tools")
 async def list_mcp_tools(
-    request: Request, response: Response, session: SessionDep, auth: AuthDep, page: PageDep
+    request: Request, response: Response, session: ReadSessionDep, auth: AuthDep, page: PageDep
 ) -> list[McpToolOut]:
     """A plain array; the total is in X-Total-Count, next/prev pages in Link."""
     result = await mcp_service.list_tools(session, auth.workspace_id, page)
@@ -472,7 +472,7 @@ async def create_mcp_tool(
     summary="Get a specific MCP tool",
     responses=TOOL_NOT_FOUND,
 )
-async def get_mcp_tool(id: McpToolId, session: SessionDep, auth: AuthDep) -> McpToolOut:
+async def get_mcp_tool(id: McpToolId, session: ReadSessionDep, auth: AuthDep) -> McpToolOut:
     return tool_out(await mcp_service.get_tool(session, auth.workspace_id, id))
 
 

@@ -24,7 +24,7 @@ from chatsvc.reports.schemas import (
     Severity,
     Status,
 )
-from chatsvc.services import SessionDep
+from chatsvc.services import ReadSessionDep, SessionDep
 
 router = SlashRouter(tags=["reports"])
 NOT_FOUND = error_responses({404: "No such report in this workspace."})
@@ -121,7 +121,7 @@ FiltersDep = Annotated[ReportFilters, Depends(report_filters)]
     responses=BAD_FILTER,
 )
 async def list_reports(
-    request: Request, session: SessionDep, auth: AuthDep, filters: FiltersDep, page: PageDep
+    request: Request, session: ReadSessionDep, auth: AuthDep, filters: FiltersDep, page: PageDep
 ) -> ReportPage:
     metrics = await report_service.report_metrics(session, auth.workspace_id, filters)
     found = await report_service.list_reports(session, auth.workspace_id, filters, page)
@@ -156,7 +156,7 @@ async def create_report(body: ReportIn, session: SessionDep, auth: AuthDep) -> R
     responses=BAD_FILTER,
 )
 async def report_metrics(
-    session: SessionDep, auth: AuthDep, filters: FiltersDep
+    session: ReadSessionDep, auth: AuthDep, filters: FiltersDep
 ) -> ReportMetricsOut:
     metrics = await report_service.report_metrics(session, auth.workspace_id, filters)
     return ReportMetricsOut.model_validate(asdict(metrics))
@@ -168,7 +168,7 @@ async def report_metrics(
     summary="Retrieve a chat report",
     responses=NOT_FOUND,
 )
-async def get_report(id: ReportId, session: SessionDep, auth: AuthDep) -> ReportOut:
+async def get_report(id: ReportId, session: ReadSessionDep, auth: AuthDep) -> ReportOut:
     return ReportOut.model_validate(await report_service.get_report(session, auth.workspace_id, id))
 
 

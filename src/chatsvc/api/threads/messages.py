@@ -8,7 +8,7 @@ from chatsvc.api.deps import AuthDep
 from chatsvc.api.threads.params import MessageFiltersDep
 from chatsvc.api.threads.schemas import ChatMessageOut
 from chatsvc.kit.web import PageDep, SlashRouter, error_responses, page_items
-from chatsvc.services import SessionDep
+from chatsvc.services import ReadSessionDep
 from chatsvc.threads import service as thread_service
 
 router = SlashRouter(tags=["chat messages"])
@@ -26,7 +26,7 @@ router = SlashRouter(tags=["chat messages"])
 async def chat_messages_list(
     request: Request,
     response: Response,
-    session: SessionDep,
+    session: ReadSessionDep,
     auth: AuthDep,
     filters: MessageFiltersDep,
     page: PageDep,

@@ -9,7 +9,7 @@ from chatsvc.api.deps import AuthDep
 from chatsvc.api.threads.params import SessionFieldsDep, SessionUuid
 from chatsvc.api.threads.schemas import ChatSessionOut, sparse
 from chatsvc.kit.web import PageDep, SlashRouter, error_responses, list_response
-from chatsvc.services import SessionDep
+from chatsvc.services import ReadSessionDep, SessionDep
 from chatsvc.threads import service as thread_service
 
 router = SlashRouter(tags=["chat sessions"])
@@ -36,7 +36,11 @@ async def chat_sessions_current_retrieve(session: SessionDep, auth: AuthDep) -> 
     responses=BAD_QUERY,
 )
 async def chat_sessions_list(
-    request: Request, session: SessionDep, auth: AuthDep, page: PageDep, fields: SessionFieldsDep
+    request: Request,
+    session: ReadSessionDep,
+    auth: AuthDep,
+    page: PageDep,
+    fields: SessionFieldsDep,
 ) -> JSONResponse:
     found = await thread_service.list_sessions(session, auth, page)
     return list_response(
@@ -51,7 +55,7 @@ async def chat_sessions_list(
     responses={**BAD_QUERY, **error_responses({404: "No such session, or another user's."})},
 )
 async def chat_sessions_retrieve(
-    uuid: SessionUuid, session: SessionDep, auth: AuthDep, fields: SessionFieldsDep
+    uuid: SessionUuid, session: ReadSessionDep, auth: AuthDep, fields: SessionFieldsDep
 ) -> JSONResponse:
     view = await thread_service.get_session(session, auth, str(uuid))
     return JSONResponse(sparse(ChatSessionOut.of(view), fields))

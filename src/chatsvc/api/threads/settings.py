@@ -6,7 +6,7 @@ from __future__ import annotations
 from chatsvc.api.deps import AuthDep
 from chatsvc.api.threads.schemas import ChatSettingsOut, ChatSettingsPatch
 from chatsvc.kit.web import SlashRouter, invalid_is_400
-from chatsvc.services import SessionDep
+from chatsvc.services import ReadSessionDep, SessionDep
 from chatsvc.threads import service as thread_service
 from chatsvc.threads.service import UNSET, SettingsView
 
@@ -27,7 +27,7 @@ def _out(view: SettingsView) -> ChatSettingsOut:
     description="The default assistant of threads started without one, and the moderation "
     "policy in force (see docs/moderation-policy.md).",
 )
-async def chat_settings_retrieve(session: SessionDep, auth: AuthDep) -> ChatSettingsOut:
+async def chat_settings_retrieve(session: ReadSessionDep, auth: AuthDep) -> ChatSettingsOut:
     return _out(await thread_service.chat_settings(session, auth.workspace_id))
 
 

@@ -9,7 +9,7 @@ from chatsvc.api.deps import AuthDep
 from chatsvc.api.threads.params import OrderingDep, ThreadFieldsDep, ThreadFiltersDep, ThreadUuid
 from chatsvc.api.threads.schemas import ThreadOut, ThreadSessionRequest, sparse
 from chatsvc.kit.web import PageDep, SlashRouter, error_responses, list_response
-from chatsvc.services import SessionDep
+from chatsvc.services import ReadSessionDep, SessionDep
 from chatsvc.threads import service as thread_service
 
 router = SlashRouter(tags=["chat threads"])
@@ -54,7 +54,7 @@ async def chat_threads_list(
     responses={**NOT_FOUND, **error_responses({400: "An unknown `field`."})},
 )
 async def chat_threads_retrieve(
-    uuid: ThreadUuid, session: SessionDep, auth: AuthDep, fields: ThreadFieldsDep
+    uuid: ThreadUuid, session: ReadSessionDep, auth: AuthDep, fields: ThreadFieldsDep
 ) -> JSONResponse:
     view = await thread_service.get_thread(session, auth, str(uuid))
     return JSONResponse(sparse(ThreadOut.of(view), fields))
