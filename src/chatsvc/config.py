@@ -80,7 +80,8 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.LOCAL
     database_url: str = "sqlite+aiosqlite:///./chatsvc.db"
-    database_pool_size: int = Field(default=10, ge=1)
+    #: connections kept open per process (as many again may open under bursts, then close)
+    database_pool_size: int = Field(default=20, ge=1)
     database_echo: bool = False
     redis_url: str | None = None
 

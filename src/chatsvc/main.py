@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
-from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
 from chatsvc import __version__
@@ -22,7 +21,12 @@ from chatsvc.jobs.queue import InProcessQueue
 from chatsvc.jobs.runner import load_handlers, run_sweeper
 from chatsvc.kit.logging import configure_logging
 from chatsvc.kit.middleware import BodySizeLimitMiddleware, ObservabilityMiddleware
-from chatsvc.kit.web import document_errors, install_error_handlers
+from chatsvc.kit.web import (
+    add_routes_of,
+    document_errors,
+    install_error_handlers,
+    operation_id,
+)
 from chatsvc.services import Services
 from chatsvc.ui import ui_app
 
@@ -33,11 +37,6 @@ Authenticate every request (except /healthz, /readyz and /metrics) with an API k
 `X-Api-Key: KEY` or `Authorization: Bearer KEY`. Errors share one body:
 `{"detail", "code", "errors": [{"field", "message"}], "request_id"}`.
 """
-
-
-def _operation_id(route: APIRoute) -> str:
-    """SDK method names: the endpoint's name (list_assistants, create_lesson, ...)."""
-    return route.name
 
 
 @asynccontextmanager
@@ -73,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
-        generate_unique_id_function=_operation_id,
+        generate_unique_id_function=operation_id,
         openapi_tags=[
             {"name": "assistants", "description": "Assistant configuration (cognitive face)."},
             {"name": "knowledge", "description": "Common questions, fixed responses, lessons."},
@@ -88,10 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     document_errors(app)
-    app.include_router(ops.router)
-    app.include_router(cognitive.router)
-    app.include_router(threads.router)
-    app.include_router(messages_v1.router)
+    for router in (ops.router, cognitive.router, threads.router, messages_v1.router):
+        add_routes_of(app, router)
     artifacts_v5.mount(app)
     app.mount("/ui", ui_app(), name="ui")
 

@@ -5,7 +5,7 @@ and the typed dependencies through which faces reach them. A test overrides one 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
@@ -134,7 +134,7 @@ class Services:
 # --- dependencies --------------------------------------------------------------------------------
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -142,7 +142,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_sessionmaker(services: ServicesDep) -> async_sessionmaker[AsyncSession]:
+async def get_sessionmaker(services: ServicesDep) -> async_sessionmaker[AsyncSession]:
     return services.sessionmaker
 
 
@@ -171,7 +171,7 @@ async def get_read_session(
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
-def get_authenticator(services: ServicesDep, sessionmaker: SessionmakerDep) -> Authenticator:
+async def get_authenticator(services: ServicesDep, sessionmaker: SessionmakerDep) -> Authenticator:
     """Key look-ups, cached per process; on an overridden sessionmaker (tests), uncached."""
     if sessionmaker is services.sessionmaker:
         return services.authenticator
@@ -181,7 +181,7 @@ def get_authenticator(services: ServicesDep, sessionmaker: SessionmakerDep) -> A
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
 
 
-def get_turns(services: ServicesDep, sessionmaker: SessionmakerDep) -> TurnService:
+async def get_turns(services: ServicesDep, sessionmaker: SessionmakerDep) -> TurnService:
     """The turn service, on the request's sessionmaker (so overriding `get_sessionmaker` moves
     a request's turn work too; generations keep the process's own)."""
     if sessionmaker is services.sessionmaker:
@@ -192,10 +192,11 @@ def get_turns(services: ServicesDep, sessionmaker: SessionmakerDep) -> TurnServi
 TurnsDep = Annotated[TurnService, Depends(get_turns)]
 
 
-def _part(pick: Callable[[Services], T]) -> Callable[[Services], T]:
-    """A dependency on one part of the services."""
+def _part(pick: Callable[[Services], T]) -> Callable[[Services], Awaitable[T]]:
+    """A dependency on one part of the services (async: a plain `def` dependency would run in
+    a worker thread on every request)."""
 
-    def dependency(services: ServicesDep) -> T:
+    async def dependency(services: ServicesDep) -> T:
         return pick(services)
 
     return dependency

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from chatsvc.api.artifacts_v5.router import router
 from chatsvc.api.artifacts_v5.schemas import VersionConflictBody
 from chatsvc.artifacts.errors import VersionConflict
-from chatsvc.kit.web import FieldErrorBody
+from chatsvc.kit.web import FieldErrorBody, add_routes_of
 
 __all__ = ["mount", "router"]
 
@@ -30,5 +30,5 @@ async def _version_conflict(request: Request, exc: Exception) -> JSONResponse:
 
 
 def mount(app: FastAPI) -> None:
-    app.include_router(router)
+    add_routes_of(app, router)
     app.add_exception_handler(VersionConflict, _version_conflict)

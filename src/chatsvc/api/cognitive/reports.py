@@ -84,7 +84,7 @@ class ReportPage(ReportMetricsOut):
     results: list[ReportOut] = Field(description="One page of the matching reports, oldest first.")
 
 
-def report_filters(
+async def report_filters(
     topic: Annotated[str | None, Query(description="Only reports with exactly this topic.")] = None,
     assistant: Annotated[
         int | None,

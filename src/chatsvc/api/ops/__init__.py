@@ -9,9 +9,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from chatsvc.kit.web import operation_id
 from chatsvc.services import EngineDep, RedisDep
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], generate_unique_id_function=operation_id)
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

@@ -38,19 +38,19 @@ def _fields(choices: Sequence[str]) -> Any:
     return _many("Answer only these fields (a sparse fieldset).", choices)
 
 
-def session_fields(
+async def session_fields(
     field: Annotated[list[str] | None, _fields(SESSION_FIELDS)] = None,
 ) -> tuple[str, ...] | None:
     return parse_fields("field", field, SESSION_FIELDS)
 
 
-def thread_fields(
+async def thread_fields(
     field: Annotated[list[str] | None, _fields(THREAD_FIELDS)] = None,
 ) -> tuple[str, ...] | None:
     return parse_fields("field", field, THREAD_FIELDS)
 
 
-def thread_filters(
+async def thread_filters(
     created: Annotated[
         str | None, _text("Threads created on this day (YYYY-MM-DD, UTC).", format="date")
     ] = None,
@@ -88,7 +88,7 @@ def thread_filters(
     )
 
 
-def ordering(
+async def ordering(
     o: Annotated[
         list[str] | None,
         _many(
@@ -100,7 +100,7 @@ def ordering(
     return thread_ordering(o)
 
 
-def message_filters(
+async def message_filters(
     thread: Annotated[str | None, _text("Messages of this thread.", format="uuid")] = None,
     include_history: Annotated[
         str | None,
