@@ -290,7 +290,8 @@ class TurnService:
         source = self.generations.follow(handle.chat.id, generation_id, handle.after)
         try:
             async for entry in source:
-                yield BrokerEntry(events.event_id(generation_id, entry.id), entry.event, entry.data)
+                ident = events.event_id(generation_id, entry.id)
+                yield BrokerEntry(ident, entry.event, entry.data, entry.encoded)
         finally:
             await source.aclose()  # type: ignore[attr-defined]
 

@@ -4,7 +4,7 @@ any process. Implementations: Redis Streams (production) and in-process (embedde
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
@@ -13,6 +13,8 @@ class BrokerEntry:
     id: str  # increasing within a stream; what SSE sends as `id:` and gets back in Last-Event-ID
     event: str  # e.g. message.created, delta, message.completed, error
     data: dict[str, Any]
+    #: `data` as compact JSON, when the broker made it already (encoded once for every reader)
+    encoded: str | None = field(default=None, compare=False, repr=False)
 
 
 class StreamBroker(Protocol):

@@ -27,8 +27,9 @@ from chatsvc.streaming.broker import BrokerEntry
 from chatsvc.streaming.redis_broker import RedisBroker, parse_redis_id
 
 logger = logging.getLogger("chatsvc.streaming")
-#: how long a batch gathers before it goes to Redis (terminal events and `finish` go at once)
-FLUSH_SECONDS = 0.02
+#: how long a batch gathers before it goes to Redis (`finish` writes at once): readers in this
+#: process never wait for it; readers elsewhere get the events this much later, in order
+FLUSH_SECONDS = 0.05
 #: how long a finished stream stays in memory for late readers here (Redis keeps it longer)
 LOCAL_KEEP_SECONDS = 60.0
 #: the field of a batch entry
@@ -90,7 +91,9 @@ class RelayBroker:
         if local is None:
             local = self._local[stream] = _Local()
         entry_id = f"0-{len(local.entries) + 1}"
-        local.entries.append(BrokerEntry(entry_id, event, data))
+        # Encoded once here, for every reader's SSE frame and for the batch written to Redis.
+        encoded = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        local.entries.append(BrokerEntry(entry_id, event, data, encoded))
         wake, local.wake = local.wake, asyncio.Event()
         wake.set()
         self._dirty[stream] = local
@@ -189,12 +192,19 @@ class RelayBroker:
                 end = len(local.entries)
                 key = self.remote.stream_key(stream)
                 if end > local.flushed:
-                    events = [[e.id, e.event, e.data] for e in local.entries[local.flushed : end]]
-                    payload = json.dumps(events, separators=(",", ":"), ensure_ascii=False)
+                    payload = (
+                        "["
+                        + ",".join(_batched(e) for e in local.entries[local.flushed : end])
+                        + "]"
+                    )
                     pipe.xadd(key, {EVENTS: payload}, id=f"0-{end}")
                     batches.append((local, end))
-                ttl = local.ttl_seconds if local.finished else self._idle_ttl
-                pipe.expire(key, ttl if ttl is not None else self._idle_ttl)
+                # A time to live when the stream first reaches Redis (so a stream whose process
+                # dies goes away) and when it ends; not on every batch.
+                if local.finished:
+                    pipe.expire(key, local.ttl_seconds if local.ttl_seconds is not None else 0)
+                elif local.flushed == 0:
+                    pipe.expire(key, self._idle_ttl)
             try:
                 results = await pipe.execute(raise_on_error=False)
             except Exception:
@@ -264,6 +274,12 @@ class RelayBroker:
         for local in self._local.values():
             local.finished = True
             local.wake.set()
+
+
+def _batched(entry: BrokerEntry) -> str:
+    """One event of a batch entry, as the JSON array [id, event, data]."""
+    data = entry.encoded or json.dumps(entry.data, separators=(",", ":"), ensure_ascii=False)
+    return f"[{json.dumps(entry.id)},{json.dumps(entry.event)},{data}]"
 
 
 def _unbatched(entry_id: Any, fields: Mapping[Any, Any]) -> list[BrokerEntry]:

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sse_starlette import EventSourceResponse
 
 from chatsvc.api.deps import AuthDep, idempotency_header
 from chatsvc.api.threads.schemas import ChatRequestIn, StreamTurnOut, message_out, thread_out
@@ -23,7 +22,7 @@ from chatsvc.chats.service import Turn
 from chatsvc.chats.turns import ChatRef, TurnHandle, TurnService
 from chatsvc.config import Settings
 from chatsvc.kit.errors import FieldError, Invalid
-from chatsvc.kit.sse import last_event_id, sse_response, wants_event_stream
+from chatsvc.kit.sse import EventStreamResponse, last_event_id, sse_response, wants_event_stream
 from chatsvc.kit.web import ERROR_RESPONSES, ErrorBody, SettingsDep, SlashRouter, invalid_is_400
 from chatsvc.services import SessionmakerDep, TurnsDep
 from chatsvc.streaming import events
@@ -141,7 +140,7 @@ async def _accept(
 
 def _sse(
     settings: Settings, chat: ChatRef, entries: AsyncIterator[BrokerEntry]
-) -> EventSourceResponse:
+) -> EventStreamResponse:
     return sse_response(
         entries, ping_seconds=settings.sse_ping_seconds, headers={"X-Thread-Uuid": chat.uuid}
     )
