@@ -4,12 +4,13 @@ public UUIDs)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
@@ -186,36 +187,17 @@ class ChatRepository(RepositoryBase[Chat]):
         the message gap-free. Only a chat that may take a turn now is claimed (no generation
         running, not ended, not archived, below its limit of answers); None otherwise, and
         nothing was written. The message number on success."""
-        claimed = (
-            update(Chat)
-            .where(
-                Chat.id == chat_id,
-                (Chat.execution_status != ExecutionStatus.PROCESSING)
-                | (Chat.lease_expires_at < now),
-                Chat.ended.is_(False),
-                Chat.is_archived.is_(False),
-                Chat.responses_count < Chat.max_responses,
-            )
-            .values(
-                execution_status=ExecutionStatus.PROCESSING,
-                generation_id=generation_id,
-                lease_expires_at=lease_until,
-                error=None,
-                last_msg_num=Chat.last_msg_num + 1,
-                title=case((Chat.title == "", title), else_=Chat.title),
-                updated_at=now,
-            )
-            .returning(Chat.id, Chat.last_msg_num)
-            .cte("claimed")
-        )
-        values = _message_values(message, chat_id=claimed.c.id, msg_num=claimed.c.last_msg_num)
-        statement = (
-            insert(Message)
-            .from_select(list(values), select(*values.values()))
-            .returning(Message.msg_num)
-            .add_cte(claimed)
-        )
-        found: int | None = (await self.session.execute(statement)).scalar_one_or_none()
+        statement, defaulted = _accept_statement(frozenset(message))
+        # Parameter names never repeat a column's: in an UPDATE they would become its values.
+        params = {
+            "p_chat_id": chat_id,
+            "p_generation_id": generation_id,
+            "p_now": now,
+            "p_lease_until": lease_until,
+            "p_title": title,
+            **_message_params(message, defaulted),
+        }
+        found: int | None = (await self.session.execute(statement, params)).scalar_one_or_none()
         return found
 
     async def store_answer(
@@ -231,56 +213,16 @@ class ChatRepository(RepositoryBase[Chat]):
         message, which `replaces` the latest hidden answer to that user message (a reload).
         The stored message's columns and the chat's (id, title, assistant_id, execution_status,
         error); None when the generation no longer holds the chat (nothing was written)."""
-        released = (
-            update(Chat)
-            .where(Chat.id == chat_id, Chat.generation_id == generation_id)
-            .values(
-                execution_status=ExecutionStatus.AVAILABLE,
-                lease_expires_at=None,
-                error=None,
-                responses_count=Chat.responses_count + 1,
-                last_msg_num=Chat.last_msg_num + 1,
-                updated_at=now,
-            )
-            .returning(
-                Chat.id,
-                Chat.last_msg_num,
-                Chat.title,
-                Chat.assistant_id,
-                Chat.execution_status,
-                Chat.error,
-            )
-            .cte("released")
-        )
-        earlier = aliased(Message)
-        replaced = (
-            select(case((earlier.visible.is_(True), None), else_=earlier.id))
-            .where(
-                earlier.chat_id == chat_id,
-                earlier.usr_msg_num == usr_msg_num,
-                earlier.role == Role.ASSISTANT,
-            )
-            .order_by(earlier.msg_num.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        values = _message_values(
-            {**message, "usr_msg_num": usr_msg_num, "created_at": now, "updated_at": now},
-            chat_id=released.c.id,
-            msg_num=released.c.last_msg_num,
-            replaces_id=replaced,
-        )
-        inserted = (
-            insert(Message)
-            .from_select(list(values), select(*values.values()))
-            .returning(*Message.__table__.c)
-            .cte("inserted")
-        )
-        chat_columns = [released.c.title, released.c.assistant_id, released.c.execution_status]
-        statement = select(
-            *inserted.c, *(c.label(f"chat_{c.name}") for c in [*chat_columns, released.c.error])
-        ).select_from(inserted.join(released, literal(True)))
-        row = (await self.session.execute(statement)).mappings().one_or_none()
+        given = {**message, "created_at": now, "updated_at": now}
+        statement, defaulted = _answer_statement(frozenset(given))
+        params = {
+            "p_chat_id": chat_id,
+            "p_generation_id": generation_id,
+            "p_usr_msg_num": usr_msg_num,
+            "p_now": now,
+            **_message_params(given, defaulted),
+        }
+        row = (await self.session.execute(statement, params)).mappings().one_or_none()
         if row is None:
             return None
         stored = {column.name: row[column.name] for column in Message.__table__.c}
@@ -455,47 +397,9 @@ class MessageRepository(RepositoryBase[Message]):
         """The turn's user message `msg_num` with the newest `limit` messages before it that a
         prompt may use (visible, not tool calls or results) and the configuration stamp; None
         when the chat or the message is gone. Costs the same on a chat of 10,000 messages."""
-        stamp_columns = [
-            Assistant.updated_at,
-            Assistant.deleted_at,
-            *_stamp(CommonQuestion, CommonQuestion.assistant_id == Chat.assistant_id),
-            *_stamp(FixedResponse, FixedResponse.assistant_id == Chat.assistant_id),
-            *_stamp(Lesson, Lesson.assistant_id == Chat.assistant_id),
-            *_stamp(
-                Tool,
-                (AssistantTool.assistant_id == Chat.assistant_id)
-                & (AssistantTool.tool_id == Tool.id),
-                count=AssistantTool.tool_id,
-            ),
-            *_stamp(MetadataFilter, MetadataFilter.workspace_id == Chat.workspace_id),
-        ]
-        chat = (
-            select(
-                Chat.workspace_id,
-                Chat.assistant_id,
-                *(column.label(f"s{i}") for i, column in enumerate(stamp_columns)),
-            )
-            .join(Assistant, Assistant.id == Chat.assistant_id)
-            .where(Chat.id == chat_id)
-            .subquery("chat")
-        )
-        window = aliased(
-            Message,
-            select(Message)
-            .where(
-                Message.chat_id == chat_id,
-                Message.msg_num <= msg_num,
-                (Message.msg_num == msg_num)
-                | (Message.visible.is_(True) & Message.tool_call_id.is_(None)),
-            )
-            .order_by(Message.msg_num.desc())
-            .limit(limit + 1)
-            .subquery("window"),
-        )
+        statement, width = _turn_window_statement(limit)
         rows = (
-            await self.session.execute(
-                select(chat, window).join(window, literal(True)).order_by(window.msg_num)
-            )
+            await self.session.execute(statement, {"p_chat_id": chat_id, "p_msg_num": msg_num})
         ).all()
         if not rows or rows[-1][-1].msg_num != msg_num:
             return None
@@ -503,7 +407,7 @@ class MessageRepository(RepositoryBase[Message]):
         return TurnWindow(
             workspace_id=first.workspace_id,
             assistant_id=first.assistant_id,
-            stamp=tuple(first[2 : 2 + len(stamp_columns)]),
+            stamp=tuple(first[2 : 2 + width]),
             user=rows[-1][-1],
             history=[row[-1] for row in rows[:-1]],
         )
@@ -682,23 +586,138 @@ class SenderRepository(RepositoryBase[Principal]):
         return principal
 
 
-def _message_values(given: dict[str, Any], **expressions: Any) -> dict[Any, Any]:
-    """Every column of a new message row for an INSERT ... SELECT: `expressions` (SQL), the
-    `given` values (by attribute name: `meta` is the column "metadata"), and each other
-    column's own default (Python-side defaults are not applied to an INSERT inside a CTE)."""
+def _message_columns(
+    given: frozenset[str], **expressions: Any
+) -> tuple[dict[Any, Any], tuple[str, ...]]:
+    """Every column of a new message row for an INSERT ... SELECT: `expressions` (SQL), a bound
+    parameter `m_<attribute>` for each `given` attribute (`meta` is the column "metadata") and
+    for each other column with a default (Python-side defaults are not applied to an INSERT
+    inside a CTE; `_message_params` supplies them); and the names of those defaulted columns."""
     values: dict[Any, Any] = {}
+    defaulted: list[str] = []
     for name, column in Message.__mapper__.columns.items():
         if name in expressions:
             values[column] = expressions[name]
         elif name in given:
-            values[column] = literal(given[name], type_=column.type)
+            values[column] = bindparam(f"m_{name}", type_=column.type)
         elif column.primary_key or (column.server_default is not None and column.default is None):
             continue
         elif column.default is not None:
-            default: Any = column.default
-            value = default.arg(None) if default.is_callable else default.arg
-            values[column] = literal(value, type_=column.type)
-    return values
+            values[column] = bindparam(f"m_{name}", type_=column.type)
+            defaulted.append(name)
+    return values, tuple(defaulted)
+
+
+def _message_params(given: dict[str, Any], defaulted: tuple[str, ...]) -> dict[str, Any]:
+    """The parameters of `_message_columns`: the given values and each defaulted column's own."""
+    params = {f"m_{name}": value for name, value in given.items()}
+    columns = Message.__mapper__.columns
+    for name in defaulted:
+        default: Any = columns[name].default
+        params[f"m_{name}"] = default.arg(None) if default.is_callable else default.arg
+    return params
+
+
+@functools.cache
+def _accept_statement(given: frozenset[str]) -> tuple[Any, tuple[str, ...]]:
+    """ChatRepository.accept_turn's statement for a message with these attributes."""
+    now: Any = bindparam("p_now")
+    claimed = (
+        update(Chat)
+        .where(
+            Chat.id == bindparam("p_chat_id"),
+            (Chat.execution_status != ExecutionStatus.PROCESSING) | (Chat.lease_expires_at < now),
+            Chat.ended.is_(False),
+            Chat.is_archived.is_(False),
+            Chat.responses_count < Chat.max_responses,
+        )
+        .values(
+            execution_status=ExecutionStatus.PROCESSING,
+            generation_id=bindparam("p_generation_id"),
+            lease_expires_at=bindparam("p_lease_until"),
+            error=None,
+            last_msg_num=Chat.last_msg_num + 1,
+            title=case((Chat.title == "", bindparam("p_title")), else_=Chat.title),
+            updated_at=now,
+        )
+        .returning(Chat.id, Chat.last_msg_num)
+        .cte("claimed")
+    )
+    values, defaulted = _message_columns(
+        given, chat_id=claimed.c.id, msg_num=claimed.c.last_msg_num
+    )
+    statement = (
+        # The table, not the mapped class: an ORM insert would read the parameters as rows.
+        insert(Message.__table__)
+        .from_select(list(values), select(*values.values()))
+        .returning(Message.__table__.c.msg_num)
+        .add_cte(claimed)
+    )
+    return statement, defaulted
+
+
+@functools.cache
+def _answer_statement(given: frozenset[str]) -> tuple[Any, tuple[str, ...]]:
+    """ChatRepository.store_answer's statement for an answer with these attributes."""
+    chat_id: Any = bindparam("p_chat_id")
+    usr_msg_num: Any = bindparam("p_usr_msg_num")
+    released = (
+        update(Chat)
+        .where(Chat.id == chat_id, Chat.generation_id == bindparam("p_generation_id"))
+        .values(
+            execution_status=ExecutionStatus.AVAILABLE,
+            lease_expires_at=None,
+            error=None,
+            responses_count=Chat.responses_count + 1,
+            last_msg_num=Chat.last_msg_num + 1,
+            updated_at=bindparam("p_now"),
+        )
+        .returning(
+            Chat.id,
+            Chat.last_msg_num,
+            Chat.title,
+            Chat.assistant_id,
+            Chat.execution_status,
+            Chat.error,
+        )
+        .cte("released")
+    )
+    earlier = aliased(Message)
+    replaced = (
+        select(case((earlier.visible.is_(True), None), else_=earlier.id))
+        .where(
+            earlier.chat_id == chat_id,
+            earlier.usr_msg_num == usr_msg_num,
+            earlier.role == Role.ASSISTANT,
+        )
+        .order_by(earlier.msg_num.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    values, defaulted = _message_columns(
+        given,
+        chat_id=released.c.id,
+        msg_num=released.c.last_msg_num,
+        usr_msg_num=usr_msg_num,
+        replaces_id=replaced,
+    )
+    inserted = (
+        # The table, not the mapped class: an ORM insert would read the parameters as rows.
+        insert(Message.__table__)
+        .from_select(list(values), select(*values.values()))
+        .returning(*Message.__table__.c)
+        .cte("inserted")
+    )
+    chat_columns = [
+        released.c.title,
+        released.c.assistant_id,
+        released.c.execution_status,
+        released.c.error,
+    ]
+    statement = select(*inserted.c, *(c.label(f"chat_{c.name}") for c in chat_columns)).select_from(
+        inserted.join(released, literal(True))
+    )
+    return statement, defaulted
 
 
 def _stamp(model: type[Base], where: ColumnElement[bool], *, count: Any = None) -> list[Any]:
@@ -712,3 +731,53 @@ def _stamp(model: type[Base], where: ColumnElement[bool], *, count: Any = None) 
     if count is not None:
         found = found.select_from(AssistantTool).join(Tool, AssistantTool.tool_id == Tool.id)
     return [found.with_only_columns(column).scalar_subquery() for column in found.selected_columns]
+
+
+# The statements of a turn are built once (with bound parameters) and reused: building them is
+# what a turn's queries cost most in this process, not running them.
+
+
+@functools.cache
+def _turn_window_statement(limit: int) -> tuple[Select[Any], int]:
+    """The statement of ChatRepository.turn_window (parameters chat_id, msg_num) and how many
+    stamp columns follow the workspace and assistant ids."""
+    chat_id: Any = bindparam("p_chat_id")
+    msg_num: Any = bindparam("p_msg_num")
+    stamp_columns = [
+        Assistant.updated_at,
+        Assistant.deleted_at,
+        *_stamp(CommonQuestion, CommonQuestion.assistant_id == Chat.assistant_id),
+        *_stamp(FixedResponse, FixedResponse.assistant_id == Chat.assistant_id),
+        *_stamp(Lesson, Lesson.assistant_id == Chat.assistant_id),
+        *_stamp(
+            Tool,
+            (AssistantTool.assistant_id == Chat.assistant_id) & (AssistantTool.tool_id == Tool.id),
+            count=AssistantTool.tool_id,
+        ),
+        *_stamp(MetadataFilter, MetadataFilter.workspace_id == Chat.workspace_id),
+    ]
+    chat = (
+        select(
+            Chat.workspace_id,
+            Chat.assistant_id,
+            *(column.label(f"s{i}") for i, column in enumerate(stamp_columns)),
+        )
+        .join(Assistant, Assistant.id == Chat.assistant_id)
+        .where(Chat.id == chat_id)
+        .subquery("chat")
+    )
+    window = aliased(
+        Message,
+        select(Message)
+        .where(
+            Message.chat_id == chat_id,
+            Message.msg_num <= msg_num,
+            (Message.msg_num == msg_num)
+            | (Message.visible.is_(True) & Message.tool_call_id.is_(None)),
+        )
+        .order_by(Message.msg_num.desc())
+        .limit(limit + 1)
+        .subquery("window"),
+    )
+    statement = select(chat, window).join(window, literal(True)).order_by(window.msg_num)
+    return statement, len(stamp_columns)
