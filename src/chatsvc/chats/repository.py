@@ -8,9 +8,20 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, bindparam, case, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
@@ -618,6 +629,10 @@ def _message_params(given: dict[str, Any], defaulted: tuple[str, ...]) -> dict[s
     return params
 
 
+#: the messages table (an insert of the mapped class would be an ORM bulk insert)
+_MESSAGES = cast(Table, Message.__table__)
+
+
 @functools.cache
 def _accept_statement(given: frozenset[str]) -> tuple[Any, tuple[str, ...]]:
     """ChatRepository.accept_turn's statement for a message with these attributes."""
@@ -648,7 +663,7 @@ def _accept_statement(given: frozenset[str]) -> tuple[Any, tuple[str, ...]]:
     )
     statement = (
         # The table, not the mapped class: an ORM insert would read the parameters as rows.
-        insert(Message.__table__)
+        insert(_MESSAGES)
         .from_select(list(values), select(*values.values()))
         .returning(Message.__table__.c.msg_num)
         .add_cte(claimed)
@@ -703,7 +718,7 @@ def _answer_statement(given: frozenset[str]) -> tuple[Any, tuple[str, ...]]:
     )
     inserted = (
         # The table, not the mapped class: an ORM insert would read the parameters as rows.
-        insert(Message.__table__)
+        insert(_MESSAGES)
         .from_select(list(values), select(*values.values()))
         .returning(*Message.__table__.c)
         .cte("inserted")
