@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
+import aiohttp
 import httpx
 from fastapi import Depends, Request
 from redis.asyncio import Redis
@@ -45,6 +46,8 @@ class Services:
     read_sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
     http: httpx.AsyncClient
+    #: the generators' client (aiohttp: a C HTTP parser for the streams relayed token by token)
+    upstream: aiohttp.ClientSession
     broker: StreamBroker
     tools: ToolRuntime
     generations: Generations
@@ -72,10 +75,15 @@ class Services:
             trust_env=False,
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
         )
+        upstream = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0, ttl_dns_cache=300),
+            trust_env=False,
+            read_bufsize=1 << 20,  # a stream line (a tool call's arguments) may be long
+        )
         broker = build_broker(redis)
         tools = ToolRuntime.build(settings, sessionmaker)
         generations = Generations(
-            sessionmaker, broker, build_generators(settings, http), settings, tools, reads=reads
+            sessionmaker, broker, build_generators(settings, upstream), settings, tools, reads=reads
         )
         if queue is None:
             use_arq = settings.job_queue == "arq" or (
@@ -103,6 +111,7 @@ class Services:
             read_sessionmaker=reads,
             redis=redis,
             http=http,
+            upstream=upstream,
             broker=broker,
             tools=tools,
             generations=generations,
@@ -126,6 +135,7 @@ class Services:
         await self.broker.close()
         await self.tools.close()
         await self.http.aclose()
+        await self.upstream.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

@@ -7,6 +7,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 
+import aiohttp
 import httpx
 import pytest
 
@@ -34,8 +35,8 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as shared:
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(trust_env=False) as shared:
         yield shared
 
 
@@ -78,7 +79,7 @@ def _closed_port() -> int:
 
 
 async def test_streams_deltas_that_join_to_the_answer(
-    fake: FakeOpenAI, client: httpx.AsyncClient
+    fake: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
     events = await _collect(OpenAICompatGenerator(_app(fake.base_url), client))
 
@@ -94,7 +95,7 @@ async def test_streams_deltas_that_join_to_the_answer(
 
 
 async def test_request_carries_model_messages_temperature_stream_and_headers(
-    fake: FakeOpenAI, client: httpx.AsyncClient
+    fake: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
     app = _app(fake.base_url, headers={"X-Tenant": "acme"})
     await _collect(OpenAICompatGenerator(app, client))
@@ -114,7 +115,7 @@ async def test_request_carries_model_messages_temperature_stream_and_headers(
 
 
 async def test_no_authorization_without_a_key_and_base_url_query_is_kept(
-    fake: FakeOpenAI, client: httpx.AsyncClient
+    fake: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
     app = _app(f"{fake.base_url}/?api-version=2024-06-01", api_key=None)
     await _collect(OpenAICompatGenerator(app, client))
@@ -126,7 +127,7 @@ async def test_no_authorization_without_a_key_and_base_url_query_is_kept(
 
 
 async def test_a_stream_without_done_still_finishes(
-    fake: FakeOpenAI, client: httpx.AsyncClient
+    fake: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
     fake.configure(tokens=["a", "b"], send_done=False, finish_reason="length")
     events = await _collect(OpenAICompatGenerator(_app(fake.base_url), client))
@@ -136,7 +137,7 @@ async def test_a_stream_without_done_still_finishes(
 
 
 async def test_a_server_that_ignores_stream_true_still_answers(
-    fake: FakeOpenAI, client: httpx.AsyncClient
+    fake: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
     fake.configure(ignore_stream=True, finish_reason="length")
     events = await _collect(OpenAICompatGenerator(_app(fake.base_url), client))
@@ -146,7 +147,7 @@ async def test_a_server_that_ignores_stream_true_still_answers(
     assert len(events) == 2
 
 
-async def test_a_refused_connection_is_an_upstream_error(client: httpx.AsyncClient) -> None:
+async def test_a_refused_connection_is_an_upstream_error(client: aiohttp.ClientSession) -> None:
     app = _app(f"http://127.0.0.1:{_closed_port()}/v1")
     with pytest.raises(UpstreamError, match="Could not connect") as info:
         await _collect(OpenAICompatGenerator(app, client))
@@ -155,7 +156,7 @@ async def test_a_refused_connection_is_an_upstream_error(client: httpx.AsyncClie
 
 @pytest.mark.parametrize("status", [500, 401, 429])
 async def test_an_http_error_status_is_an_upstream_error_with_its_message(
-    fake: FakeOpenAI, client: httpx.AsyncClient, status: int
+    fake: FakeOpenAI, client: aiohttp.ClientSession, status: int
 ) -> None:
     # Some upstreams echo the key they refused: it must not travel on.
     fake.configure(fail_status=status, fail_message=f"Incorrect API key provided: {API_KEY}.")
@@ -170,7 +171,7 @@ async def test_an_http_error_status_is_an_upstream_error_with_its_message(
 
 
 async def test_a_long_upstream_error_message_is_truncated(
-    fake: FakeOpenAI, client: httpx.AsyncClient
+    fake: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
     fake.configure(fail_status=500, fail_message="x" * 10_000)
     with pytest.raises(UpstreamError) as info:
@@ -179,7 +180,7 @@ async def test_a_long_upstream_error_message_is_truncated(
 
 
 async def test_a_stream_broken_mid_way_is_an_upstream_error(
-    fake: FakeOpenAI, client: httpx.AsyncClient
+    fake: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
     fake.configure(break_after=2)
     texts: list[str] = []
@@ -190,7 +191,7 @@ async def test_a_stream_broken_mid_way_is_an_upstream_error(
 
 
 async def test_an_error_event_mid_stream_is_an_upstream_error(
-    fake: FakeOpenAI, client: httpx.AsyncClient
+    fake: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
     fake.configure(error_after=1, error_message="The model is overloaded, try later.")
     texts: list[str] = []
@@ -200,7 +201,7 @@ async def test_an_error_event_mid_stream_is_an_upstream_error(
 
 
 async def test_a_slow_first_token_is_an_upstream_timeout(
-    fake: FakeOpenAI, client: httpx.AsyncClient
+    fake: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
     fake.configure(ttft=30)
     app = _app(fake.base_url, timeout_seconds=0.3)
@@ -209,7 +210,7 @@ async def test_a_slow_first_token_is_an_upstream_timeout(
 
 
 async def test_a_hang_mid_stream_is_an_upstream_timeout_and_closes_the_request(
-    fake: FakeOpenAI, client: httpx.AsyncClient
+    fake: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
     fake.configure(hang_after=2)
     texts: list[str] = []
@@ -220,7 +221,7 @@ async def test_a_hang_mid_stream_is_an_upstream_timeout_and_closes_the_request(
 
 
 async def test_closing_the_stream_early_closes_the_upstream_request(
-    fake: FakeOpenAI, client: httpx.AsyncClient
+    fake: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
     fake.configure(tokens=[f"w{i} " for i in range(200)], gap=0.05)
     stream = OpenAICompatGenerator(_app(fake.base_url), client).stream(_request())
@@ -232,7 +233,7 @@ async def test_closing_the_stream_early_closes_the_upstream_request(
 
 
 async def test_cancelling_the_consumer_closes_the_upstream_request(
-    fake: FakeOpenAI, client: httpx.AsyncClient
+    fake: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
     fake.configure(hang_after=1)
     first = asyncio.Event()
@@ -251,7 +252,7 @@ async def test_cancelling_the_consumer_closes_the_upstream_request(
 
 
 async def test_the_shared_client_serves_consecutive_generations(
-    fake: FakeOpenAI, client: httpx.AsyncClient
+    fake: FakeOpenAI, client: aiohttp.ClientSession
 ) -> None:
     generator = OpenAICompatGenerator(_app(fake.base_url), client)
     for _ in range(3):
@@ -271,7 +272,7 @@ def test_the_fake_server_also_runs_as_a_sync_context_manager() -> None:
 
 
 async def test_registry_builds_each_app_and_describes_them_without_secrets(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
 ) -> None:
     settings = Settings(
         env=Environment.TEST,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import aiohttp
 
 from chatsvc.config import Settings
 from chatsvc.generation.offline import OfflineGenerator
@@ -13,7 +13,7 @@ from chatsvc.generation.openai_compat import OpenAICompatGenerator
 from chatsvc.generation.types import Generator
 
 
-def build_generators(settings: Settings, client: httpx.AsyncClient) -> dict[str, Generator]:
+def build_generators(settings: Settings, client: aiohttp.ClientSession) -> dict[str, Generator]:
     """Build every configured app once, at startup; a misconfigured app fails the start with a
     ValueError naming it rather than the first generation that uses it."""
     generators: dict[str, Generator] = {}
