@@ -143,34 +143,16 @@ class ChatRepository(RepositoryBase[Chat]):
     ) -> TurnTarget | None:
         """The chat (if the caller sees it) with its assistant's liveness, the workspace's
         moderation policy and the turn an Idempotency-Key already made: one round trip."""
-        replay_num: Any = literal(None)
-        replay_generation: Any = literal(None)
-        statement = (
-            select(
-                Chat.id,
-                Chat.uuid,
-                Chat.workspace_id,
-                Chat.max_msg_length,
-                (Assistant.id.is_not(None) & Assistant.deleted_at.is_(None)).label("live"),
-                ChatSettings.moderation_policy,
-            )
-            .outerjoin(Assistant, Assistant.id == Chat.assistant_id)
-            .outerjoin(ChatSettings, ChatSettings.workspace_id == Chat.workspace_id)
-            .where(Chat.id == chat_id, Chat.workspace_id == scope.workspace_id)
+        statement = _turn_target_statement(
+            keyed=bool(idempotency_key), own=scope.principal_id is not None
         )
-        if idempotency_key:
-            earlier = aliased(Message)
-            statement = statement.outerjoin(
-                earlier,
-                (earlier.chat_id == Chat.id) & (earlier.idempotency_key == idempotency_key),
-            )
-            replay_num, replay_generation = earlier.msg_num, earlier.generation_id
-        statement = statement.add_columns(
-            replay_num.label("replay_num"), replay_generation.label("replay_generation")
-        )
-        if scope.principal_id is not None:
-            statement = statement.where(Chat.principal_id == scope.principal_id)
-        row = (await self.session.execute(statement)).one_or_none()
+        params = {
+            "p_chat_id": chat_id,
+            "p_workspace_id": scope.workspace_id,
+            "p_principal_id": scope.principal_id,
+            "p_key": idempotency_key,
+        }
+        row = (await self.session.execute(statement, params)).one_or_none()
         if row is None:
             return None
         replay = None if row.replay_num is None else (row.replay_num, row.replay_generation)
@@ -611,9 +593,9 @@ def _message_columns(
             values[column] = expressions[name]
         elif name in given:
             values[column] = bindparam(f"m_{name}", type_=column.type)
-        elif column.primary_key or (column.server_default is not None and column.default is None):
-            continue
-        elif column.default is not None:
+        elif column.primary_key or column.server_default is not None:
+            continue  # the database's own default
+        elif column.default is not None and column.default.arg is not None:  # type: ignore[attr-defined]
             values[column] = bindparam(f"m_{name}", type_=column.type)
             defaulted.append(name)
     return values, tuple(defaulted)
@@ -627,6 +609,40 @@ def _message_params(given: dict[str, Any], defaulted: tuple[str, ...]) -> dict[s
         default: Any = columns[name].default
         params[f"m_{name}"] = default.arg(None) if default.is_callable else default.arg
     return params
+
+
+@functools.cache
+def _turn_target_statement(*, keyed: bool, own: bool) -> Select[Any]:
+    """ChatRepository.turn_target's statement: with an Idempotency-Key (`keyed`) or not, for a
+    member (`own`: only the caller's chats) or an admin."""
+    replay_num: Any = literal(None)
+    replay_generation: Any = literal(None)
+    statement = (
+        select(
+            Chat.id,
+            Chat.uuid,
+            Chat.workspace_id,
+            Chat.max_msg_length,
+            (Assistant.id.is_not(None) & Assistant.deleted_at.is_(None)).label("live"),
+            ChatSettings.moderation_policy,
+        )
+        .outerjoin(Assistant, Assistant.id == Chat.assistant_id)
+        .outerjoin(ChatSettings, ChatSettings.workspace_id == Chat.workspace_id)
+        .where(Chat.id == bindparam("p_chat_id"), Chat.workspace_id == bindparam("p_workspace_id"))
+    )
+    if keyed:
+        earlier = aliased(Message)
+        statement = statement.outerjoin(
+            earlier,
+            (earlier.chat_id == Chat.id) & (earlier.idempotency_key == bindparam("p_key")),
+        )
+        replay_num, replay_generation = earlier.msg_num, earlier.generation_id
+    statement = statement.add_columns(
+        replay_num.label("replay_num"), replay_generation.label("replay_generation")
+    )
+    if own:
+        statement = statement.where(Chat.principal_id == bindparam("p_principal_id"))
+    return statement
 
 
 #: the messages table (an insert of the mapped class would be an ORM bulk insert)
@@ -664,7 +680,7 @@ def _accept_statement(given: frozenset[str]) -> tuple[Any, tuple[str, ...]]:
     statement = (
         # The table, not the mapped class: an ORM insert would read the parameters as rows.
         insert(_MESSAGES)
-        .from_select(list(values), select(*values.values()))
+        .from_select(list(values), select(*values.values()), include_defaults=False)
         .returning(Message.__table__.c.msg_num)
         .add_cte(claimed)
     )
@@ -719,7 +735,7 @@ def _answer_statement(given: frozenset[str]) -> tuple[Any, tuple[str, ...]]:
     inserted = (
         # The table, not the mapped class: an ORM insert would read the parameters as rows.
         insert(_MESSAGES)
-        .from_select(list(values), select(*values.values()))
+        .from_select(list(values), select(*values.values()), include_defaults=False)
         .returning(*Message.__table__.c)
         .cte("inserted")
     )

@@ -37,13 +37,15 @@ class LeaseWatch:
         """Until `cancelled` is set: renew the lease every third of its length; `renew_first`
         at once too (a background turn may start well after it was accepted)."""
         every = max(1.0, self.lease_seconds / 3)
+        # A turn just accepted here cannot have been cancelled yet (its generation is known to
+        # this process's listener from the start); a queued one may have been.
         renew = renew_first
         while not cancelled.is_set():
             if renew:
                 until = self.clock() + timedelta(seconds=self.lease_seconds)
                 await self.store.extend_lease(chat_id, generation_id, until)
+                if await self.broker.cancel_requested(generation_id):
+                    cancelled.set()
+                    return
             renew = True
-            if await self.broker.cancel_requested(generation_id):
-                cancelled.set()
-                return
             await self.sleep(every)
