@@ -138,6 +138,12 @@ class ChatRepository(RepositoryBase[Chat]):
             return None
         return GenerationState(row.execution_status, row.generation_id, row.lease_expires_at)
 
+    async def _core(self, statement: Any, params: dict[str, Any]) -> Any:
+        """Run a statement on the session's connection without the ORM's per-statement work
+        (for the turn's own statements, which return plain rows)."""
+        connection = await self.session.connection()
+        return await connection.execute(statement, params)
+
     async def turn_target(
         self, scope: ChatScope, chat_id: int, idempotency_key: str | None
     ) -> TurnTarget | None:
@@ -152,7 +158,7 @@ class ChatRepository(RepositoryBase[Chat]):
             "p_principal_id": scope.principal_id,
             "p_key": idempotency_key,
         }
-        row = (await self.session.execute(statement, params)).one_or_none()
+        row = (await self._core(statement, params)).one_or_none()
         if row is None:
             return None
         replay = None if row.replay_num is None else (row.replay_num, row.replay_generation)
@@ -190,7 +196,7 @@ class ChatRepository(RepositoryBase[Chat]):
             "p_title": title,
             **_message_params(message, defaulted),
         }
-        found: int | None = (await self.session.execute(statement, params)).scalar_one_or_none()
+        found: int | None = (await self._core(statement, params)).scalar_one_or_none()
         return found
 
     async def store_answer(
@@ -215,7 +221,7 @@ class ChatRepository(RepositoryBase[Chat]):
             "p_now": now,
             **_message_params(given, defaulted),
         }
-        row = (await self.session.execute(statement, params)).mappings().one_or_none()
+        row = (await self._core(statement, params)).mappings().one_or_none()
         if row is None:
             return None
         stored = {column.name: row[column.name] for column in Message.__table__.c}
