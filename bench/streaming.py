@@ -185,7 +185,9 @@ async def round_trips(client: httpx.AsyncClient) -> float | None:
     return total if seen else None
 
 
-def server_settings(server: Server, key: str, fake_port: int | None = None) -> dict[str, str]:
+def server_settings(
+    server: Server, key: str, fake_port: int | None = None, workers: int = 1
+) -> dict[str, str]:
     """The environment of a chatsvc under test: its database, Redis, the bootstrap key, and the
     fake upstream as generator app `up` (the default) when one runs."""
     apps: dict[str, object] = {"offline": {"kind": "offline"}}
@@ -207,6 +209,8 @@ def server_settings(server: Server, key: str, fake_port: int | None = None) -> d
         "CHATSVC_LOG_LEVEL": "WARNING",
         "CHATSVC_DEMO_ASSISTANT": "false",
         "CHATSVC_STREAM_TTL_SECONDS": "10",  # the bench's Redis streams go soon after
+        # Explicit: with Redis, `chatsvc serve` would otherwise start one process per core.
+        "CHATSVC_WORKERS": str(workers),
     }
 
 
@@ -219,11 +223,9 @@ def start_chatsvc(
     logdir: Path,
     workers: int,
 ) -> Process:
-    settings = server_settings(server, key, fake_port)
+    settings = server_settings(server, key, fake_port, workers)
     argv = [sys.executable, "-m", "chatsvc.cli", "serve", "--host", "127.0.0.1"]
     argv += ["--port", str(port)]
-    if workers > 1:
-        argv += ["--workers", str(workers)]
     # Run from the scratch directory, not the repo: no .env file is read.
     return spawn(f"chatsvc-{server.label}", argv, logdir, env | settings, logdir)
 

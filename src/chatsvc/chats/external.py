@@ -27,7 +27,7 @@ from chatsvc.chats.repository import (
     TicketRepository,
 )
 from chatsvc.chats.schemas import AssistantMessageIn
-from chatsvc.chats.service import Turn
+from chatsvc.chats.service import Turn, UserMessage
 from chatsvc.config import Settings
 from chatsvc.exports.requests import ExportRequestIn, request_export
 from chatsvc.jobs.models import Job
@@ -233,10 +233,7 @@ async def _store(
         turn = await chat_service.submit_user_message(
             session,
             auth,
-            chat.id,
-            new.content,
-            {},
-            idempotency_key=None,
+            UserMessage(chat.id, new.content),
             lease_seconds=settings.generation_lease_seconds,
         )
         message = await MessageRepository(session).by_number(chat.id, turn.user_msg_num)

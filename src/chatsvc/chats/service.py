@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -178,23 +178,28 @@ async def create_chat(
     return chat, turn
 
 
+@dataclass(frozen=True, slots=True)
+class UserMessage:
+    """A user message sent to a chat to be answered."""
+
+    chat_id: int
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    #: the request's Idempotency-Key: a retry with it re-attaches to the first turn
+    idempotency_key: str | None = None
+    #: an edit: the user message it replaces (that one and everything after it are hidden)
+    edit_uuid: str | None = None
+
+
 async def submit_user_message(
-    session: AsyncSession,
-    auth: AuthContext,
-    chat_id: int,
-    text: str,
-    metadata: dict[str, Any],
-    *,
-    idempotency_key: str | None,
-    lease_seconds: int,
-    edit_uuid: str | None = None,
+    session: AsyncSession, auth: AuthContext, sent: UserMessage, *, lease_seconds: int
 ) -> Turn:
-    """Store a user message and claim the chat for its answer (409 while another runs). With
-    `edit_uuid` it is an edit: that user message and every message after it are hidden (kept),
-    and the new one `replaces` it and is answered on the branch so made."""
-    chat = await get_chat(session, auth, chat_id)
-    if idempotency_key:
-        replay = await _replayed_turn(session, chat, idempotency_key)
+    """Store a user message and claim the chat for its answer (409 while another runs). An
+    edit hides the message it replaces and every message after it (kept); the new one
+    `replaces` it and is answered on the branch so made."""
+    chat = await get_chat(session, auth, sent.chat_id)
+    if sent.idempotency_key:
+        replay = await _replayed_turn(session, chat, sent.idempotency_key)
         if replay is not None:
             return replay
     assistant = await _live_assistant(session, chat)
@@ -203,23 +208,16 @@ async def submit_user_message(
         auth,
         chat,
         assistant,
-        text,
-        metadata,
-        idempotency_key,
+        sent.text,
+        sent.metadata,
+        sent.idempotency_key,
         lease_seconds,
-        edit_uuid=edit_uuid,
+        edit_uuid=sent.edit_uuid,
     )
 
 
 async def accept_in_one_statement(
-    session: AsyncSession,
-    auth: AuthContext,
-    chat_id: int,
-    text: str,
-    metadata: dict[str, Any],
-    *,
-    idempotency_key: str | None,
-    lease_seconds: int,
+    session: AsyncSession, auth: AuthContext, sent: UserMessage, *, lease_seconds: int
 ) -> tuple[TurnTarget, Turn] | None:
     """The common turn (a new user message in a chat that may take it) in two round trips on
     PostgreSQL: one read (the chat, its assistant's liveness, the moderation policy, a replayed
@@ -229,12 +227,13 @@ async def accept_in_one_statement(
     Returns None where `submit_user_message` must decide (it explains refusals and handles the
     rarer cases: a flagged message, a deleted assistant, a chat at its limit or busy): nothing
     was written then. Raises what it can tell at once (not found, too long)."""
-    if session.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql" or sent.edit_uuid is not None:
         return None
+    text, idempotency_key = sent.text, sent.idempotency_key
     repository = ChatRepository(session)
-    target = await repository.turn_target(scope_of(auth), chat_id, idempotency_key)
+    target = await repository.turn_target(scope_of(auth), sent.chat_id, idempotency_key)
     if target is None:
-        raise NotFound(f"Chat {chat_id} not found.")
+        raise NotFound(f"Chat {sent.chat_id} not found.")
     if target.replay is not None:
         number, replayed = target.replay
         return target, Turn(target.chat_id, number, replayed, replayed=True)
@@ -257,7 +256,7 @@ async def accept_in_one_statement(
             {
                 "role": Role.USER,
                 "content": text,
-                "meta": metadata,
+                "meta": sent.metadata,
                 "sender_id": auth.principal_id,
                 "idempotency_key": idempotency_key,
                 "generation_id": generation_id,

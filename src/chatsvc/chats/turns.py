@@ -23,7 +23,7 @@ from chatsvc.chats import service as chat_service
 from chatsvc.chats.jobs import enqueue_answer
 from chatsvc.chats.models import Chat, ExecutionStatus, Message
 from chatsvc.chats.schemas import OptionalUserMessageIn
-from chatsvc.chats.service import Turn
+from chatsvc.chats.service import Turn, UserMessage
 from chatsvc.config import Settings
 from chatsvc.generation.answers import TurnRef
 from chatsvc.generation.runner import Generations
@@ -154,30 +154,19 @@ class TurnService:
         delivery: Delivery = Delivery.LIVE,
     ) -> TurnHandle:
         """A new user message in a chat, claimed for its answer (409 while another runs)."""
+        sent = UserMessage(chat_id, text, metadata, idempotency_key)
         if delivery is Delivery.LIVE:
             # The common case in one read and one statement, no transaction around them.
             async with unit_of_work(self.reads) as session:
                 quick = await chat_service.accept_in_one_statement(
-                    session,
-                    auth,
-                    chat_id,
-                    text,
-                    metadata,
-                    idempotency_key=idempotency_key,
-                    lease_seconds=self._lease,
+                    session, auth, sent, lease_seconds=self._lease
                 )
             if quick is not None:
                 target, accepted = quick
                 return await self._started(ChatRef(target.chat_id, target.uuid), accepted, delivery)
         async with unit_of_work(self.sessionmaker) as session:
             turn = await chat_service.submit_user_message(
-                session,
-                auth,
-                chat_id,
-                text,
-                metadata,
-                idempotency_key=idempotency_key,
-                lease_seconds=self._lease,
+                session, auth, sent, lease_seconds=self._lease
             )
             chat = await chat_service.get_chat(session, auth, chat_id)
             await self._enqueue(session, auth, turn, delivery)

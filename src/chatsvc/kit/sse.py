@@ -20,7 +20,7 @@ EVENT_STREAM = "text/event-stream"
 LAST_EVENT_ID_QUERY = "last_event_id"
 _SEP = "\n"  # the spec allows CRLF, LF or CR; LF is the shortest and what every parser expects
 _HEADERS = {
-    # sse-starlette defaults to no-store; no-cache is what README.md ("Streams (SSE)") promises.
+    # no-cache is what README.md ("Streams (SSE)") promises.
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # nginx: pass each frame on at once
 }

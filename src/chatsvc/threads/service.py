@@ -17,7 +17,7 @@ from chatsvc.chats import service as chat_service
 from chatsvc.chats.models import Chat, Message
 from chatsvc.chats.repository import MessageRepository
 from chatsvc.chats.schemas import OptionalUserMessageIn
-from chatsvc.chats.service import Turn, scope_of
+from chatsvc.chats.service import Turn, UserMessage, scope_of
 from chatsvc.kit.db import utcnow
 from chatsvc.kit.errors import FieldError, Invalid, or_not_found
 from chatsvc.kit.filtering import OrderKey
@@ -181,15 +181,10 @@ async def start_turn(
     if request.mode is Mode.RELOAD:
         turn = await chat_service.reload_answer(session, auth, chat.id, lease_seconds=lease_seconds)
     else:
+        edit_uuid = request.edit_message_uuid if request.mode is Mode.EDIT else None
+        sent = UserMessage(chat.id, request.text, {}, idempotency_key, edit_uuid)
         turn = await chat_service.submit_user_message(
-            session,
-            auth,
-            chat.id,
-            request.text,
-            {},
-            idempotency_key=idempotency_key,
-            lease_seconds=lease_seconds,
-            edit_uuid=request.edit_message_uuid if request.mode is Mode.EDIT else None,
+            session, auth, sent, lease_seconds=lease_seconds
         )
     return chat, turn
 
