@@ -95,9 +95,16 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await _too_large(scope, send, self.max_bytes)
+            return
+        if length is not None or b"transfer-encoding" not in headers:
+            # The server reads no more than Content-Length (and no body without either header):
+            # nothing to count, and no wrapper around every chunk of the response (a stream's
+            # events included). Only a chunked body is counted as it arrives.
+            await self.app(scope, receive, send)
             return
         received = 0
         too_large = False

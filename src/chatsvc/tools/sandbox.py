@@ -107,6 +107,18 @@ class _Worker:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
 
+    def alive(self) -> bool:
+        """Whether the process still runs: asyncio learns of an exit a few loop turns after
+        the kernel does, so /proc is asked too (a zombie or a reaped process is gone)."""
+        if self.process.returncode is not None:
+            return False
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as stat:
+                state = stat.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return not os.path.isdir("/proc/self")  # no /proc here: returncode decides alone
+        return state not in (b"Z", b"X")
+
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the process so far (Linux /proc), None if unknown."""
         try:
@@ -330,7 +342,7 @@ class ScriptPool:
         """An idle worker still alive (one killed while idle is retired, not handed out)."""
         while self._idle:
             worker = self._idle.pop()
-            if worker.process.returncode is None:
+            if worker.alive():
                 return worker
             logger.warning("idle script worker %s had exited and is replaced", worker.pid)
             self._retire(worker)
