@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
@@ -77,6 +77,23 @@ class TurnTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class WindowMessage:
+    """A message as planning reads it (`generation.pipeline.StoredMessage`): the columns a
+    prompt needs, without an ORM object's identity map and change tracking."""
+
+    msg_num: int
+    usr_msg_num: int | None
+    role: str
+    content: str
+    redacted_content: str | None
+    action_taken: str
+    moderation: dict[str, Any] | None
+
+
+_WINDOW_COLUMNS = tuple(field.name for field in fields(WindowMessage))
+
+
+@dataclass(frozen=True, slots=True)
 class TurnWindow:
     """What planning a turn reads of its chat, in one round trip: the user message, the history
     before it (newest `limit` messages the prompt may use, oldest first), the chat's workspace
@@ -86,8 +103,8 @@ class TurnWindow:
     workspace_id: int
     assistant_id: int
     stamp: tuple[Any, ...]
-    user: Message
-    history: list[Message]
+    user: WindowMessage
+    history: list[WindowMessage]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,12 +155,6 @@ class ChatRepository(RepositoryBase[Chat]):
             return None
         return GenerationState(row.execution_status, row.generation_id, row.lease_expires_at)
 
-    async def _core(self, statement: Any, params: dict[str, Any]) -> Any:
-        """Run a statement on the session's connection without the ORM's per-statement work
-        (for the turn's own statements, which return plain rows)."""
-        connection = await self.session.connection()
-        return await connection.execute(statement, params)
-
     async def turn_target(
         self, scope: ChatScope, chat_id: int, idempotency_key: str | None
     ) -> TurnTarget | None:
@@ -158,7 +169,7 @@ class ChatRepository(RepositoryBase[Chat]):
             "p_principal_id": scope.principal_id,
             "p_key": idempotency_key,
         }
-        row = (await self._core(statement, params)).one_or_none()
+        row = (await self.core(statement, params)).one_or_none()
         if row is None:
             return None
         replay = None if row.replay_num is None else (row.replay_num, row.replay_generation)
@@ -196,7 +207,7 @@ class ChatRepository(RepositoryBase[Chat]):
             "p_title": title,
             **_message_params(message, defaulted),
         }
-        found: int | None = (await self._core(statement, params)).scalar_one_or_none()
+        found: int | None = (await self.core(statement, params)).scalar_one_or_none()
         return found
 
     async def store_answer(
@@ -221,7 +232,7 @@ class ChatRepository(RepositoryBase[Chat]):
             "p_now": now,
             **_message_params(given, defaulted),
         }
-        row = (await self._core(statement, params)).mappings().one_or_none()
+        row = (await self.core(statement, params)).mappings().one_or_none()
         if row is None:
             return None
         stored = {column.name: row[column.name] for column in Message.__table__.c}
@@ -397,18 +408,17 @@ class MessageRepository(RepositoryBase[Message]):
         prompt may use (visible, not tool calls or results) and the configuration stamp; None
         when the chat or the message is gone. Costs the same on a chat of 10,000 messages."""
         statement, width = _turn_window_statement(limit)
-        rows = (
-            await self.session.execute(statement, {"p_chat_id": chat_id, "p_msg_num": msg_num})
-        ).all()
-        if not rows or rows[-1][-1].msg_num != msg_num:
+        rows = (await self.core(statement, {"p_chat_id": chat_id, "p_msg_num": msg_num})).all()
+        if not rows or rows[-1].msg_num != msg_num:
             return None
         first = rows[0]
+        messages = [WindowMessage(*row[2 + width :]) for row in rows]
         return TurnWindow(
             workspace_id=first.workspace_id,
             assistant_id=first.assistant_id,
             stamp=tuple(first[2 : 2 + width]),
-            user=rows[-1][-1],
-            history=[row[-1] for row in rows[:-1]],
+            user=messages[-1],
+            history=messages[:-1],
         )
 
     async def history_before(self, chat_id: int, msg_num: int) -> list[Message]:
@@ -803,9 +813,8 @@ def _turn_window_statement(limit: int) -> tuple[Select[Any], int]:
         .where(Chat.id == chat_id)
         .subquery("chat")
     )
-    window = aliased(
-        Message,
-        select(Message)
+    window = (
+        select(*(getattr(Message, name) for name in _WINDOW_COLUMNS))
         .where(
             Message.chat_id == chat_id,
             Message.msg_num <= msg_num,
@@ -814,7 +823,7 @@ def _turn_window_statement(limit: int) -> tuple[Select[Any], int]:
         )
         .order_by(Message.msg_num.desc())
         .limit(limit + 1)
-        .subquery("window"),
+        .subquery("window")
     )
-    statement = select(chat, window).join(window, literal(True)).order_by(window.msg_num)
+    statement = select(chat, window).join(window, literal(True)).order_by(window.c.msg_num)
     return statement, len(stamp_columns)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from chatsvc.assistants.models import Assistant
-from chatsvc.chats.models import Message
 from chatsvc.generation import retrieval
 from chatsvc.generation.types import GenerationRequest, KnowledgeHit, PromptMessage
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, Lesson
@@ -70,27 +69,47 @@ class ModelCall:
 Plan = VerbatimAnswer | ModelCall
 
 
-def for_model(message: Message) -> str:
+class StoredMessage(Protocol):
+    """What planning reads of a stored message: a `Message` row, or the lighter
+    `chats.repository.WindowMessage` a turn's plan read returns."""
+
+    @property
+    def msg_num(self) -> int: ...
+    @property
+    def usr_msg_num(self) -> int | None: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def redacted_content(self) -> str | None: ...
+    @property
+    def action_taken(self) -> str: ...
+    @property
+    def moderation(self) -> dict[str, Any] | None: ...
+
+
+def for_model(message: StoredMessage) -> str:
     """What the generator is sent of a stored message: the text as typed, or the redacted text
     when the workspace's moderation policy redacted some of it."""
     return message.redacted_content if message.redacted_content is not None else message.content
 
 
-def _blocked(message: Message) -> bool:
+def _blocked(message: StoredMessage) -> bool:
     return message.action_taken == BLOCKED
 
 
 def plan_answer(
     assistant: Assistant,
-    history: Sequence[Message],
-    user_message: Message | str,
+    history: Sequence[StoredMessage],
+    user_message: StoredMessage | str,
     knowledge: Knowledge,
 ) -> Plan:
     """Decide how to answer `user_message` (the last user message; `history` is what came before,
     visible messages only, oldest first). Moderation ran when the message was stored: a blocked
     message is answered with the block message, without the model; a redacted one is seen by
     the model (and by retrieval) as redacted, here and later in the history."""
-    if isinstance(user_message, Message):
+    if not isinstance(user_message, str):
         if _blocked(user_message):
             verdict = user_message.moderation or {}
             return VerbatimAnswer(

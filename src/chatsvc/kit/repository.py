@@ -20,6 +20,12 @@ class RepositoryBase(Generic[M]):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def core(self, statement: Any, params: dict[str, Any]) -> Any:
+        """Run a statement on the session's connection without the ORM's per-statement work
+        (for the turn's own statements, which return plain rows)."""
+        connection = await self.session.connection()
+        return await connection.execute(statement, params)
+
     async def get_one_or_none(self, statement: Select[M], *, fresh: bool = False) -> M | None:
         """The one row `statement` selects, if any; `fresh`: its columns read again even when
         the session already holds it (after a write another session made)."""
