@@ -236,8 +236,15 @@ _IPV6 = re.compile(
 _VERSION_BEFORE = re.compile(r"(?:\bv|\bversion|\bver\.?|\brelease|\bbuild)[ \t]{0,2}$", re.I)
 
 
-def _personal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Loopback, unspecified, multicast and reserved addresses identify no one."""
+def _personal(
+    candidate: str, version: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]
+) -> bool:
+    """Whether `candidate` is an address of that version that identifies someone: loopback,
+    unspecified, multicast and reserved addresses identify no one."""
+    try:
+        address = version(candidate)
+    except ValueError:
+        return False
     return not (
         address.is_loopback or address.is_unspecified or address.is_multicast
         or address.is_reserved or (address.version == 4 and address.is_link_local)
@@ -248,18 +255,10 @@ def _ips(scan: _Scan) -> Iterator[PiiMatch]:
     for match in scan.near_digits(_IPV4, _ALNUM + "_."):
         if _VERSION_BEFORE.search(scan.text, max(0, match.start() - 12), match.start()):
             continue
-        try:
-            v4 = ipaddress.IPv4Address(match.group())
-        except ValueError:
-            continue
-        if _personal(v4):
+        if _personal(match.group(), ipaddress.IPv4Address):
             yield PiiMatch(PiiCategory.IP_ADDRESS, *match.span(), "pii.ip_address.v4")
     for match in search.finditer((_IPV6,), scan.text, ("::", ":"), 64):
-        try:
-            v6 = ipaddress.IPv6Address(match.group())
-        except ValueError:
-            continue
-        if _personal(v6):
+        if _personal(match.group(), ipaddress.IPv6Address):
             yield PiiMatch(PiiCategory.IP_ADDRESS, *match.span(), "pii.ip_address.v6")
 
 
