@@ -5,10 +5,10 @@ public UUIDs)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -23,7 +23,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import QueryableAttribute, aliased
 
 from chatsvc.assistants.models import Assistant, AssistantTool
 from chatsvc.auth.models import Principal, PrincipalKind
@@ -41,6 +41,8 @@ from chatsvc.kit.repository import RepositoryBase
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, Lesson
 from chatsvc.threads.models import ChatSession
 from chatsvc.tools.models import MetadataFilter, Tool
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +116,25 @@ class ChatScope:
     workspace_id: int
     principal_id: int | None  # None: every chat of the workspace
 
+    def limit(
+        self,
+        statement: Select[T],
+        workspace_id: QueryableAttribute[int],
+        principal_id: QueryableAttribute[int] | QueryableAttribute[int | None],
+    ) -> Select[T]:
+        """`statement` kept to what the caller sees, by the workspace and owner columns of the
+        rows it reads (a chat's, a session's)."""
+        statement = statement.where(workspace_id == self.workspace_id)
+        if self.principal_id is not None:
+            statement = statement.where(principal_id == self.principal_id)
+        return statement
+
 
 class ChatRepository(RepositoryBase[Chat]):
     model = Chat
 
     def scoped(self, scope: ChatScope) -> Select[Chat]:
-        statement = select(Chat).where(Chat.workspace_id == scope.workspace_id)
-        if scope.principal_id is not None:
-            statement = statement.where(Chat.principal_id == scope.principal_id)
-        return statement
+        return scope.limit(select(Chat), Chat.workspace_id, Chat.principal_id)
 
     async def get(self, scope: ChatScope, chat_id: int, *, for_update: bool = False) -> Chat | None:
         statement = self.scoped(scope).where(Chat.id == chat_id)
@@ -154,6 +166,29 @@ class ChatRepository(RepositoryBase[Chat]):
         if row is None:
             return None
         return GenerationState(row.execution_status, row.generation_id, row.lease_expires_at)
+
+    async def _write_turn(
+        self,
+        build: Callable[[frozenset[str]], tuple[Any, tuple[str, ...]]],
+        message: dict[str, Any],
+        chat_id: int,
+        generation_id: str,
+        now: datetime,
+        **params: Any,
+    ) -> Any:
+        """Run a turn's write for the chat `generation_id` claims or holds: the statement `build`
+        makes (once per set of message attributes) with the chat, the generation, the time,
+        `params` and the message's columns bound."""
+        statement, defaulted = build(frozenset(message))
+        # Parameter names never repeat a column's: in an UPDATE they would become its values.
+        bound = {
+            "p_chat_id": chat_id,
+            "p_generation_id": generation_id,
+            "p_now": now,
+            **params,
+            **_message_params(message, defaulted),
+        }
+        return await self.core(statement, bound)
 
     async def turn_target(
         self, scope: ChatScope, chat_id: int, idempotency_key: str | None
@@ -197,17 +232,16 @@ class ChatRepository(RepositoryBase[Chat]):
         the message gap-free. Only a chat that may take a turn now is claimed (no generation
         running, not ended, not archived, below its limit of answers); None otherwise, and
         nothing was written. The message number on success."""
-        statement, defaulted = _accept_statement(frozenset(message))
-        # Parameter names never repeat a column's: in an UPDATE they would become its values.
-        params = {
-            "p_chat_id": chat_id,
-            "p_generation_id": generation_id,
-            "p_now": now,
-            "p_lease_until": lease_until,
-            "p_title": title,
-            **_message_params(message, defaulted),
-        }
-        found: int | None = (await self.core(statement, params)).scalar_one_or_none()
+        result = await self._write_turn(
+            _accept_statement,
+            message,
+            chat_id,
+            generation_id,
+            now,
+            p_lease_until=lease_until,
+            p_title=title,
+        )
+        found: int | None = result.scalar_one_or_none()
         return found
 
     async def store_answer(
@@ -224,15 +258,10 @@ class ChatRepository(RepositoryBase[Chat]):
         The stored message's columns and the chat's (id, title, assistant_id, execution_status,
         error); None when the generation no longer holds the chat (nothing was written)."""
         given = {**message, "created_at": now, "updated_at": now}
-        statement, defaulted = _answer_statement(frozenset(given))
-        params = {
-            "p_chat_id": chat_id,
-            "p_generation_id": generation_id,
-            "p_usr_msg_num": usr_msg_num,
-            "p_now": now,
-            **_message_params(given, defaulted),
-        }
-        row = (await self.core(statement, params)).mappings().one_or_none()
+        result = await self._write_turn(
+            _answer_statement, given, chat_id, generation_id, now, p_usr_msg_num=usr_msg_num
+        )
+        row = result.mappings().one_or_none()
         if row is None:
             return None
         stored = {column.name: row[column.name] for column in Message.__table__.c}
@@ -451,14 +480,7 @@ class MessageRepository(RepositoryBase[Message]):
 
     async def answer_to(self, chat_id: int, usr_msg_num: int) -> Message | None:
         return await self.get_one_or_none(
-            select(Message)
-            .where(
-                Message.chat_id == chat_id,
-                Message.usr_msg_num == usr_msg_num,
-                Message.role == Role.ASSISTANT,
-            )
-            .order_by(Message.msg_num.desc())
-            .limit(1)
+            _latest_answer(select(Message), Message, chat_id, usr_msg_num)
         )
 
     async def has_generation(self, chat_id: int, generation_id: str) -> bool:
@@ -471,13 +493,11 @@ class MessageRepository(RepositoryBase[Message]):
 
     async def get_scoped(self, scope: ChatScope, message_id: int) -> Message | None:
         statement = (
-            select(Message)
-            .join(Chat, Chat.id == Message.chat_id)
-            .where(Message.id == message_id, Chat.workspace_id == scope.workspace_id)
+            select(Message).join(Chat, Chat.id == Message.chat_id).where(Message.id == message_id)
         )
-        if scope.principal_id is not None:
-            statement = statement.where(Chat.principal_id == scope.principal_id)
-        return await self.get_one_or_none(statement)
+        return await self.get_one_or_none(
+            scope.limit(statement, Chat.workspace_id, Chat.principal_id)
+        )
 
 
 class ChatSettingsRepository(RepositoryBase[ChatSettings]):
@@ -617,6 +637,20 @@ def _message_columns(
     return values, tuple(defaulted)
 
 
+def _latest_answer(statement: Select[T], message: Any, chat_id: Any, usr_msg_num: Any) -> Select[T]:
+    """`statement` kept to the latest answer (shown or replaced) to user message `usr_msg_num` of
+    a chat; `message` is Message or an alias of it, the values Python's or bound parameters."""
+    return (
+        statement.where(
+            message.chat_id == chat_id,
+            message.usr_msg_num == usr_msg_num,
+            message.role == Role.ASSISTANT,
+        )
+        .order_by(message.msg_num.desc())
+        .limit(1)
+    )
+
+
 def _message_params(given: dict[str, Any], defaulted: tuple[str, ...]) -> dict[str, Any]:
     """The parameters of `_message_columns`: the given values and each defaulted column's own."""
     params = {f"m_{name}": value for name, value in given.items()}
@@ -730,17 +764,12 @@ def _answer_statement(given: frozenset[str]) -> tuple[Any, tuple[str, ...]]:
         .cte("released")
     )
     earlier = aliased(Message)
-    replaced = (
-        select(case((earlier.visible.is_(True), None), else_=earlier.id))
-        .where(
-            earlier.chat_id == chat_id,
-            earlier.usr_msg_num == usr_msg_num,
-            earlier.role == Role.ASSISTANT,
-        )
-        .order_by(earlier.msg_num.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    replaced = _latest_answer(
+        select(case((earlier.visible.is_(True), None), else_=earlier.id)),
+        earlier,
+        chat_id,
+        usr_msg_num,
+    ).scalar_subquery()
     values, defaulted = _message_columns(
         given,
         chat_id=released.c.id,

@@ -47,6 +47,8 @@ class Delivery(StrEnum):
 
 #: reads what a face shows first of an accepted turn, inside the turn's own transaction
 Intro = Callable[[AsyncSession, Chat, Turn], Awaitable[dict[str, Any]]]
+#: accepts a turn by the chat and thread services' rules, in the caller's transaction
+Accept = Callable[[AsyncSession], Awaitable[tuple[Chat, Turn | None]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +131,9 @@ class TurnService:
     ) -> TurnHandle:
         """A new chat of the assistant, with its first message's turn when one is given (a retry
         with the same Idempotency-Key returns the first chat and re-attaches to its turn)."""
-        async with unit_of_work(self.sessionmaker) as session:
-            chat, turn = await chat_service.create_chat(
+
+        async def accept(session: AsyncSession) -> tuple[Chat, Turn | None]:
+            return await chat_service.create_chat(
                 session,
                 auth,
                 assistant_id,
@@ -140,8 +143,8 @@ class TurnService:
                 require_streaming=streaming,
                 require_realtime=delivery is Delivery.BACKGROUND,
             )
-            await self._enqueue(session, auth, turn, delivery)
-        return await self._started(chat, turn, delivery)
+
+        return await self._accept_and_start(auth, delivery, accept)
 
     async def send(
         self,
@@ -164,13 +167,14 @@ class TurnService:
             if quick is not None:
                 target, accepted = quick
                 return await self._started(ChatRef(target.chat_id, target.uuid), accepted, delivery)
-        async with unit_of_work(self.sessionmaker) as session:
+
+        async def accept(session: AsyncSession) -> tuple[Chat, Turn | None]:
             turn = await chat_service.submit_user_message(
                 session, auth, sent, lease_seconds=self._lease
             )
-            chat = await chat_service.get_chat(session, auth, chat_id)
-            await self._enqueue(session, auth, turn, delivery)
-        return await self._started(chat, turn, delivery)
+            return await chat_service.get_chat(session, auth, chat_id), turn
+
+        return await self._accept_and_start(auth, delivery, accept)
 
     async def thread_turn(
         self,
@@ -216,11 +220,13 @@ class TurnService:
             follow = running if delivery is Delivery.LIVE else None
             snapshot = (chat, messages) if follow is None else None
             return TurnHandle(ChatRef.of(chat), None, follow, snapshot=snapshot)
-        async with unit_of_work(self.sessionmaker) as session:
-            chat, pending = await chat_service.claim_pending(
+
+        async def accept(session: AsyncSession) -> tuple[Chat, Turn | None]:
+            return await chat_service.claim_pending(
                 session, auth, chat_id, lease_seconds=self._lease, retry_failed=retry_failed
             )
-            await self._enqueue(session, auth, pending, delivery)
+
+        chat, pending = await self._accept(auth, delivery, accept)
         if pending is not None:
             return await self._started(chat, pending, delivery)
         running = (
@@ -322,11 +328,23 @@ class TurnService:
 
     # --- internals -----------------------------------------------------------------------------
 
-    async def _enqueue(
-        self, session: AsyncSession, auth: AuthContext, turn: Turn | None, delivery: Delivery
-    ) -> None:
-        if delivery is Delivery.BACKGROUND:
-            await enqueue_answer(session, self.queue, self.settings, auth, turn)
+    async def _accept(
+        self, auth: AuthContext, delivery: Delivery, accept: Accept
+    ) -> tuple[Chat, Turn | None]:
+        """Run `accept` (the rules: a turn accepted, or none) in one committed unit of work with,
+        for a background delivery, the job that will answer the turn."""
+        async with unit_of_work(self.sessionmaker) as session:
+            chat, turn = await accept(session)
+            if delivery is Delivery.BACKGROUND:
+                await enqueue_answer(session, self.queue, self.settings, auth, turn)
+        return chat, turn
+
+    async def _accept_and_start(
+        self, auth: AuthContext, delivery: Delivery, accept: Accept
+    ) -> TurnHandle:
+        """`_accept`, then the accepted turn started."""
+        chat, turn = await self._accept(auth, delivery, accept)
+        return await self._started(chat, turn, delivery)
 
     async def _started(
         self, chat: Chat | ChatRef, turn: Turn | None, delivery: Delivery

@@ -77,10 +77,7 @@ class SessionRepository(RepositoryBase[ChatSession]):
     model = ChatSession
 
     def scoped(self, scope: ChatScope) -> Select[ChatSession]:
-        statement = select(ChatSession).where(ChatSession.workspace_id == scope.workspace_id)
-        if scope.principal_id is not None:
-            statement = statement.where(ChatSession.principal_id == scope.principal_id)
-        return statement
+        return scope.limit(select(ChatSession), ChatSession.workspace_id, ChatSession.principal_id)
 
     async def ensure(self, workspace_id: int, principal_id: int) -> ChatSession:
         """The principal's session, made on first use. Concurrent first uses agree: the insert
@@ -231,13 +228,11 @@ class ThreadMessageRepository(RepositoryBase[Message]):
     async def find(
         self, scope: ChatScope, filters: MessageFilters, params: PageParams
     ) -> Page[Message]:
-        statement = (
-            select(Message)
-            .join(Chat, Chat.id == Message.chat_id)
-            .where(Chat.workspace_id == scope.workspace_id)
+        statement = scope.limit(
+            select(Message).join(Chat, Chat.id == Message.chat_id),
+            Chat.workspace_id,
+            Chat.principal_id,
         )
-        if scope.principal_id is not None:
-            statement = statement.where(Chat.principal_id == scope.principal_id)
         if filters.thread is not None:
             statement = statement.where(Chat.uuid == filters.thread)
         else:

@@ -175,30 +175,23 @@ async def start_turn(
     answer: a new thread in the caller's session, a new message, a reload of the last answer or
     an edit of a user message. 409 while another answer runs in the thread."""
     request.check()
-    if request.thread_uuid is None:
-        return await _new_thread(session, auth, request, idempotency_key, lease_seconds)
-    chat = await thread_chat(session, auth, request.thread_uuid)
-    if request.mode is Mode.RELOAD:
-        turn = await chat_service.reload_answer(session, auth, chat.id, lease_seconds=lease_seconds)
-    else:
-        edit_uuid = request.edit_message_uuid if request.mode is Mode.EDIT else None
-        sent = UserMessage(chat.id, request.text, {}, idempotency_key, edit_uuid)
-        turn = await chat_service.submit_user_message(
-            session, auth, sent, lease_seconds=lease_seconds
-        )
-    return chat, turn
-
-
-async def _new_thread(
-    session: AsyncSession,
-    auth: AuthContext,
-    request: TurnRequest,
-    idempotency_key: str | None,
-    lease_seconds: int,
-) -> tuple[Chat, Turn]:
+    if request.thread_uuid is not None:
+        chat = await thread_chat(session, auth, request.thread_uuid)
+        if request.mode is Mode.RELOAD:
+            turn = await chat_service.reload_answer(
+                session, auth, chat.id, lease_seconds=lease_seconds
+            )
+        else:
+            edit_uuid = request.edit_message_uuid if request.mode is Mode.EDIT else None
+            sent = UserMessage(chat.id, request.text, {}, idempotency_key, edit_uuid)
+            turn = await chat_service.submit_user_message(
+                session, auth, sent, lease_seconds=lease_seconds
+            )
+        return chat, turn
+    # A new thread, in the caller's session.
     assistant_id = request.assistant_id or await default_assistant_id(session, auth.workspace_id)
     chat_session = await SessionRepository(session).ensure(auth.workspace_id, auth.principal_id)
-    chat, turn = await chat_service.create_chat(
+    chat, first = await chat_service.create_chat(
         session,
         auth,
         assistant_id,
@@ -207,11 +200,11 @@ async def _new_thread(
         lease_seconds=lease_seconds,
         require_streaming=True,
     )
-    assert turn is not None  # a chat made with a message has its turn
-    if not turn.replayed:
+    assert first is not None  # a chat made with a message has its turn
+    if not first.replayed:
         chat_session.updated_at = utcnow()  # a session's modified: its latest new thread
         await session.flush()
-    return chat, turn
+    return chat, first
 
 
 async def turn_messages(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,14 +60,16 @@ RetryFailed = Annotated[
     ),
 ]
 NOT_FOUND = error_responses({404: "Not found."})
-TURN_ERRORS = error_responses(
-    {
-        404: "Not found.",
-        409: "A generation is already running on this chat.",
-        502: "The generator could not be reached or failed.",
-        504: "The generator did not answer in time.",
-    }
-)
+TURN_ERRORS = {
+    **NOT_FOUND,
+    **error_responses(
+        {
+            409: "A generation is already running on this chat.",
+            502: "The generator could not be reached or failed.",
+            504: "The generator did not answer in time.",
+        }
+    ),
+}
 Endpoint = Callable[..., Awaitable[Response]]
 SSE_DOC: dict[str, Any] = {
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
@@ -171,15 +174,27 @@ async def list_chats(
     return page_items(request, response, result, lambda chat: ChatOut.of(chat, messages[chat.id]))
 
 
+def _also_at(path: str, endpoint: Callable[..., Any], name: str, summary: str) -> None:
+    """Serve an operation declared above under another path of the seed too, with that path's
+    own operation id and summary (same method and response)."""
+    route = next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is endpoint)
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=sorted(route.methods or ()),
+        name=name,
+        response_model=route.response_model,
+        summary=summary,
+        responses=NOT_FOUND,
+    )
+
+
 # The seed lists streaming-enabled chats separately; every chat can stream, so it is one list.
-router.add_api_route(
+_also_at(
     "/assistants/{assistant}/chats_stream/",
     list_chats,
-    methods=["GET"],
-    name="list_stream_chats",
-    response_model=list[ChatOut],
-    summary="Get all streaming-enabled chats for an assistant",
-    responses=NOT_FOUND,
+    "list_stream_chats",
+    "Get all streaming-enabled chats for an assistant",
 )
 
 
@@ -433,14 +448,11 @@ router.post(
 )(_poster(stream=True, status_code=201))
 
 
-router.add_api_route(
+_also_at(
     "/chats_stream/{id}/",
     update_chat,
-    methods=["PUT"],
-    name="update_stream_chat",
-    response_model=ChatOut,
-    summary="Update chat feedback or matrix mode settings",
-    responses=NOT_FOUND,
+    "update_stream_chat",
+    "Update chat feedback or matrix mode settings",
 )
 
 
@@ -483,14 +495,11 @@ ASYNC_DOC = (
     "(SSE). A failed generation (the seed's 502/504) shows as FAILED with `error` on the chat."
 )
 
-router.add_api_route(
+_also_at(
     "/assistants/{assistant}/chats/async/",
     list_chats,
-    methods=["GET"],
-    name="list_async_chats",
-    response_model=list[ChatOut],
-    summary="Get all chats asynchronously for an assistant",
-    responses=NOT_FOUND,
+    "list_async_chats",
+    "Get all chats asynchronously for an assistant",
 )
 
 
@@ -539,7 +548,7 @@ async def get_async_chat(
     status_code=201,
     summary="Create a new message in a chat asynchronously",
     description=ASYNC_DOC,
-    responses=error_responses({404: "Not found.", 409: "A generation is already running."}),
+    responses={**NOT_FOUND, **error_responses({409: "A generation is already running."})},
 )
 @invalid_is_400
 async def post_async_message(
@@ -560,12 +569,9 @@ async def post_async_message(
     return await _chat_json(turns, auth, id, status_code=201)
 
 
-router.add_api_route(
+_also_at(
     "/chats/{id}/async/",
     update_chat,
-    methods=["PUT"],
-    name="update_async_chat",
-    response_model=ChatOut,
-    summary="Update like, add a comment, or toggle matrix mode in a chat",
-    responses=NOT_FOUND,
+    "update_async_chat",
+    "Update like, add a comment, or toggle matrix mode in a chat",
 )
