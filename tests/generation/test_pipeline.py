@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chatsvc.assistants.models import Assistant
-from chatsvc.chats.models import Message
+from chatsvc.chats.repository import WindowMessage
 from chatsvc.generation import retrieval
 from chatsvc.generation.pipeline import (
     Knowledge,
@@ -125,8 +125,8 @@ def test_not_info_only_when_knowledge_is_required_and_missing() -> None:
 
 def test_prompt_assembly() -> None:
     history = [
-        Message(role="user", content="hi", msg_num=1),
-        Message(role="assistant", content="hello", msg_num=2),
+        WindowMessage(role="user", content="hi", msg_num=1),
+        WindowMessage(role="assistant", content="hello", msg_num=2),
     ]
     plan = plan_answer(
         assistant(system_prompt="You are Bob.", add_to_user_message="Be short."),

@@ -39,6 +39,7 @@ from chatsvc.kit.db import Base, utcnow
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.kit.repository import RepositoryBase
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, Lesson
+from chatsvc.moderation.policy import Action
 from chatsvc.threads.models import ChatSession
 from chatsvc.tools.models import MetadataFilter, Tool
 
@@ -80,16 +81,16 @@ class TurnTarget:
 
 @dataclass(frozen=True, slots=True)
 class WindowMessage:
-    """A message as planning reads it (`generation.pipeline.StoredMessage`): the columns a
-    prompt needs, without an ORM object's identity map and change tracking."""
+    """A message as planning reads it: the columns a prompt needs, without an ORM object's
+    identity map and change tracking."""
 
     msg_num: int
-    usr_msg_num: int | None
     role: str
     content: str
-    redacted_content: str | None
-    action_taken: str
-    moderation: dict[str, Any] | None
+    usr_msg_num: int | None = None
+    redacted_content: str | None = None
+    action_taken: str = Action.NONE
+    moderation: dict[str, Any] | None = None
 
 
 _WINDOW_COLUMNS = tuple(field.name for field in fields(WindowMessage))

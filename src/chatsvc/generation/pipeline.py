@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from chatsvc.assistants.models import Assistant
+from chatsvc.chats.repository import WindowMessage
 from chatsvc.generation import retrieval
 from chatsvc.generation.types import GenerationRequest, KnowledgeHit, PromptMessage
 from chatsvc.knowledge.models import CommonQuestion, FixedResponse, Lesson
@@ -69,40 +70,20 @@ class ModelCall:
 Plan = VerbatimAnswer | ModelCall
 
 
-class StoredMessage(Protocol):
-    """What planning reads of a stored message: a `Message` row, or the lighter
-    `chats.repository.WindowMessage` a turn's plan read returns."""
-
-    @property
-    def msg_num(self) -> int: ...
-    @property
-    def usr_msg_num(self) -> int | None: ...
-    @property
-    def role(self) -> str: ...
-    @property
-    def content(self) -> str: ...
-    @property
-    def redacted_content(self) -> str | None: ...
-    @property
-    def action_taken(self) -> str: ...
-    @property
-    def moderation(self) -> dict[str, Any] | None: ...
-
-
-def for_model(message: StoredMessage) -> str:
+def for_model(message: WindowMessage) -> str:
     """What the generator is sent of a stored message: the text as typed, or the redacted text
     when the workspace's moderation policy redacted some of it."""
     return message.redacted_content if message.redacted_content is not None else message.content
 
 
-def _blocked(message: StoredMessage) -> bool:
+def _blocked(message: WindowMessage) -> bool:
     return message.action_taken == BLOCKED
 
 
 def plan_answer(
     assistant: Assistant,
-    history: Sequence[StoredMessage],
-    user_message: StoredMessage | str,
+    history: Sequence[WindowMessage],
+    user_message: WindowMessage | str,
     knowledge: Knowledge,
 ) -> Plan:
     """Decide how to answer `user_message` (the last user message; `history` is what came before,
