@@ -14,6 +14,7 @@ from chatsvc.api.cognitive.schemas import (
 )
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.assistants import service as assistant_service
+from chatsvc.kit.updates import update_values, with_body
 from chatsvc.kit.web import PageDep, SettingsDep, SlashRouter, error_responses, invalid_is_400
 from chatsvc.services import ReadSessionDep, SessionDep
 
@@ -81,28 +82,17 @@ async def update_assistant(
     settings: SettingsDep,
 ) -> AssistantOut:
     assistant = await assistant_service.update_assistant(
-        session, auth.workspace_id, id, body.model_dump(), settings
+        session, auth.workspace_id, id, update_values(body), settings
     )
     return AssistantOut.model_validate(assistant)
 
 
-@router.patch(
+partial_update_assistant = router.patch(
     "/assistants/{id}/",
     response_model=AssistantOut,
     summary="Partially update an assistant configuration",
     responses=NOT_FOUND,
-)
-async def partial_update_assistant(
-    id: AssistantId,
-    body: AssistantPatch,
-    session: SessionDep,
-    auth: AdminDep,
-    settings: SettingsDep,
-) -> AssistantOut:
-    assistant = await assistant_service.update_assistant(
-        session, auth.workspace_id, id, body.changes(), settings
-    )
-    return AssistantOut.model_validate(assistant)
+)(with_body(update_assistant, AssistantPatch, "partial_update_assistant"))
 
 
 @router.delete(

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from chatsvc.api.cognitive.params import McpServerId, McpToolId
 from chatsvc.api.cognitive.tools import tool_fields
 from chatsvc.api.deps import AdminDep, AuthDep
+from chatsvc.kit.updates import update_values, with_body
 from chatsvc.kit.web import PageDep, SlashRouter, error_responses, invalid_is_400, page_items
 from chatsvc.mcp import service as mcp_service
 from chatsvc.mcp.schemas import (
@@ -252,30 +253,18 @@ async def update_mcp_server(
     runtime: ToolsDep, id: McpServerId, body: McpServerIn, session: SessionDep, auth: AdminDep
 ) -> McpServerOut:
     server = await mcp_service.update_server(
-        session, auth.workspace_id, id, body.model_dump(), runtime
+        session, auth.workspace_id, id, update_values(body), runtime
     )
     return McpServerOut.model_validate(server)
 
 
-@router.patch(
+partial_update_mcp_server = router.patch(
     "/mcp-servers/{id}/",
     response_model=McpServerOut,
     summary="Partially update an MCP server",
     description="Only the fields sent change; `headers`, when sent, replaces the map.",
     responses=SERVER_NOT_FOUND,
-)
-@invalid_is_400
-async def partial_update_mcp_server(
-    runtime: ToolsDep,
-    id: McpServerId,
-    body: McpServerPatch,
-    session: SessionDep,
-    auth: AdminDep,
-) -> McpServerOut:
-    server = await mcp_service.update_server(
-        session, auth.workspace_id, id, body.changes(), runtime
-    )
-    return McpServerOut.model_validate(server)
+)(with_body(update_mcp_server, McpServerPatch, "partial_update_mcp_server"))
 
 
 @router.delete(

@@ -1,0 +1,46 @@
+"""PUT and PATCH served by one endpoint: a replacement and a partial update of a resource differ
+only in their body (the full input model, or its PatchModel) and in the values that body sets,
+so the PATCH route serves the PUT's endpoint with the partial body."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from chatsvc.kit.validation import PatchModel
+
+R = TypeVar("R")
+
+
+def update_values(body: BaseModel, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The values an update body sets (but `exclude`): only the fields sent of a partial body (a
+    PatchModel, whose nested bodies stay models); every field of a full one, as plain data (PUT
+    replaces: a field left out takes its default)."""
+    if isinstance(body, PatchModel):
+        return body.changes(exclude=exclude)
+    return body.model_dump(exclude=set(exclude))
+
+
+def with_body(
+    endpoint: Callable[..., Awaitable[R]], body: type[BaseModel], name: str
+) -> Callable[..., Awaitable[R]]:
+    """`endpoint` (whose request body is its parameter `body`) taking a body of the model `body`,
+    named `name`: the PATCH twin of a PUT endpoint. Its other parameters, its docstring and its
+    marks (invalid_is_400) are the endpoint's."""
+    signature = inspect.signature(endpoint, eval_str=True)
+    parameters = [
+        parameter.replace(annotation=body) if parameter.name == "body" else parameter
+        for parameter in signature.parameters.values()
+    ]
+
+    @functools.wraps(endpoint)
+    async def twin(*args: Any, **kwargs: Any) -> R:
+        return await endpoint(*args, **kwargs)
+
+    twin.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    twin.__name__ = twin.__qualname__ = name
+    return twin
