@@ -26,11 +26,16 @@ def update_values(body: BaseModel, *, exclude: frozenset[str] = frozenset()) -> 
 
 
 def with_body(
-    endpoint: Callable[..., Awaitable[R]], body: type[BaseModel], name: str
+    endpoint: Callable[..., Awaitable[R]],
+    body: type[BaseModel],
+    name: str,
+    *,
+    doc: str | None = None,
 ) -> Callable[..., Awaitable[R]]:
     """`endpoint` (whose request body is its parameter `body`) taking a body of the model `body`,
-    named `name`: the PATCH twin of a PUT endpoint. Its other parameters, its docstring and its
-    marks (invalid_is_400) are the endpoint's."""
+    named `name`, with the docstring `doc` (a route's description when it gives none): the PATCH
+    twin of a PUT endpoint. Its other parameters and its marks (invalid_is_400) are the
+    endpoint's."""
     signature = inspect.signature(endpoint, eval_str=True)
     parameters = [
         parameter.replace(annotation=body) if parameter.name == "body" else parameter
@@ -43,4 +48,5 @@ def with_body(
 
     twin.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     twin.__name__ = twin.__qualname__ = name
+    twin.__doc__ = doc
     return twin
