@@ -10,7 +10,7 @@ from fastapi import Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chatsvc.api.cognitive.params import McpServerId, McpToolId
-from chatsvc.api.cognitive.tools import tool_fields
+from chatsvc.api.cognitive.tools import ToolShown, tool_fields
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.kit.updates import update_values, with_body
 from chatsvc.kit.web import PageDep, SlashRouter, error_responses, invalid_is_400, page_items
@@ -70,17 +70,9 @@ class McpServerOut(BaseModel):
         return mask_headers(value) if isinstance(value, dict) else value
 
 
-class McpToolOut(BaseModel):
+class McpToolOut(ToolShown):
     """A tool that calls one remote tool of an MCP server (`selected_tools` names it)."""
 
-    id: int
-    name: str
-    description: str
-    created_at: datetime
-    updated_at: datetime
-    show_tool_message: bool
-    show_assistant_message: bool
-    edit_available: bool
     portal_available: bool
     server: McpServerOut | None
     server_id: int | None

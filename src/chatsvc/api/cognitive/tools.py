@@ -100,9 +100,10 @@ class ScriptToolPatch(ToolPatch):
     code: Code | None = None
 
 
-class ToolOut(OutModel):
+class ToolShown(OutModel):
+    """The fields every kind of tool shows, MCP tools too (mcp.McpToolOut)."""
+
     id: int
-    parameters: list[ParameterOut]
     name: str
     description: str
     created_at: datetime
@@ -110,6 +111,16 @@ class ToolOut(OutModel):
     show_tool_message: bool
     show_assistant_message: bool
     edit_available: bool
+
+
+class _IdAndParameters(OutModel):
+    id: int
+    parameters: list[ParameterOut]
+
+
+# A model's fields come base by base, the last base first: id, parameters, then the others.
+class ToolOut(ToolShown, _IdAndParameters):
+    pass
 
 
 class RetrievalToolOut(ToolOut):
