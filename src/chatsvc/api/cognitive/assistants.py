@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request, Response
 
 from chatsvc.api.cognitive.params import AssistantId
@@ -15,7 +17,14 @@ from chatsvc.api.cognitive.schemas import (
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.assistants import service as assistant_service
 from chatsvc.kit.updates import update_values, with_body
-from chatsvc.kit.web import PageDep, SettingsDep, SlashRouter, error_responses, invalid_is_400
+from chatsvc.kit.web import (
+    PageDep,
+    SettingsDep,
+    SlashRouter,
+    envelope,
+    error_responses,
+    invalid_is_400,
+)
 from chatsvc.services import ReadSessionDep, SessionDep
 
 router = SlashRouter(tags=["assistants"])
@@ -25,9 +34,11 @@ NOT_FOUND = error_responses({404: "No such assistant in this workspace."})
 @router.get("/assistants/", response_model=AssistantPage, summary="List all assistants")
 async def list_assistants(
     request: Request, session: ReadSessionDep, auth: AuthDep, page: PageDep
-) -> AssistantPage:
+) -> dict[str, Any]:
+    # The page's envelope of whole assistants: the route's response model shows them (here
+    # AssistantOut; AssistantInfoOut on /assistants/info/, which this endpoint serves too).
     result = await assistant_service.list_assistants(session, auth.workspace_id, page)
-    return AssistantPage.of(request, result)
+    return envelope(request, result, result.items)
 
 
 @router.post(
@@ -44,16 +55,12 @@ async def create_assistant(
     return AssistantOut.model_validate(assistant)
 
 
-@router.get(
+router.get(
     "/assistants/info/",
     response_model=AssistantInfoPage,
+    name="list_assistants_info",
     summary="List all assistants with minimal information for chat-ui",
-)
-async def list_assistants_info(
-    request: Request, session: ReadSessionDep, auth: AuthDep, page: PageDep
-) -> AssistantInfoPage:
-    result = await assistant_service.list_assistants(session, auth.workspace_id, page)
-    return AssistantInfoPage.of(request, result)
+)(list_assistants)
 
 
 @router.get(
