@@ -1,6 +1,6 @@
 """PUT and PATCH served by one endpoint: a replacement and a partial update of a resource differ
 only in their body (the full input model, or its PatchModel) and in the values that body sets,
-so the PATCH route serves the PUT's endpoint with the partial body."""
+so the PATCH route serves the PUT's endpoint with the partial body (add_patch_route)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from fastapi.routing import APIRoute, APIRouter
 from pydantic import BaseModel
 
 from chatsvc.kit.validation import PatchModel
@@ -50,3 +51,33 @@ def with_body(
     twin.__name__ = twin.__qualname__ = name
     twin.__doc__ = doc
     return twin
+
+
+def add_patch_route(
+    router: APIRouter,
+    put: Callable[..., Awaitable[R]],
+    body: type[BaseModel],
+    *,
+    summary: str,
+    description: str | None = None,
+) -> Callable[..., Awaitable[R]]:
+    """Serve PATCH where the endpoint `put` serves PUT on `router`, with the partial `body`: the
+    same path, response model, status and documented responses, named partial_<the PUT's name>.
+    The endpoint that serves it (with_body) is returned."""
+    route = next(
+        r
+        for r in router.routes
+        if isinstance(r, APIRoute) and r.endpoint is put and "PUT" in (r.methods or ())
+    )
+    endpoint = with_body(put, body, f"partial_{route.name}")
+    router.add_api_route(
+        route.path.removeprefix(router.prefix),
+        endpoint,
+        methods=["PATCH"],
+        response_model=route.response_model,
+        status_code=route.status_code,
+        summary=summary,
+        description=description,
+        responses=route.responses,
+    )
+    return endpoint

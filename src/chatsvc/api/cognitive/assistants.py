@@ -16,7 +16,7 @@ from chatsvc.api.cognitive.schemas import (
 )
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.assistants import service as assistant_service
-from chatsvc.kit.updates import update_values, with_body
+from chatsvc.kit.updates import add_patch_route, update_values
 from chatsvc.kit.web import (
     PageDep,
     SettingsDep,
@@ -94,12 +94,12 @@ async def update_assistant(
     return AssistantOut.model_validate(assistant)
 
 
-partial_update_assistant = router.patch(
-    "/assistants/{id}/",
-    response_model=AssistantOut,
+partial_update_assistant = add_patch_route(
+    router,
+    update_assistant,
+    AssistantPatch,
     summary="Partially update an assistant configuration",
-    responses=NOT_FOUND,
-)(with_body(update_assistant, AssistantPatch, "partial_update_assistant"))
+)
 
 
 @router.delete(

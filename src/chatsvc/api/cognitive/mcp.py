@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from chatsvc.api.cognitive.params import McpServerId, McpToolId
 from chatsvc.api.cognitive.tools import ToolShown, tool_fields
 from chatsvc.api.deps import AdminDep, AuthDep
-from chatsvc.kit.updates import update_values, with_body
+from chatsvc.kit.updates import add_patch_route, update_values
 from chatsvc.kit.web import PageDep, SlashRouter, error_responses, invalid_is_400, page_items
 from chatsvc.mcp import service as mcp_service
 from chatsvc.mcp.schemas import (
@@ -250,13 +250,13 @@ async def update_mcp_server(
     return McpServerOut.model_validate(server)
 
 
-partial_update_mcp_server = router.patch(
-    "/mcp-servers/{id}/",
-    response_model=McpServerOut,
+partial_update_mcp_server = add_patch_route(
+    router,
+    update_mcp_server,
+    McpServerPatch,
     summary="Partially update an MCP server",
     description="Only the fields sent change; `headers`, when sent, replaces the map.",
-    responses=SERVER_NOT_FOUND,
-)(with_body(update_mcp_server, McpServerPatch, "partial_update_mcp_server"))
+)
 
 
 @router.delete(

@@ -12,7 +12,7 @@ from pydantic import AliasChoices, BaseModel, Field
 from chatsvc.api.cognitive.params import ReportId
 from chatsvc.api.cognitive.schemas import OutModel
 from chatsvc.api.deps import AdminDep, AuthDep
-from chatsvc.kit.updates import update_values, with_body
+from chatsvc.kit.updates import add_patch_route, update_values
 from chatsvc.kit.validation import MAX_ID
 from chatsvc.kit.web import PageDep, SlashRouter, envelope, error_responses, invalid_is_400
 from chatsvc.reports import service as report_service
@@ -190,13 +190,13 @@ async def update_report(
     )
 
 
-partial_update_report = router.patch(
-    "/reports/{id}/",
-    response_model=ReportOut,
+partial_update_report = add_patch_route(
+    router,
+    update_report,
+    ReportPatch,
     summary="Partially update a chat report",
     description="Changes only the fields sent; none may be null. Admin keys only.",
-    responses=REPORT_OR_CHAT_NOT_FOUND,
-)(with_body(update_report, ReportPatch, "partial_update_report"))
+)
 
 
 @router.delete(
