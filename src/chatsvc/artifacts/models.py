@@ -151,6 +151,12 @@ ANALYTICS = MetaData()
 CHAT_STATS = "artifact_chat_stats"
 ASSISTANT_STATS = "artifact_assistant_stats"
 
+
+def _count(name: str) -> Column[int]:
+    """A count of an analytics relation: never null (zero where there is nothing to count)."""
+    return Column(name, BigInteger, nullable=False)
+
+
 chat_stats = Table(
     CHAT_STATS,
     ANALYTICS,
@@ -158,9 +164,9 @@ chat_stats = Table(
     Column("workspace_id", BigInteger, nullable=False),
     Column("assistant_id", BigInteger, nullable=False),
     Column("principal_id", BigInteger),
-    Column("message_count", BigInteger, nullable=False),
-    Column("user_message_count", BigInteger, nullable=False),
-    Column("assistant_message_count", BigInteger, nullable=False),
+    _count("message_count"),
+    _count("user_message_count"),
+    _count("assistant_message_count"),
     Column("first_message_at", UTCDateTime()),
     Column("last_message_at", UTCDateTime()),
     comment="Per chat: visible messages, by role, first and last message time.",
@@ -170,12 +176,12 @@ assistant_stats = Table(
     ANALYTICS,
     Column("assistant_id", BigInteger, primary_key=True),
     Column("workspace_id", BigInteger, nullable=False),
-    Column("chat_count", BigInteger, nullable=False),
-    Column("message_count", BigInteger, nullable=False),
-    Column("user_message_count", BigInteger, nullable=False),
-    Column("assistant_message_count", BigInteger, nullable=False),
-    Column("liked_chat_count", BigInteger, nullable=False),
-    Column("disliked_chat_count", BigInteger, nullable=False),
+    _count("chat_count"),
+    _count("message_count"),
+    _count("user_message_count"),
+    _count("assistant_message_count"),
+    _count("liked_chat_count"),
+    _count("disliked_chat_count"),
     Column("last_message_at", UTCDateTime()),
     comment="Per assistant: chats, visible messages by role, chat likes, last message time.",
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -83,34 +84,52 @@ def _kind_label(spec: KindSpec) -> str:
 # --- drafts --------------------------------------------------------------------------------------
 
 
-def _form_state_fields() -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "chat_entry_id": (str, Field(description="The chat entry the draft changes.")),
-        "base_revision": (
-            int,
-            Field(description="The published bundle revision the draft started from (0: none)."),
-        ),
+#: a field of a model made with create_model: its type and its FieldInfo
+FieldDef = tuple[Any, Any]
+
+
+def _per_kind(
+    new_items: Callable[[KindSpec], FieldDef], selected: Callable[[KindSpec], FieldDef]
+) -> dict[str, FieldDef]:
+    """The fields a draft has per kind, in their order: for each kind that takes new items its
+    value_field, then for each kind its ids_field (the selected library items), as `new_items`
+    and `selected` declare them."""
+    fields = {
+        spec.value_field: new_items(spec) for spec in VALUE_SPECS if spec.value_field is not None
     }
-    for spec in VALUE_SPECS:
-        if spec.value_field is not None:
-            empty: Any = None if spec.value_shape == "text" else []
-            fields[spec.value_field] = (
-                _value_type(spec) | None if spec.value_shape == "text" else _value_type(spec),
-                Field(
-                    default=empty,
-                    description=f"New {_kind_label(spec)} items, added to the library and "
-                    "selected when the draft is published.",
-                ),
-            )
-    for spec in IDS_SPECS:
-        fields[spec.ids_field] = (
+    fields.update({spec.ids_field: selected(spec) for spec in IDS_SPECS})
+    return fields
+
+
+def _form_state_fields() -> dict[str, Any]:
+    def new_items(spec: KindSpec) -> FieldDef:
+        text = spec.value_shape == "text"  # one text, null when none; else a list
+        return (
+            _value_type(spec) | None if text else _value_type(spec),
+            Field(
+                default=None if text else [],
+                description=f"New {_kind_label(spec)} items, added to the library and "
+                "selected when the draft is published.",
+            ),
+        )
+
+    def selected(spec: KindSpec) -> FieldDef:
+        return (
             ResourceIds,
             Field(
                 default_factory=list,
                 description=f"The selected library items of kind {spec.kind.value}, in order.",
             ),
         )
-    return fields
+
+    return {
+        "chat_entry_id": (str, Field(description="The chat entry the draft changes.")),
+        "base_revision": (
+            int,
+            Field(description="The published bundle revision the draft started from (0: none)."),
+        ),
+        **_per_kind(new_items, selected),
+    }
 
 
 FormState: type[BaseModel] = create_model(
@@ -122,7 +141,27 @@ FormState: type[BaseModel] = create_model(
 
 
 def _patch_fields() -> dict[str, Any]:
-    fields: dict[str, Any] = {
+    def new_items(spec: KindSpec) -> FieldDef:
+        return (
+            _value_type(spec) | None,
+            Field(
+                default=None,
+                description=f"Replaces the draft's new {_kind_label(spec)} items; null "
+                "clears them; omitted leaves them as they are.",
+            ),
+        )
+
+    def selected(spec: KindSpec) -> FieldDef:
+        return (
+            ResourceIds | None,
+            Field(
+                default=None,
+                description=f"Replaces the selected {_kind_label(spec)} items (library ids, in "
+                "order); null or [] selects none; omitted leaves the selection as it is.",
+            ),
+        )
+
+    return {
         "input_draft_id": (
             Uuid | None,
             Field(
@@ -144,35 +183,16 @@ def _patch_fields() -> dict[str, Any]:
                 "is refused with 409 and the current version.",
             ),
         ),
-    }
-    for spec in VALUE_SPECS:
-        if spec.value_field is not None:
-            fields[spec.value_field] = (
-                _value_type(spec) | None,
-                Field(
-                    default=None,
-                    description=f"Replaces the draft's new {_kind_label(spec)} items; null "
-                    "clears them; omitted leaves them as they are.",
-                ),
-            )
-    for spec in IDS_SPECS:
-        fields[spec.ids_field] = (
-            ResourceIds | None,
+        **_per_kind(new_items, selected),
+        "publish": (
+            bool,
             Field(
-                default=None,
-                description=f"Replaces the selected {_kind_label(spec)} items (library ids, in "
-                "order); null or [] selects none; omitted leaves the selection as it is.",
+                default=False,
+                description="After applying this change, publish the draft onto the entry as its "
+                "next bundle revision and remove the draft (admin keys only).",
             ),
-        )
-    fields["publish"] = (
-        bool,
-        Field(
-            default=False,
-            description="After applying this change, publish the draft onto the entry as its "
-            "next bundle revision and remove the draft (admin keys only).",
         ),
-    )
-    return fields
+    }
 
 
 DraftPatch: type[InputModel] = create_model(

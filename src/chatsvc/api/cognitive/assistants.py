@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request, Response
 
 from chatsvc.api.cognitive.params import AssistantId
@@ -14,7 +16,15 @@ from chatsvc.api.cognitive.schemas import (
 )
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.assistants import service as assistant_service
-from chatsvc.kit.web import PageDep, SettingsDep, SlashRouter, error_responses, invalid_is_400
+from chatsvc.kit.updates import add_patch_route, update_values
+from chatsvc.kit.web import (
+    PageDep,
+    SettingsDep,
+    SlashRouter,
+    envelope,
+    error_responses,
+    invalid_is_400,
+)
 from chatsvc.services import ReadSessionDep, SessionDep
 
 router = SlashRouter(tags=["assistants"])
@@ -24,9 +34,11 @@ NOT_FOUND = error_responses({404: "No such assistant in this workspace."})
 @router.get("/assistants/", response_model=AssistantPage, summary="List all assistants")
 async def list_assistants(
     request: Request, session: ReadSessionDep, auth: AuthDep, page: PageDep
-) -> AssistantPage:
+) -> dict[str, Any]:
+    # The page's envelope of whole assistants: the route's response model shows them (here
+    # AssistantOut; AssistantInfoOut on /assistants/info/, which this endpoint serves too).
     result = await assistant_service.list_assistants(session, auth.workspace_id, page)
-    return AssistantPage.of(request, result)
+    return envelope(request, result, result.items)
 
 
 @router.post(
@@ -43,16 +55,12 @@ async def create_assistant(
     return AssistantOut.model_validate(assistant)
 
 
-@router.get(
+router.get(
     "/assistants/info/",
     response_model=AssistantInfoPage,
+    name="list_assistants_info",
     summary="List all assistants with minimal information for chat-ui",
-)
-async def list_assistants_info(
-    request: Request, session: ReadSessionDep, auth: AuthDep, page: PageDep
-) -> AssistantInfoPage:
-    result = await assistant_service.list_assistants(session, auth.workspace_id, page)
-    return AssistantInfoPage.of(request, result)
+)(list_assistants)
 
 
 @router.get(
@@ -81,28 +89,17 @@ async def update_assistant(
     settings: SettingsDep,
 ) -> AssistantOut:
     assistant = await assistant_service.update_assistant(
-        session, auth.workspace_id, id, body.model_dump(), settings
+        session, auth.workspace_id, id, update_values(body), settings
     )
     return AssistantOut.model_validate(assistant)
 
 
-@router.patch(
-    "/assistants/{id}/",
-    response_model=AssistantOut,
+partial_update_assistant = add_patch_route(
+    router,
+    update_assistant,
+    AssistantPatch,
     summary="Partially update an assistant configuration",
-    responses=NOT_FOUND,
 )
-async def partial_update_assistant(
-    id: AssistantId,
-    body: AssistantPatch,
-    session: SessionDep,
-    auth: AdminDep,
-    settings: SettingsDep,
-) -> AssistantOut:
-    assistant = await assistant_service.update_assistant(
-        session, auth.workspace_id, id, body.changes(), settings
-    )
-    return AssistantOut.model_validate(assistant)
 
 
 @router.delete(

@@ -10,8 +10,9 @@ from fastapi import Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chatsvc.api.cognitive.params import McpServerId, McpToolId
-from chatsvc.api.cognitive.tools import tool_fields
+from chatsvc.api.cognitive.tools import ToolShown, tool_fields
 from chatsvc.api.deps import AdminDep, AuthDep
+from chatsvc.kit.updates import add_patch_route, update_values
 from chatsvc.kit.web import PageDep, SlashRouter, error_responses, invalid_is_400, page_items
 from chatsvc.mcp import service as mcp_service
 from chatsvc.mcp.schemas import (
@@ -69,17 +70,9 @@ class McpServerOut(BaseModel):
         return mask_headers(value) if isinstance(value, dict) else value
 
 
-class McpToolOut(BaseModel):
+class McpToolOut(ToolShown):
     """A tool that calls one remote tool of an MCP server (`selected_tools` names it)."""
 
-    id: int
-    name: str
-    description: str
-    created_at: datetime
-    updated_at: datetime
-    show_tool_message: bool
-    show_assistant_message: bool
-    edit_available: bool
     portal_available: bool
     server: McpServerOut | None
     server_id: int | None
@@ -252,30 +245,18 @@ async def update_mcp_server(
     runtime: ToolsDep, id: McpServerId, body: McpServerIn, session: SessionDep, auth: AdminDep
 ) -> McpServerOut:
     server = await mcp_service.update_server(
-        session, auth.workspace_id, id, body.model_dump(), runtime
+        session, auth.workspace_id, id, update_values(body), runtime
     )
     return McpServerOut.model_validate(server)
 
 
-@router.patch(
-    "/mcp-servers/{id}/",
-    response_model=McpServerOut,
+partial_update_mcp_server = add_patch_route(
+    router,
+    update_mcp_server,
+    McpServerPatch,
     summary="Partially update an MCP server",
     description="Only the fields sent change; `headers`, when sent, replaces the map.",
-    responses=SERVER_NOT_FOUND,
 )
-@invalid_is_400
-async def partial_update_mcp_server(
-    runtime: ToolsDep,
-    id: McpServerId,
-    body: McpServerPatch,
-    session: SessionDep,
-    auth: AdminDep,
-) -> McpServerOut:
-    server = await mcp_service.update_server(
-        session, auth.workspace_id, id, body.changes(), runtime
-    )
-    return McpServerOut.model_validate(server)
 
 
 @router.delete(

@@ -12,6 +12,7 @@ from pydantic import AliasChoices, BaseModel, Field
 from chatsvc.api.cognitive.params import ReportId
 from chatsvc.api.cognitive.schemas import OutModel
 from chatsvc.api.deps import AdminDep, AuthDep
+from chatsvc.kit.updates import add_patch_route, update_values
 from chatsvc.kit.validation import MAX_ID
 from chatsvc.kit.web import PageDep, SlashRouter, envelope, error_responses, invalid_is_400
 from chatsvc.reports import service as report_service
@@ -184,27 +185,18 @@ async def get_report(id: ReportId, session: ReadSessionDep, auth: AuthDep) -> Re
 async def update_report(
     id: ReportId, body: ReportIn, session: SessionDep, auth: AdminDep
 ) -> ReportOut:
-    values = body.model_dump()
     return ReportOut.model_validate(
-        await report_service.update_report(session, auth.workspace_id, id, values)
+        await report_service.update_report(session, auth.workspace_id, id, update_values(body))
     )
 
 
-@router.patch(
-    "/reports/{id}/",
-    response_model=ReportOut,
+partial_update_report = add_patch_route(
+    router,
+    update_report,
+    ReportPatch,
     summary="Partially update a chat report",
     description="Changes only the fields sent; none may be null. Admin keys only.",
-    responses=REPORT_OR_CHAT_NOT_FOUND,
 )
-@invalid_is_400
-async def partial_update_report(
-    id: ReportId, body: ReportPatch, session: SessionDep, auth: AdminDep
-) -> ReportOut:
-    changes = body.changes()
-    return ReportOut.model_validate(
-        await report_service.update_report(session, auth.workspace_id, id, changes)
-    )
 
 
 @router.delete(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from chatsvc.api.cognitive.params import ToolId
 from chatsvc.api.cognitive.schemas import OutModel
 from chatsvc.api.deps import AdminDep, AuthDep
+from chatsvc.kit.updates import update_values, with_body
 from chatsvc.kit.validation import InputModel, PatchModel
 from chatsvc.kit.web import (
     PageDep,
@@ -60,6 +61,10 @@ class ToolIn(ParametersMixin, InputModel):
     show_assistant_message: bool = True
     edit_available: bool = True
 
+    def new_parameters(self) -> list[ParameterIn]:
+        """A replacement's parameters: all of them, [] when left out."""
+        return self.parameters
+
 
 class RetrievalToolIn(ToolIn):
     retrieval_id: RetrievalId
@@ -95,9 +100,10 @@ class ScriptToolPatch(ToolPatch):
     code: Code | None = None
 
 
-class ToolOut(OutModel):
+class ToolShown(OutModel):
+    """The fields every kind of tool shows, MCP tools too (mcp.McpToolOut)."""
+
     id: int
-    parameters: list[ParameterOut]
     name: str
     description: str
     created_at: datetime
@@ -105,6 +111,16 @@ class ToolOut(OutModel):
     show_tool_message: bool
     show_assistant_message: bool
     edit_available: bool
+
+
+class _IdAndParameters(OutModel):
+    id: int
+    parameters: list[ParameterOut]
+
+
+# A model's fields come base by base, the last base first: id, parameters, then the others.
+class ToolOut(ToolShown, _IdAndParameters):
+    pass
 
 
 class RetrievalToolOut(ToolOut):
@@ -174,7 +190,6 @@ def _register(kind: Kind) -> None:
     base = f"/tools/{kind.segment}/"
     item = f"{base}{{id}}/"
     body_type = kind.body
-    patch_type = kind.patch
     to_out = kind.to_out
 
     async def list_tools(
@@ -209,28 +224,19 @@ def _register(kind: Kind) -> None:
         auth: AdminDep,
     ) -> ToolOut:
         """Replaces the tool: omitted fields take their defaults, parameters included."""
-        data: ToolIn = body
-        values = data.model_dump(exclude={"parameters"})
-        tool = await tool_service.update_tool(
-            session, runtime, auth.workspace_id, kind.kind, id, values, data.parameters
-        )
-        return to_out(tool)
-
-    @invalid_is_400
-    async def partial_update_tool(
-        runtime: ToolsDep,
-        id: ToolId,
-        body: patch_type,  # type: ignore[valid-type]
-        session: SessionDep,
-        auth: AdminDep,
-    ) -> ToolOut:
-        """Only the fields sent change; parameters, when sent, replace the old ones."""
-        data: ToolPatch = body
-        values = data.changes(exclude=frozenset({"parameters"}))
+        data: ToolIn | ToolPatch = body
+        values = update_values(data, exclude=frozenset({"parameters"}))
         tool = await tool_service.update_tool(
             session, runtime, auth.workspace_id, kind.kind, id, values, data.new_parameters()
         )
         return to_out(tool)
+
+    partial_update_tool = with_body(
+        update_tool,
+        kind.patch,
+        "partial_update_tool",
+        doc="Only the fields sent change; parameters, when sent, replace the old ones.",
+    )
 
     async def delete_tool(id: ToolId, session: SessionDep, auth: AdminDep) -> Response:
         """The tool leaves the API and every assistant's tools and pretools lists."""
