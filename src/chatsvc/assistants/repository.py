@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+import functools
+
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import joinedload
 
 from chatsvc.assistants.models import Assistant
@@ -22,13 +24,12 @@ class AssistantRepository(RepositoryBase[Assistant]):
     async def get(
         self, workspace_id: int, assistant_id: int, *, fresh: bool = False
     ) -> Assistant | None:
-        # Its tool links in the same statement (a join), not a second query.
-        statement = (
-            self._live(workspace_id)
-            .where(Assistant.id == assistant_id)
-            .options(joinedload(Assistant.tool_links))
+        result = await self.session.execute(
+            _get_statement(),
+            {"p_workspace_id": workspace_id, "p_assistant_id": assistant_id},
+            execution_options={"populate_existing": fresh},
         )
-        return await self.get_one_or_none(statement, fresh=fresh)
+        return result.unique().scalar_one_or_none()
 
     async def exists(self, workspace_id: int, assistant_id: int) -> bool:
         found = await self.session.scalar(
@@ -73,3 +74,18 @@ class AssistantRepository(RepositoryBase[Assistant]):
             )
         )
         return set(rows.all())
+
+
+@functools.cache
+def _get_statement() -> Select[Assistant]:
+    """AssistantRepository.get's statement, built once (parameters workspace_id, assistant_id):
+    the assistant with its tool links in the same statement (a join), not a second query."""
+    return (
+        select(Assistant)
+        .where(
+            Assistant.workspace_id == bindparam("p_workspace_id"),
+            Assistant.id == bindparam("p_assistant_id"),
+            Assistant.deleted_at.is_(None),
+        )
+        .options(joinedload(Assistant.tool_links))
+    )

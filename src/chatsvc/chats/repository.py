@@ -138,10 +138,14 @@ class ChatRepository(RepositoryBase[Chat]):
         return scope.limit(select(Chat), Chat.workspace_id, Chat.principal_id)
 
     async def get(self, scope: ChatScope, chat_id: int, *, for_update: bool = False) -> Chat | None:
-        statement = self.scoped(scope).where(Chat.id == chat_id)
-        if for_update:
-            statement = statement.with_for_update()
-        return await self.get_one_or_none(statement.execution_options(populate_existing=True))
+        statement = _get_statement(own=scope.principal_id is not None, for_update=for_update)
+        params = {
+            "p_chat_id": chat_id,
+            "p_workspace_id": scope.workspace_id,
+            "p_principal_id": scope.principal_id,
+        }
+        result = await self.session.execute(statement, params)
+        return result.scalar_one_or_none()
 
     async def by_uuid(
         self, scope: ChatScope, chat_uuid: str, *, fresh: bool = False
@@ -392,9 +396,7 @@ class MessageRepository(RepositoryBase[Message]):
     model = Message
 
     async def for_chat(self, chat_id: int) -> list[Message]:
-        rows = await self.session.scalars(
-            select(Message).where(Message.chat_id == chat_id).order_by(Message.msg_num)
-        )
+        rows = await self.session.scalars(_for_chat_statement(), {"p_chat_id": chat_id})
         return list(rows.all())
 
     async def for_chats(self, chat_ids: list[int]) -> dict[int, list[Message]]:
@@ -812,6 +814,28 @@ def _stamp(model: type[Base], where: ColumnElement[bool], *, count: Any = None) 
 
 # The statements of a turn are built once (with bound parameters) and reused: building them is
 # what a turn's queries cost most in this process, not running them.
+
+
+@functools.cache
+def _get_statement(*, own: bool, for_update: bool) -> Select[Chat]:
+    """ChatRepository.get's statement, built once (parameters chat_id, workspace_id and, for a
+    caller who sees only their own chats, principal_id); the row is read again even when the
+    session holds it."""
+    statement = select(Chat).where(
+        Chat.id == bindparam("p_chat_id"), Chat.workspace_id == bindparam("p_workspace_id")
+    )
+    if own:
+        statement = statement.where(Chat.principal_id == bindparam("p_principal_id"))
+    if for_update:
+        statement = statement.with_for_update()
+    return statement.execution_options(populate_existing=True)
+
+
+@functools.cache
+def _for_chat_statement() -> Select[Message]:
+    """MessageRepository.for_chat's statement, built once (parameter chat_id)."""
+    statement = select(Message).where(Message.chat_id == bindparam("p_chat_id"))
+    return statement.order_by(Message.msg_num)
 
 
 @functools.cache
