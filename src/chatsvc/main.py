@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -53,6 +54,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if isinstance(services.queue, InProcessQueue)
         else None
     )
+    # The app, its routes and schemas are ~300,000 objects that live as long as the process:
+    # left to the collector, each full collection walks them all (~170 ms with the loop
+    # stopped, the p99 of every request then). Frozen, a collection walks what requests made.
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:
