@@ -153,8 +153,9 @@ def invalid_is_400(endpoint: F) -> F:
 
 
 class RouteSpec(NamedTuple):
-    """One route of a route family (the routes a factory makes for each kind of a resource);
-    its description is the endpoint's docstring."""
+    """One route declared as data: of a route family (the routes a factory makes for each kind
+    of a resource), or of a face whose routes read best as a table. Its description is
+    `description`, else the endpoint's docstring."""
 
     method: str
     path: str
@@ -164,6 +165,7 @@ class RouteSpec(NamedTuple):
     name: str
     summary: str
     responses: Responses | None = None
+    description: str | None = None
 
 
 def operation_id(route: APIRoute) -> str:
@@ -210,6 +212,7 @@ class SlashRouter(APIRouter):
                 name=spec.name,
                 summary=spec.summary,
                 responses=spec.responses,
+                description=spec.description,
             )
 
     def _mark(self, validation_status: int, canonical: str) -> None:

@@ -84,24 +84,27 @@ def _get_request_fields() -> dict[str, Any]:
             Field(default=None, description="Read a draft of the entry instead."),
         ),
     }
-    for spec in KINDS:
-        fields[f"{spec.kind.value}_search"] = (
-            Search | None,
-            Field(
-                default=None,
-                description=f"Lists the {spec.plural.replace('_', ' ')} whose name or "
-                "description contains it (case-insensitive).",
-            ),
-        )
-    for spec in KINDS:
-        fields[f"{spec.kind.value}_show_selected"] = (
-            bool | None,
-            Field(
-                default=None,
-                description=f"true: selected {spec.plural.replace('_', ' ')} are listed among "
-                "the available ones too; false or null: only those not selected.",
-            ),
-        )
+    # How each section is listed, by option (every kind's *_search, then every *_show_selected);
+    # {} is the kind's plural.
+    options = (
+        (
+            "search",
+            Search,
+            "Lists the {} whose name or description contains it (case-insensitive).",
+        ),
+        (
+            "show_selected",
+            bool,
+            "true: selected {} are listed among the available ones too; false or null: only "
+            "those not selected.",
+        ),
+    )
+    for option, annotation, description in options:
+        for spec in KINDS:
+            fields[f"{spec.kind.value}_{option}"] = (
+                annotation | None,
+                Field(default=None, description=description.format(spec.plural.replace("_", " "))),
+            )
     fields["limit"] = (
         Annotated[int, Field(ge=1, le=200)],
         Field(default=50, description="At most this many available items per section."),

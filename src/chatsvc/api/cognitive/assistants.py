@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Request
 
+from chatsvc.api.cognitive.items import add_delete_route, add_get_route
 from chatsvc.api.cognitive.params import AssistantId
 from chatsvc.api.cognitive.schemas import (
     AssistantIn,
@@ -63,15 +64,16 @@ router.get(
 )(list_assistants)
 
 
-@router.get(
+add_get_route(
+    router,
     "/assistants/{id}/",
+    AssistantId,
+    assistant_service.get_assistant,
     response_model=AssistantOut,
+    name="get_assistant",
     summary="Retrieve a specific assistant configuration",
     responses=NOT_FOUND,
 )
-async def get_assistant(id: AssistantId, session: ReadSessionDep, auth: AuthDep) -> AssistantOut:
-    assistant = await assistant_service.get_assistant(session, auth.workspace_id, id)
-    return AssistantOut.model_validate(assistant)
 
 
 @router.put(
@@ -102,13 +104,13 @@ partial_update_assistant = add_patch_route(
 )
 
 
-@router.delete(
+add_delete_route(
+    router,
     "/assistants/{id}/",
-    status_code=204,
+    AssistantId,
+    assistant_service.delete_assistant,
+    name="delete_assistant",
     summary="Delete an assistant",
     description="The assistant and its knowledge leave the API; chats made with it stay readable.",
     responses=NOT_FOUND,
 )
-async def delete_assistant(id: AssistantId, session: SessionDep, auth: AdminDep) -> Response:
-    await assistant_service.delete_assistant(session, auth.workspace_id, id)
-    return Response(status_code=204)

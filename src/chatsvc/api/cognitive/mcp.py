@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from chatsvc.api.cognitive.items import add_delete_route, add_get_route
 from chatsvc.api.cognitive.params import McpServerId, McpToolId
 from chatsvc.api.cognitive.tools import ToolShown, tool_fields
 from chatsvc.api.deps import AdminDep, AuthDep
@@ -222,14 +223,16 @@ async def create_mcp_server(
     return McpServerOut.model_validate(server)
 
 
-@router.get(
+add_get_route(
+    router,
     "/mcp-servers/{id}/",
+    McpServerId,
+    mcp_service.get_server,
     response_model=McpServerOut,
+    name="get_mcp_server",
     summary="Get a specific MCP server",
     responses=SERVER_NOT_FOUND,
 )
-async def get_mcp_server(id: McpServerId, session: ReadSessionDep, auth: AuthDep) -> McpServerOut:
-    return McpServerOut.model_validate(await mcp_service.get_server(session, auth.workspace_id, id))
 
 
 @router.put(
@@ -447,14 +450,17 @@ async def create_mcp_tool(
     return tool_out(tools[0])
 
 
-@router.get(
+add_get_route(
+    router,
     "/mcp-tools/{id}/",
+    McpToolId,
+    mcp_service.get_tool,
     response_model=McpToolOut,
+    out=tool_out,
+    name="get_mcp_tool",
     summary="Get a specific MCP tool",
     responses=TOOL_NOT_FOUND,
 )
-async def get_mcp_tool(id: McpToolId, session: ReadSessionDep, auth: AuthDep) -> McpToolOut:
-    return tool_out(await mcp_service.get_tool(session, auth.workspace_id, id))
 
 
 @router.put(
@@ -488,13 +494,13 @@ async def partial_update_mcp_tool(
     return tool_out(tool)
 
 
-@router.delete(
+add_delete_route(
+    router,
     "/mcp-tools/{id}/",
-    status_code=204,
+    McpToolId,
+    mcp_service.delete_tool,
+    name="delete_mcp_tool",
     summary="Delete an MCP tool",
     description="The tool leaves every list and assistant; chats that used it stay readable.",
     responses=TOOL_NOT_FOUND,
 )
-async def delete_mcp_tool(id: McpToolId, session: SessionDep, auth: AdminDep) -> Response:
-    await mcp_service.delete_tool(session, auth.workspace_id, id)
-    return Response(status_code=204)

@@ -6,9 +6,10 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Request
 from pydantic import AliasChoices, BaseModel, Field
 
+from chatsvc.api.cognitive.items import add_delete_route, add_get_route
 from chatsvc.api.cognitive.params import ReportId
 from chatsvc.api.cognitive.schemas import OutModel
 from chatsvc.api.deps import AdminDep, AuthDep
@@ -163,14 +164,16 @@ async def report_metrics(
     return ReportMetricsOut.model_validate(asdict(metrics))
 
 
-@router.get(
+add_get_route(
+    router,
     "/reports/{id}/",
+    ReportId,
+    report_service.get_report,
     response_model=ReportOut,
+    name="get_report",
     summary="Retrieve a chat report",
     responses=NOT_FOUND,
 )
-async def get_report(id: ReportId, session: ReadSessionDep, auth: AuthDep) -> ReportOut:
-    return ReportOut.model_validate(await report_service.get_report(session, auth.workspace_id, id))
 
 
 @router.put(
@@ -199,13 +202,13 @@ partial_update_report = add_patch_route(
 )
 
 
-@router.delete(
+add_delete_route(
+    router,
     "/reports/{id}/",
-    status_code=204,
+    ReportId,
+    report_service.delete_report,
+    name="delete_report",
     summary="Delete a chat report",
     description="Deletes the report permanently. Admin keys only.",
     responses=NOT_FOUND,
 )
-async def delete_report(id: ReportId, session: SessionDep, auth: AdminDep) -> Response:
-    await report_service.delete_report(session, auth.workspace_id, id)
-    return Response(status_code=204)

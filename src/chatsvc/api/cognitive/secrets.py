@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from chatsvc.api.deps import AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.kit.validation import InputModel
-from chatsvc.kit.web import SlashRouter, error_responses
+from chatsvc.kit.web import RouteSpec, SlashRouter, error_responses
 from chatsvc.secrets.store import MAX_NAME_LENGTH, MAX_VALUE_BYTES, SecretItem
 from chatsvc.services import SecretStoreDep
 
@@ -92,57 +92,40 @@ def _out(item: SecretItem) -> SecretOut:
 # --- endpoints -----------------------------------------------------------------------------------
 
 
-@router.get(
-    "/secrets/",
-    response_model=list[SecretOut],
-    name="list_secrets",
-    summary="List the workspace's secrets",
-    description="Every secret of the workspace, ordered by name, as a plain array (empty when "
-    f"there are none). Values are masked (`{MASK}`).",
-    responses=UPSTREAM,
-)
 async def list_secrets(auth: AdminDep, store: StoreDep) -> list[SecretOut]:
     return [_out(item) for item in await store.list(auth.workspace_id)]
 
 
-@router.post(
-    "/secrets/",
-    response_model=SecretOut,
-    status_code=201,
-    name="create_secret",
-    summary="Create a secret",
-    responses={
-        **INVALID,
-        **error_responses({409: "A secret of that name exists already."}),
-        **UPSTREAM,
-    },
-)
 async def create_secret(body: SecretIn, auth: AdminDep, store: StoreDep) -> SecretOut:
     return _out(await store.create(auth.workspace_id, body.name, body.value))
 
 
-@router.put(
-    "/secrets/",
-    response_model=SecretOut,
-    name="update_secret",
-    summary="Change a secret's value",
-    responses={**INVALID, **NOT_FOUND, **UPSTREAM},
-)
 async def update_secret(body: SecretIn, auth: AdminDep, store: StoreDep) -> SecretOut:
     return _out(await store.update(auth.workspace_id, body.name, body.value))
 
 
-@router.delete(
-    "/secrets/",
-    response_model=DeletedSecretOut,
-    name="delete_secret",
-    summary="Delete a secret",
-    description='The body names the secret (`{"name": ...}`; a `value` is ignored). Tools whose '
-    "headers reference it fail clearly until a secret of that name exists again.",
-    responses={**INVALID, **NOT_FOUND, **UPSTREAM},
-)
 async def delete_secret(
     body: Annotated[SecretNameIn, Body()], auth: AdminDep, store: StoreDep
 ) -> DeletedSecretOut:
     item = await store.delete(auth.workspace_id, body.name)
     return DeletedSecretOut(name=item.name)
+
+
+# One path, four methods: the routes as a table.
+router.add_routes((
+    RouteSpec("GET", "/secrets/", list_secrets, list[SecretOut], 200, "list_secrets",
+              "List the workspace's secrets", UPSTREAM,
+              description="Every secret of the workspace, ordered by name, as a plain array "
+              f"(empty when there are none). Values are masked (`{MASK}`)."),
+    RouteSpec("POST", "/secrets/", create_secret, SecretOut, 201, "create_secret",
+              "Create a secret",
+              {**INVALID, **error_responses({409: "A secret of that name exists already."}),
+               **UPSTREAM}),
+    RouteSpec("PUT", "/secrets/", update_secret, SecretOut, 200, "update_secret",
+              "Change a secret's value", {**INVALID, **NOT_FOUND, **UPSTREAM}),
+    RouteSpec("DELETE", "/secrets/", delete_secret, DeletedSecretOut, 200, "delete_secret",
+              "Delete a secret", {**INVALID, **NOT_FOUND, **UPSTREAM},
+              description='The body names the secret (`{"name": ...}`; a `value` is ignored). '
+              "Tools whose headers reference it fail clearly until a secret of that name "
+              "exists again."),
+))  # fmt: skip
