@@ -10,7 +10,6 @@ from fastapi import Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.api.cognitive.params import AssistantId, ChatId, MessageId
 from chatsvc.api.deps import AuthDep, idempotency_header
@@ -333,70 +332,58 @@ async def update_chat(
     return ChatOut.of(chat, await chat_service.messages_of(session, chat.id))
 
 
-@router.post(
-    "/chats/{id}/add_user_message/",
-    response_model=MessageOut,
-    status_code=201,
-    summary="Create a new user message in a chat",
-    description="Stores the message without answering it; a later GET of the chat answers.",
-    responses=NOT_FOUND,
-)
-@invalid_is_400
-async def add_user_message(
-    id: ChatId,
-    body: UserMessageIn,
-    session: SessionDep,
-    auth: AuthDep,
-) -> MessageOut:
-    stored = AssistantMessageIn(message=body.message, metadata=body.metadata)
-    return await _add(session, auth, id, stored, Role.USER)
+NewMessage = UserMessageIn | AssistantMessageIn | ToolCallMessageIn
 
 
-@router.post(
-    "/chats/{id}/add_assistant_message/",
-    response_model=MessageOut,
-    status_code=201,
-    summary="Manually add an assistant message to an existing chat",
-    responses=NOT_FOUND,
-)
-@invalid_is_400
-async def add_assistant_message(
-    id: ChatId,
-    body: AssistantMessageIn,
-    session: SessionDep,
-    auth: AuthDep,
-) -> MessageOut:
-    return await _add(session, auth, id, body, Role.ASSISTANT)
-
-
-@router.post(
-    "/chats/{id}/add_tool_call_message/",
-    response_model=MessageOut,
-    status_code=201,
-    summary="Create a tool call message in a chat",
-    responses=NOT_FOUND,
-)
-@invalid_is_400
-async def add_tool_call_message(
-    id: ChatId,
-    body: ToolCallMessageIn,
-    session: SessionDep,
-    auth: AuthDep,
-) -> MessageOut:
-    return await _add(session, auth, id, body, Role.ASSISTANT)
-
-
-async def _add(
-    session: AsyncSession,
-    auth: AuthContext,
-    chat_id: int,
-    body: AssistantMessageIn | ToolCallMessageIn,
+def _message_adder(
+    kind: str,
+    body_type: type[NewMessage],
     role: Role,
-) -> MessageOut:
-    """Store a message as it is (no answer is generated)."""
-    return MessageOut.model_validate(
-        await chat_service.add_message(session, auth, chat_id, body, role=role)
+    summary: str,
+    description: str | None = None,
+) -> None:
+    """POST /chats/{id}/add_<kind>_message/: store a message as it is (no answer is generated)."""
+
+    @invalid_is_400
+    async def add(id: ChatId, body: NewMessage, session: SessionDep, auth: AuthDep) -> MessageOut:
+        if isinstance(body, UserMessageIn):  # the service takes its text and metadata as one form
+            body = AssistantMessageIn(message=body.message, metadata=body.metadata)
+        return MessageOut.model_validate(
+            await chat_service.add_message(session, auth, id, body, role=role)
+        )
+
+    # Each route documents its own body: the annotations of this module are strings, resolved in
+    # its globals, so the type is set here.
+    add.__annotations__["body"] = body_type
+    router.add_api_route(
+        f"/chats/{{id}}/add_{kind}_message/",
+        add,
+        methods=["POST"],
+        name=f"add_{kind}_message",
+        response_model=MessageOut,
+        status_code=201,
+        summary=summary,
+        description=description,
+        responses=NOT_FOUND,
     )
+
+
+_message_adder(
+    "user",
+    UserMessageIn,
+    Role.USER,
+    "Create a new user message in a chat",
+    "Stores the message without answering it; a later GET of the chat answers.",
+)
+_message_adder(
+    "assistant",
+    AssistantMessageIn,
+    Role.ASSISTANT,
+    "Manually add an assistant message to an existing chat",
+)
+_message_adder(
+    "tool_call", ToolCallMessageIn, Role.ASSISTANT, "Create a tool call message in a chat"
+)
 
 
 @router.get(
