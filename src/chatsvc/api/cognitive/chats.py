@@ -4,9 +4,10 @@ turn service runs turns (chats/turns.py), the chat service decides everything el
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
@@ -91,49 +92,54 @@ class CancelOut(BaseModel):
     cancelled: bool = Field(description="False when nothing was running (nothing to stop).")
 
 
-# --- rendering a turn ---------------------------------------------------------------------------
+# --- a turn route's context and how it renders a turn --------------------------------------------
 
 
-async def _respond(
-    turns: TurnService,
-    auth: AuthContext,
-    settings: Settings,
-    handle: TurnHandle,
-    *,
-    stream: bool,
-    status_code: int = 200,
-) -> Response:
-    """A turn as SSE (its generation's events, or one `chat` event when nothing runs), or, once
-    its answer is stored, as the chat in JSON."""
-    headers = {"X-Chat-Id": str(handle.chat.id)}
-    if stream and handle.generation_id is not None:
+@dataclass(frozen=True, slots=True)
+class TurnContext:
+    """What every turn route works with (one dependency): the caller, the turn service and the
+    settings."""
+
+    auth: AuthContext
+    turns: TurnService
+    settings: Settings
+
+    async def respond(
+        self, handle: TurnHandle, *, stream: bool, status_code: int = 200
+    ) -> Response:
+        """A turn as SSE (its generation's events, or one `chat` event when nothing runs), or,
+        once its answer is stored, as the chat in JSON."""
+        entries: AsyncIterator[BrokerEntry]
+        if stream and handle.generation_id is not None:
+            entries = self.turns.events(handle)
+        else:
+            chat, messages = await self.turns.outcome(self.auth, handle)
+            body = ChatOut.of(chat, messages).model_dump(mode="json")
+            if not stream:
+                return JSONResponse(body, status_code=status_code)
+            entries = _one(BrokerEntry("0", events.CHAT, body))
         return sse_response(
-            turns.events(handle),
-            ping_seconds=settings.sse_ping_seconds,
+            entries,
+            ping_seconds=self.settings.sse_ping_seconds,
             status_code=status_code,
-            headers=headers,
+            headers={"X-Chat-Id": str(handle.chat.id)},
         )
-    chat, messages = await turns.outcome(auth, handle)
-    body = ChatOut.of(chat, messages).model_dump(mode="json")
-    if stream:
-        return sse_response(
-            _one(BrokerEntry("0", events.CHAT, body)),
-            ping_seconds=settings.sse_ping_seconds,
-            status_code=status_code,
-            headers=headers,
-        )
-    return JSONResponse(body, status_code=status_code)
+
+    async def chat_json(self, chat_id: int, status_code: int = 200) -> JSONResponse:
+        chat, messages = await self.turns.chat_with_messages(self.auth, chat_id)
+        body = ChatOut.of(chat, messages).model_dump(mode="json")
+        return JSONResponse(body, status_code=status_code)
+
+
+async def turn_context(auth: AuthDep, turns: TurnsDep, settings: SettingsDep) -> TurnContext:
+    return TurnContext(auth, turns, settings)
+
+
+TurnContextDep = Annotated[TurnContext, Depends(turn_context)]
 
 
 async def _one(entry: BrokerEntry) -> AsyncIterator[BrokerEntry]:
     yield entry
-
-
-async def _chat_json(
-    turns: TurnService, auth: AuthContext, chat_id: int, status_code: int = 200
-) -> JSONResponse:
-    chat, messages = await turns.chat_with_messages(auth, chat_id)
-    return JSONResponse(ChatOut.of(chat, messages).model_dump(mode="json"), status_code=status_code)
 
 
 # --- generator apps ------------------------------------------------------------------------------
@@ -206,16 +212,14 @@ def _creator(*, stream: bool) -> Endpoint:
         request: Request,
         assistant: AssistantId,
         body: OptionalUserMessageIn,
-        auth: AuthDep,
-        turns: TurnsDep,
-        settings: SettingsDep,
+        ctx: TurnContextDep,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
-        handle = await turns.open_chat(
-            auth, assistant, body, idempotency_key=idempotency_key, streaming=stream
+        handle = await ctx.turns.open_chat(
+            ctx.auth, assistant, body, idempotency_key=idempotency_key, streaming=stream
         )
         sse = stream and wants_event_stream(request)
-        response = await _respond(turns, auth, settings, handle, stream=sse, status_code=201)
+        response = await ctx.respond(handle, stream=sse, status_code=201)
         response.headers["Location"] = f"/chats/{handle.chat.id}/"
         return response
 
@@ -254,18 +258,16 @@ def _reader(*, stream: bool) -> Endpoint:
     async def read(
         request: Request,
         id: ChatId,
-        auth: AuthDep,
-        turns: TurnsDep,
-        settings: SettingsDep,
+        ctx: TurnContextDep,
         retry: RetryFailed = False,
     ) -> Response:
         sse = stream and wants_event_stream(request)
         resume = last_event_id(request) if sse else None
         if resume is not None:
-            handle = await turns.resume(auth, resume, chat_id=id)
+            handle = await ctx.turns.resume(ctx.auth, resume, chat_id=id)
         else:
-            handle = await turns.answer_pending(auth, id, retry_failed=retry)
-        return await _respond(turns, auth, settings, handle, stream=sse)
+            handle = await ctx.turns.answer_pending(ctx.auth, id, retry_failed=retry)
+        return await ctx.respond(handle, stream=sse)
 
     return read
 
@@ -290,16 +292,14 @@ def _poster(*, stream: bool, status_code: int) -> Endpoint:
         request: Request,
         id: ChatId,
         body: UserMessageIn,
-        auth: AuthDep,
-        turns: TurnsDep,
-        settings: SettingsDep,
+        ctx: TurnContextDep,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
-        handle = await turns.send(
-            auth, id, body.message, dict(body.metadata), idempotency_key=idempotency_key
+        handle = await ctx.turns.send(
+            ctx.auth, id, body.message, dict(body.metadata), idempotency_key=idempotency_key
         )
         sse = stream and wants_event_stream(request)
-        return await _respond(turns, auth, settings, handle, stream=sse, status_code=status_code)
+        return await ctx.respond(handle, stream=sse, status_code=status_code)
 
     return post
 
@@ -392,8 +392,8 @@ _message_adder(
     summary="Retrieve a complete chat with full details",
     responses=NOT_FOUND,
 )
-async def get_full_chat(id: ChatId, auth: AuthDep, turns: TurnsDep) -> ChatFullOut:
-    chat, messages = await turns.chat_with_messages(auth, id)
+async def get_full_chat(id: ChatId, ctx: TurnContextDep) -> ChatFullOut:
+    chat, messages = await ctx.turns.chat_with_messages(ctx.auth, id)
     return ChatFullOut.of(chat, messages)
 
 
@@ -405,8 +405,8 @@ async def get_full_chat(id: ChatId, auth: AuthDep, turns: TurnsDep) -> ChatFullO
     "partial answer (status cancelled). Idempotent: nothing running → cancelled false.",
     responses=NOT_FOUND,
 )
-async def cancel_chat(id: ChatId, auth: AuthDep, turns: TurnsDep) -> CancelOut:
-    outcome = await turns.cancel(auth, id)
+async def cancel_chat(id: ChatId, ctx: TurnContextDep) -> CancelOut:
+    outcome = await ctx.turns.cancel(ctx.auth, id)
     return CancelOut(
         chat=outcome.chat_id, generation_id=outcome.generation_id, cancelled=outcome.cancelled
     )
@@ -502,14 +502,13 @@ _also_at(
 async def create_async_chat(
     assistant: AssistantId,
     body: OptionalUserMessageIn,
-    auth: AuthDep,
-    turns: TurnsDep,
+    ctx: TurnContextDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    handle = await turns.open_chat(
-        auth, assistant, body, idempotency_key=idempotency_key, delivery=Delivery.BACKGROUND
+    handle = await ctx.turns.open_chat(
+        ctx.auth, assistant, body, idempotency_key=idempotency_key, delivery=Delivery.BACKGROUND
     )
-    response = await _chat_json(turns, auth, handle.chat.id, status_code=201)
+    response = await ctx.chat_json(handle.chat.id, status_code=201)
     response.headers["Location"] = f"/chats/{handle.chat.id}/async/"
     return response
 
@@ -522,11 +521,9 @@ async def create_async_chat(
     "background job starts one (the chat's execution_status shows it runs).",
     responses=NOT_FOUND,
 )
-async def get_async_chat(
-    id: ChatId, auth: AuthDep, turns: TurnsDep, retry: RetryFailed = False
-) -> Response:
-    await turns.answer_pending(auth, id, retry_failed=retry, delivery=Delivery.BACKGROUND)
-    return await _chat_json(turns, auth, id)
+async def get_async_chat(id: ChatId, ctx: TurnContextDep, retry: RetryFailed = False) -> Response:
+    await ctx.turns.answer_pending(ctx.auth, id, retry_failed=retry, delivery=Delivery.BACKGROUND)
+    return await ctx.chat_json(id)
 
 
 @router.post(
@@ -541,19 +538,18 @@ async def get_async_chat(
 async def post_async_message(
     id: ChatId,
     body: UserMessageIn,
-    auth: AuthDep,
-    turns: TurnsDep,
+    ctx: TurnContextDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    await turns.send(
-        auth,
+    await ctx.turns.send(
+        ctx.auth,
         id,
         body.message,
         dict(body.metadata),
         idempotency_key=idempotency_key,
         delivery=Delivery.BACKGROUND,
     )
-    return await _chat_json(turns, auth, id, status_code=201)
+    return await ctx.chat_json(id, status_code=201)
 
 
 _also_at(
