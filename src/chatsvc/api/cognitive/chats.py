@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
@@ -95,6 +96,23 @@ class CancelOut(BaseModel):
 # --- a turn route's context and how it renders a turn --------------------------------------------
 
 
+class Reply(StrEnum):
+    """How a family of turn routes answers: JSON once the answer is stored (/chats/); that, or
+    with `Accept: text/event-stream` Server-Sent Events (/chats_stream/); or JSON at once while a
+    background job answers (/async/)."""
+
+    WAIT = "wait"
+    STREAM = "stream"
+    BACKGROUND = "background"
+
+    @property
+    def delivery(self) -> Delivery:
+        return Delivery.BACKGROUND if self is Reply.BACKGROUND else Delivery.LIVE
+
+    def sse(self, request: Request) -> bool:
+        return self is Reply.STREAM and wants_event_stream(request)
+
+
 @dataclass(frozen=True, slots=True)
 class TurnContext:
     """What every turn route works with (one dependency): the caller, the turn service and the
@@ -105,15 +123,19 @@ class TurnContext:
     settings: Settings
 
     async def respond(
-        self, handle: TurnHandle, *, stream: bool, status_code: int = 200
+        self, request: Request, handle: TurnHandle, reply: Reply, status_code: int = 200
     ) -> Response:
-        """A turn as SSE (its generation's events, or one `chat` event when nothing runs), or,
-        once its answer is stored, as the chat in JSON."""
+        """A turn as SSE (its generation's events, or one `chat` event when nothing runs), or as
+        the chat in JSON: once its answer is stored, or at once when a background job answers."""
+        stream = reply.sse(request)
         entries: AsyncIterator[BrokerEntry]
         if stream and handle.generation_id is not None:
             entries = self.turns.events(handle)
         else:
-            chat, messages = await self.turns.outcome(self.auth, handle)
+            if reply is Reply.BACKGROUND:
+                chat, messages = await self.turns.chat_with_messages(self.auth, handle.chat.id)
+            else:
+                chat, messages = await self.turns.outcome(self.auth, handle)
             body = ChatOut.of(chat, messages).model_dump(mode="json")
             if not stream:
                 return JSONResponse(body, status_code=status_code)
@@ -124,11 +146,6 @@ class TurnContext:
             status_code=status_code,
             headers={"X-Chat-Id": str(handle.chat.id)},
         )
-
-    async def chat_json(self, chat_id: int, status_code: int = 200) -> JSONResponse:
-        chat, messages = await self.turns.chat_with_messages(self.auth, chat_id)
-        body = ChatOut.of(chat, messages).model_dump(mode="json")
-        return JSONResponse(body, status_code=status_code)
 
 
 async def turn_context(auth: AuthDep, turns: TurnsDep, settings: SettingsDep) -> TurnContext:
@@ -203,9 +220,8 @@ _also_at(
 )
 
 
-def _creator(*, stream: bool) -> Endpoint:
-    """POST a new chat (its first message answered), as JSON when done or, on the streaming
-    route with `Accept: text/event-stream`, as SSE."""
+def _creator(reply: Reply) -> Endpoint:
+    """POST a new chat, its first message answered as `reply` says."""
 
     @invalid_is_400
     async def create(
@@ -216,11 +232,16 @@ def _creator(*, stream: bool) -> Endpoint:
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
         handle = await ctx.turns.open_chat(
-            ctx.auth, assistant, body, idempotency_key=idempotency_key, streaming=stream
+            ctx.auth,
+            assistant,
+            body,
+            idempotency_key=idempotency_key,
+            delivery=reply.delivery,
+            streaming=reply is Reply.STREAM,
         )
-        sse = stream and wants_event_stream(request)
-        response = await ctx.respond(handle, stream=sse, status_code=201)
-        response.headers["Location"] = f"/chats/{handle.chat.id}/"
+        response = await ctx.respond(request, handle, reply, status_code=201)
+        async_suffix = "async/" if reply is Reply.BACKGROUND else ""
+        response.headers["Location"] = f"/chats/{handle.chat.id}/{async_suffix}"
         return response
 
     return create
@@ -235,7 +256,7 @@ router.post(
     description="Starts with the assistant's initial_message; a `message` is answered before the "
     "response returns.",
     responses=TURN_ERRORS,
-)(_creator(stream=False))
+)(_creator(Reply.WAIT))
 router.post(
     "/assistants/{assistant}/chats_stream/",
     name="create_stream_chat",
@@ -245,15 +266,15 @@ router.post(
     description="With `Accept: text/event-stream` and a `message`, the answer streams as SSE "
     "(the chat id is in the X-Chat-Id header and in message.created); otherwise JSON when done.",
     responses={**TURN_ERRORS, 201: SSE_DOC},
-)(_creator(stream=True))
+)(_creator(Reply.STREAM))
 
 
 # --- one chat -------------------------------------------------------------------------------------
 
 
-def _reader(*, stream: bool) -> Endpoint:
-    """GET a chat, answering its last user message first when it waits for one; on the
-    streaming route with `Accept: text/event-stream`, as SSE (resumable with Last-Event-ID)."""
+def _reader(reply: Reply) -> Endpoint:
+    """GET a chat, answering its last user message when it waits for one, as `reply` says (SSE
+    resumable with Last-Event-ID)."""
 
     async def read(
         request: Request,
@@ -261,13 +282,14 @@ def _reader(*, stream: bool) -> Endpoint:
         ctx: TurnContextDep,
         retry: RetryFailed = False,
     ) -> Response:
-        sse = stream and wants_event_stream(request)
-        resume = last_event_id(request) if sse else None
+        resume = last_event_id(request) if reply.sse(request) else None
         if resume is not None:
             handle = await ctx.turns.resume(ctx.auth, resume, chat_id=id)
         else:
-            handle = await ctx.turns.answer_pending(ctx.auth, id, retry_failed=retry)
-        return await ctx.respond(handle, stream=sse)
+            handle = await ctx.turns.answer_pending(
+                ctx.auth, id, retry_failed=retry, delivery=reply.delivery
+            )
+        return await ctx.respond(request, handle, reply)
 
     return read
 
@@ -280,12 +302,11 @@ router.get(
     description="When the last message is from the user and no generation runs, one starts "
     "(exactly one, however many clients ask at once) and the response waits for it.",
     responses=TURN_ERRORS,
-)(_reader(stream=False))
+)(_reader(Reply.WAIT))
 
 
-def _poster(*, stream: bool, status_code: int) -> Endpoint:
-    """POST a user message to a chat: its answer as JSON when stored or, on the streaming route
-    with `Accept: text/event-stream`, as SSE."""
+def _poster(reply: Reply, status_code: int) -> Endpoint:
+    """POST a user message to a chat, answered as `reply` says."""
 
     @invalid_is_400
     async def post(
@@ -296,10 +317,14 @@ def _poster(*, stream: bool, status_code: int) -> Endpoint:
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
         handle = await ctx.turns.send(
-            ctx.auth, id, body.message, dict(body.metadata), idempotency_key=idempotency_key
+            ctx.auth,
+            id,
+            body.message,
+            dict(body.metadata),
+            idempotency_key=idempotency_key,
+            delivery=reply.delivery,
         )
-        sse = stream and wants_event_stream(request)
-        return await ctx.respond(handle, stream=sse, status_code=status_code)
+        return await ctx.respond(request, handle, reply, status_code=status_code)
 
     return post
 
@@ -311,7 +336,7 @@ router.post(
     status_code=200,
     summary="Create a new message in an existing chat",
     responses=TURN_ERRORS,
-)(_poster(stream=False, status_code=200))
+)(_poster(Reply.WAIT, status_code=200))
 
 
 @router.put(
@@ -424,7 +449,7 @@ router.get(
     "when the last message is from the user); `Last-Event-ID` (or ?last_event_id=) resumes after "
     "that event. Nothing to stream: one `chat` event. Without it: JSON, like GET /chats/{id}/.",
     responses={**TURN_ERRORS, 200: SSE_DOC},
-)(_reader(stream=True))
+)(_reader(Reply.STREAM))
 router.post(
     "/chats_stream/{id}/",
     name="post_stream_message",
@@ -432,7 +457,7 @@ router.post(
     status_code=201,
     summary="Add a new message to a streamed chat",
     responses={**TURN_ERRORS, 201: SSE_DOC},
-)(_poster(stream=True, status_code=201))
+)(_poster(Reply.STREAM, status_code=201))
 
 
 _also_at(
@@ -490,66 +515,33 @@ _also_at(
 )
 
 
-@router.post(
+router.post(
     "/assistants/{assistant}/chats/async/",
+    name="create_async_chat",
     response_model=ChatOut,
     status_code=201,
     summary="Create a new chat asynchronously",
     description=ASYNC_DOC,
     responses=NOT_FOUND,
-)
-@invalid_is_400
-async def create_async_chat(
-    assistant: AssistantId,
-    body: OptionalUserMessageIn,
-    ctx: TurnContextDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    handle = await ctx.turns.open_chat(
-        ctx.auth, assistant, body, idempotency_key=idempotency_key, delivery=Delivery.BACKGROUND
-    )
-    response = await ctx.chat_json(handle.chat.id, status_code=201)
-    response.headers["Location"] = f"/chats/{handle.chat.id}/async/"
-    return response
-
-
-@router.get(
+)(_creator(Reply.BACKGROUND))
+router.get(
     "/chats/{id}/async/",
+    name="get_async_chat",
     response_model=ChatOut,
     summary="Retrieve a chat and generate an assistant response if needed",
     description="Never waits: when the last message is from the user and no generation runs, a "
     "background job starts one (the chat's execution_status shows it runs).",
     responses=NOT_FOUND,
-)
-async def get_async_chat(id: ChatId, ctx: TurnContextDep, retry: RetryFailed = False) -> Response:
-    await ctx.turns.answer_pending(ctx.auth, id, retry_failed=retry, delivery=Delivery.BACKGROUND)
-    return await ctx.chat_json(id)
-
-
-@router.post(
+)(_reader(Reply.BACKGROUND))
+router.post(
     "/chats/{id}/async/",
+    name="post_async_message",
     response_model=ChatOut,
     status_code=201,
     summary="Create a new message in a chat asynchronously",
     description=ASYNC_DOC,
     responses={**NOT_FOUND, **error_responses({409: "A generation is already running."})},
-)
-@invalid_is_400
-async def post_async_message(
-    id: ChatId,
-    body: UserMessageIn,
-    ctx: TurnContextDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    await ctx.turns.send(
-        ctx.auth,
-        id,
-        body.message,
-        dict(body.metadata),
-        idempotency_key=idempotency_key,
-        delivery=Delivery.BACKGROUND,
-    )
-    return await ctx.chat_json(id, status_code=201)
+)(_poster(Reply.BACKGROUND, status_code=201))
 
 
 _also_at(
