@@ -371,7 +371,7 @@ def _message_adder(
 
     @invalid_is_400
     async def add(id: ChatId, body: NewMessage, session: SessionDep, auth: AuthDep) -> MessageOut:
-        if isinstance(body, UserMessageIn):  # the service takes its text and metadata as one form
+        if isinstance(body, UserMessageIn):  # add_message reads text and metadata in one form
             body = AssistantMessageIn(message=body.message, metadata=body.metadata)
         return MessageOut.model_validate(
             await chat_service.add_message(session, auth, id, body, role=role)
