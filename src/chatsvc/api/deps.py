@@ -17,12 +17,14 @@ api_key_header = APIKeyHeader(
     name="X-Api-Key", auto_error=False, description="The API key, as `X-Api-Key: KEY`."
 )
 bearer = HTTPBearer(auto_error=False, description="The API key, as `Authorization: Bearer KEY`.")
+#: The X-Api-Key header, which every face accepts.
+ApiKeyHeader = Annotated[str | None, Depends(api_key_header)]
 
 
 async def get_auth(
     request: Request,
     authenticator: AuthenticatorDep,
-    header_key: Annotated[str | None, Depends(api_key_header)],
+    header_key: ApiKeyHeader,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> AuthContext:
     return await authenticate_key(

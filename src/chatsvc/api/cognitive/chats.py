@@ -4,13 +4,14 @@ turn service runs turns (chats/turns.py), the chat service decides everything el
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.api.cognitive.params import AssistantId, ChatId, MessageId
 from chatsvc.api.deps import AuthDep, idempotency_header
@@ -92,49 +93,70 @@ class CancelOut(BaseModel):
     cancelled: bool = Field(description="False when nothing was running (nothing to stop).")
 
 
-# --- rendering a turn ---------------------------------------------------------------------------
+# --- a turn route's context and how it renders a turn --------------------------------------------
 
 
-async def _respond(
-    turns: TurnService,
-    auth: AuthContext,
-    settings: Settings,
-    handle: TurnHandle,
-    *,
-    stream: bool,
-    status_code: int = 200,
-) -> Response:
-    """A turn as SSE (its generation's events, or one `chat` event when nothing runs), or, once
-    its answer is stored, as the chat in JSON."""
-    headers = {"X-Chat-Id": str(handle.chat.id)}
-    if stream and handle.generation_id is not None:
+class Reply(StrEnum):
+    """How a family of turn routes answers: JSON once the answer is stored (/chats/); that, or
+    with `Accept: text/event-stream` Server-Sent Events (/chats_stream/); or JSON at once while a
+    background job answers (/async/)."""
+
+    WAIT = "wait"
+    STREAM = "stream"
+    BACKGROUND = "background"
+
+    @property
+    def delivery(self) -> Delivery:
+        return Delivery.BACKGROUND if self is Reply.BACKGROUND else Delivery.LIVE
+
+    def sse(self, request: Request) -> bool:
+        return self is Reply.STREAM and wants_event_stream(request)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnContext:
+    """What every turn route works with (one dependency): the caller, the turn service and the
+    settings."""
+
+    auth: AuthContext
+    turns: TurnService
+    settings: Settings
+
+    async def respond(
+        self, request: Request, handle: TurnHandle, reply: Reply, status_code: int = 200
+    ) -> Response:
+        """A turn as SSE (its generation's events, or one `chat` event when nothing runs), or as
+        the chat in JSON: once its answer is stored, or at once when a background job answers."""
+        stream = reply.sse(request)
+        entries: AsyncIterator[BrokerEntry]
+        if stream and handle.generation_id is not None:
+            entries = self.turns.events(handle)
+        else:
+            if reply is Reply.BACKGROUND:
+                chat, messages = await self.turns.chat_with_messages(self.auth, handle.chat.id)
+            else:
+                chat, messages = await self.turns.outcome(self.auth, handle)
+            body = ChatOut.of(chat, messages).model_dump(mode="json")
+            if not stream:
+                return JSONResponse(body, status_code=status_code)
+            entries = _one(BrokerEntry("0", events.CHAT, body))
         return sse_response(
-            turns.events(handle),
-            ping_seconds=settings.sse_ping_seconds,
+            entries,
+            ping_seconds=self.settings.sse_ping_seconds,
             status_code=status_code,
-            headers=headers,
+            headers={"X-Chat-Id": str(handle.chat.id)},
         )
-    chat, messages = await turns.outcome(auth, handle)
-    body = ChatOut.of(chat, messages).model_dump(mode="json")
-    if stream:
-        return sse_response(
-            _one(BrokerEntry("0", events.CHAT, body)),
-            ping_seconds=settings.sse_ping_seconds,
-            status_code=status_code,
-            headers=headers,
-        )
-    return JSONResponse(body, status_code=status_code)
+
+
+async def turn_context(auth: AuthDep, turns: TurnsDep, settings: SettingsDep) -> TurnContext:
+    return TurnContext(auth, turns, settings)
+
+
+TurnContextDep = Annotated[TurnContext, Depends(turn_context)]
 
 
 async def _one(entry: BrokerEntry) -> AsyncIterator[BrokerEntry]:
     yield entry
-
-
-async def _chat_json(
-    turns: TurnService, auth: AuthContext, chat_id: int, status_code: int = 200
-) -> JSONResponse:
-    chat, messages = await turns.chat_with_messages(auth, chat_id)
-    return JSONResponse(ChatOut.of(chat, messages).model_dump(mode="json"), status_code=status_code)
 
 
 # --- generator apps ------------------------------------------------------------------------------
@@ -198,26 +220,28 @@ _also_at(
 )
 
 
-def _creator(*, stream: bool) -> Endpoint:
-    """POST a new chat (its first message answered), as JSON when done or, on the streaming
-    route with `Accept: text/event-stream`, as SSE."""
+def _creator(reply: Reply) -> Endpoint:
+    """POST a new chat, its first message answered as `reply` says."""
 
     @invalid_is_400
     async def create(
         request: Request,
         assistant: AssistantId,
         body: OptionalUserMessageIn,
-        auth: AuthDep,
-        turns: TurnsDep,
-        settings: SettingsDep,
+        ctx: TurnContextDep,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
-        handle = await turns.open_chat(
-            auth, assistant, body, idempotency_key=idempotency_key, streaming=stream
+        handle = await ctx.turns.open_chat(
+            ctx.auth,
+            assistant,
+            body,
+            idempotency_key=idempotency_key,
+            delivery=reply.delivery,
+            streaming=reply is Reply.STREAM,
         )
-        sse = stream and wants_event_stream(request)
-        response = await _respond(turns, auth, settings, handle, stream=sse, status_code=201)
-        response.headers["Location"] = f"/chats/{handle.chat.id}/"
+        response = await ctx.respond(request, handle, reply, status_code=201)
+        async_suffix = "async/" if reply is Reply.BACKGROUND else ""
+        response.headers["Location"] = f"/chats/{handle.chat.id}/{async_suffix}"
         return response
 
     return create
@@ -232,7 +256,7 @@ router.post(
     description="Starts with the assistant's initial_message; a `message` is answered before the "
     "response returns.",
     responses=TURN_ERRORS,
-)(_creator(stream=False))
+)(_creator(Reply.WAIT))
 router.post(
     "/assistants/{assistant}/chats_stream/",
     name="create_stream_chat",
@@ -242,31 +266,30 @@ router.post(
     description="With `Accept: text/event-stream` and a `message`, the answer streams as SSE "
     "(the chat id is in the X-Chat-Id header and in message.created); otherwise JSON when done.",
     responses={**TURN_ERRORS, 201: SSE_DOC},
-)(_creator(stream=True))
+)(_creator(Reply.STREAM))
 
 
 # --- one chat -------------------------------------------------------------------------------------
 
 
-def _reader(*, stream: bool) -> Endpoint:
-    """GET a chat, answering its last user message first when it waits for one; on the
-    streaming route with `Accept: text/event-stream`, as SSE (resumable with Last-Event-ID)."""
+def _reader(reply: Reply) -> Endpoint:
+    """GET a chat, answering its last user message when it waits for one, as `reply` says (SSE
+    resumable with Last-Event-ID)."""
 
     async def read(
         request: Request,
         id: ChatId,
-        auth: AuthDep,
-        turns: TurnsDep,
-        settings: SettingsDep,
+        ctx: TurnContextDep,
         retry: RetryFailed = False,
     ) -> Response:
-        sse = stream and wants_event_stream(request)
-        resume = last_event_id(request) if sse else None
+        resume = last_event_id(request) if reply.sse(request) else None
         if resume is not None:
-            handle = await turns.resume(auth, resume, chat_id=id)
+            handle = await ctx.turns.resume(ctx.auth, resume, chat_id=id)
         else:
-            handle = await turns.answer_pending(auth, id, retry_failed=retry)
-        return await _respond(turns, auth, settings, handle, stream=sse)
+            handle = await ctx.turns.answer_pending(
+                ctx.auth, id, retry_failed=retry, delivery=reply.delivery
+            )
+        return await ctx.respond(request, handle, reply)
 
     return read
 
@@ -279,28 +302,29 @@ router.get(
     description="When the last message is from the user and no generation runs, one starts "
     "(exactly one, however many clients ask at once) and the response waits for it.",
     responses=TURN_ERRORS,
-)(_reader(stream=False))
+)(_reader(Reply.WAIT))
 
 
-def _poster(*, stream: bool, status_code: int) -> Endpoint:
-    """POST a user message to a chat: its answer as JSON when stored or, on the streaming route
-    with `Accept: text/event-stream`, as SSE."""
+def _poster(reply: Reply, status_code: int) -> Endpoint:
+    """POST a user message to a chat, answered as `reply` says."""
 
     @invalid_is_400
     async def post(
         request: Request,
         id: ChatId,
         body: UserMessageIn,
-        auth: AuthDep,
-        turns: TurnsDep,
-        settings: SettingsDep,
+        ctx: TurnContextDep,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
-        handle = await turns.send(
-            auth, id, body.message, dict(body.metadata), idempotency_key=idempotency_key
+        handle = await ctx.turns.send(
+            ctx.auth,
+            id,
+            body.message,
+            dict(body.metadata),
+            idempotency_key=idempotency_key,
+            delivery=reply.delivery,
         )
-        sse = stream and wants_event_stream(request)
-        return await _respond(turns, auth, settings, handle, stream=sse, status_code=status_code)
+        return await ctx.respond(request, handle, reply, status_code=status_code)
 
     return post
 
@@ -312,7 +336,7 @@ router.post(
     status_code=200,
     summary="Create a new message in an existing chat",
     responses=TURN_ERRORS,
-)(_poster(stream=False, status_code=200))
+)(_poster(Reply.WAIT, status_code=200))
 
 
 @router.put(
@@ -333,70 +357,58 @@ async def update_chat(
     return ChatOut.of(chat, await chat_service.messages_of(session, chat.id))
 
 
-@router.post(
-    "/chats/{id}/add_user_message/",
-    response_model=MessageOut,
-    status_code=201,
-    summary="Create a new user message in a chat",
-    description="Stores the message without answering it; a later GET of the chat answers.",
-    responses=NOT_FOUND,
-)
-@invalid_is_400
-async def add_user_message(
-    id: ChatId,
-    body: UserMessageIn,
-    session: SessionDep,
-    auth: AuthDep,
-) -> MessageOut:
-    stored = AssistantMessageIn(message=body.message, metadata=body.metadata)
-    return await _add(session, auth, id, stored, Role.USER)
+NewMessage = UserMessageIn | AssistantMessageIn | ToolCallMessageIn
 
 
-@router.post(
-    "/chats/{id}/add_assistant_message/",
-    response_model=MessageOut,
-    status_code=201,
-    summary="Manually add an assistant message to an existing chat",
-    responses=NOT_FOUND,
-)
-@invalid_is_400
-async def add_assistant_message(
-    id: ChatId,
-    body: AssistantMessageIn,
-    session: SessionDep,
-    auth: AuthDep,
-) -> MessageOut:
-    return await _add(session, auth, id, body, Role.ASSISTANT)
-
-
-@router.post(
-    "/chats/{id}/add_tool_call_message/",
-    response_model=MessageOut,
-    status_code=201,
-    summary="Create a tool call message in a chat",
-    responses=NOT_FOUND,
-)
-@invalid_is_400
-async def add_tool_call_message(
-    id: ChatId,
-    body: ToolCallMessageIn,
-    session: SessionDep,
-    auth: AuthDep,
-) -> MessageOut:
-    return await _add(session, auth, id, body, Role.ASSISTANT)
-
-
-async def _add(
-    session: AsyncSession,
-    auth: AuthContext,
-    chat_id: int,
-    body: AssistantMessageIn | ToolCallMessageIn,
+def _message_adder(
+    kind: str,
+    body_type: type[NewMessage],
     role: Role,
-) -> MessageOut:
-    """Store a message as it is (no answer is generated)."""
-    return MessageOut.model_validate(
-        await chat_service.add_message(session, auth, chat_id, body, role=role)
+    summary: str,
+    description: str | None = None,
+) -> None:
+    """POST /chats/{id}/add_<kind>_message/: store a message as it is (no answer is generated)."""
+
+    @invalid_is_400
+    async def add(id: ChatId, body: NewMessage, session: SessionDep, auth: AuthDep) -> MessageOut:
+        if isinstance(body, UserMessageIn):  # add_message reads text and metadata in one form
+            body = AssistantMessageIn(message=body.message, metadata=body.metadata)
+        return MessageOut.model_validate(
+            await chat_service.add_message(session, auth, id, body, role=role)
+        )
+
+    # Each route documents its own body: the annotations of this module are strings, resolved in
+    # its globals, so the type is set here.
+    add.__annotations__["body"] = body_type
+    router.add_api_route(
+        f"/chats/{{id}}/add_{kind}_message/",
+        add,
+        methods=["POST"],
+        name=f"add_{kind}_message",
+        response_model=MessageOut,
+        status_code=201,
+        summary=summary,
+        description=description,
+        responses=NOT_FOUND,
     )
+
+
+_message_adder(
+    "user",
+    UserMessageIn,
+    Role.USER,
+    "Create a new user message in a chat",
+    "Stores the message without answering it; a later GET of the chat answers.",
+)
+_message_adder(
+    "assistant",
+    AssistantMessageIn,
+    Role.ASSISTANT,
+    "Manually add an assistant message to an existing chat",
+)
+_message_adder(
+    "tool_call", ToolCallMessageIn, Role.ASSISTANT, "Create a tool call message in a chat"
+)
 
 
 @router.get(
@@ -405,8 +417,8 @@ async def _add(
     summary="Retrieve a complete chat with full details",
     responses=NOT_FOUND,
 )
-async def get_full_chat(id: ChatId, auth: AuthDep, turns: TurnsDep) -> ChatFullOut:
-    chat, messages = await turns.chat_with_messages(auth, id)
+async def get_full_chat(id: ChatId, ctx: TurnContextDep) -> ChatFullOut:
+    chat, messages = await ctx.turns.chat_with_messages(ctx.auth, id)
     return ChatFullOut.of(chat, messages)
 
 
@@ -418,8 +430,8 @@ async def get_full_chat(id: ChatId, auth: AuthDep, turns: TurnsDep) -> ChatFullO
     "partial answer (status cancelled). Idempotent: nothing running → cancelled false.",
     responses=NOT_FOUND,
 )
-async def cancel_chat(id: ChatId, auth: AuthDep, turns: TurnsDep) -> CancelOut:
-    outcome = await turns.cancel(auth, id)
+async def cancel_chat(id: ChatId, ctx: TurnContextDep) -> CancelOut:
+    outcome = await ctx.turns.cancel(ctx.auth, id)
     return CancelOut(
         chat=outcome.chat_id, generation_id=outcome.generation_id, cancelled=outcome.cancelled
     )
@@ -437,7 +449,7 @@ router.get(
     "when the last message is from the user); `Last-Event-ID` (or ?last_event_id=) resumes after "
     "that event. Nothing to stream: one `chat` event. Without it: JSON, like GET /chats/{id}/.",
     responses={**TURN_ERRORS, 200: SSE_DOC},
-)(_reader(stream=True))
+)(_reader(Reply.STREAM))
 router.post(
     "/chats_stream/{id}/",
     name="post_stream_message",
@@ -445,7 +457,7 @@ router.post(
     status_code=201,
     summary="Add a new message to a streamed chat",
     responses={**TURN_ERRORS, 201: SSE_DOC},
-)(_poster(stream=True, status_code=201))
+)(_poster(Reply.STREAM, status_code=201))
 
 
 _also_at(
@@ -503,70 +515,33 @@ _also_at(
 )
 
 
-@router.post(
+router.post(
     "/assistants/{assistant}/chats/async/",
+    name="create_async_chat",
     response_model=ChatOut,
     status_code=201,
     summary="Create a new chat asynchronously",
     description=ASYNC_DOC,
     responses=NOT_FOUND,
-)
-@invalid_is_400
-async def create_async_chat(
-    assistant: AssistantId,
-    body: OptionalUserMessageIn,
-    auth: AuthDep,
-    turns: TurnsDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    handle = await turns.open_chat(
-        auth, assistant, body, idempotency_key=idempotency_key, delivery=Delivery.BACKGROUND
-    )
-    response = await _chat_json(turns, auth, handle.chat.id, status_code=201)
-    response.headers["Location"] = f"/chats/{handle.chat.id}/async/"
-    return response
-
-
-@router.get(
+)(_creator(Reply.BACKGROUND))
+router.get(
     "/chats/{id}/async/",
+    name="get_async_chat",
     response_model=ChatOut,
     summary="Retrieve a chat and generate an assistant response if needed",
     description="Never waits: when the last message is from the user and no generation runs, a "
     "background job starts one (the chat's execution_status shows it runs).",
     responses=NOT_FOUND,
-)
-async def get_async_chat(
-    id: ChatId, auth: AuthDep, turns: TurnsDep, retry: RetryFailed = False
-) -> Response:
-    await turns.answer_pending(auth, id, retry_failed=retry, delivery=Delivery.BACKGROUND)
-    return await _chat_json(turns, auth, id)
-
-
-@router.post(
+)(_reader(Reply.BACKGROUND))
+router.post(
     "/chats/{id}/async/",
+    name="post_async_message",
     response_model=ChatOut,
     status_code=201,
     summary="Create a new message in a chat asynchronously",
     description=ASYNC_DOC,
     responses={**NOT_FOUND, **error_responses({409: "A generation is already running."})},
-)
-@invalid_is_400
-async def post_async_message(
-    id: ChatId,
-    body: UserMessageIn,
-    auth: AuthDep,
-    turns: TurnsDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    await turns.send(
-        auth,
-        id,
-        body.message,
-        dict(body.metadata),
-        idempotency_key=idempotency_key,
-        delivery=Delivery.BACKGROUND,
-    )
-    return await _chat_json(turns, auth, id, status_code=201)
+)(_poster(Reply.BACKGROUND, status_code=201))
 
 
 _also_at(

@@ -13,7 +13,7 @@ from fastapi import Depends, Query, Request, Response
 from fastapi.security import APIKeyHeader
 from pydantic import BeforeValidator
 
-from chatsvc.api.deps import IdempotencyKey, api_key_header, authenticate_key
+from chatsvc.api.deps import ApiKeyHeader, IdempotencyKey, authenticate_key
 from chatsvc.api.messages_v1.schemas import (
     AssistantRefOut,
     ChatMessageIn,
@@ -54,7 +54,7 @@ async def get_v1_auth(
     request: Request,
     authenticator: AuthenticatorDep,
     authorization: Annotated[str | None, Depends(authorization_header)],
-    header_key: Annotated[str | None, Depends(api_key_header)],
+    header_key: ApiKeyHeader,
 ) -> AuthContext:
     raw = authorization.strip() if authorization else header_key
     if raw and raw[:7].lower() == "bearer ":

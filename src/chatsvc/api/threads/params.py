@@ -4,16 +4,22 @@ and sparse fieldsets read as text and parsed by the domain (a bad value: 400 nam
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Path, Query
+from fastapi import Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from chatsvc.api.threads.schemas import SESSION_FIELDS, THREAD_FIELDS
 from chatsvc.chats.service import SEVERITIES
-from chatsvc.kit.filtering import OrderKey, parse_fields
+from chatsvc.kit.filtering import OrderKey, parse_fields, pick
+from chatsvc.kit.pagination import Page
+from chatsvc.kit.web import list_response
 from chatsvc.threads.schemas import THREAD_ORDERING, MessageFilters, ThreadFilters, thread_ordering
 
+T = TypeVar("T")
 SessionUuid = Annotated[uuid.UUID, Path(description="The chat session's UUID.")]
 ThreadUuid = Annotated[uuid.UUID, Path(description="The thread's UUID.")]
 
@@ -38,16 +44,34 @@ def _fields(choices: Sequence[str]) -> Any:
     return _many("Answer only these fields (a sparse fieldset).", choices)
 
 
+@dataclass(frozen=True, slots=True)
+class Fieldset:
+    """The sparse fieldset a request asks for (`field`; None: every field), and its answer's JSON
+    reduced to it (a document no response model describes, so built here on purpose)."""
+
+    fields: tuple[str, ...] | None
+
+    def one(self, body: BaseModel) -> JSONResponse:
+        return JSONResponse(self._pick(body))
+
+    def page(self, request: Request, found: Page[T], out: Callable[[T], BaseModel]) -> JSONResponse:
+        """A plain-array list of the page's items as `out` makes them, with its page's headers."""
+        return list_response(request, found, [self._pick(out(item)) for item in found.items])
+
+    def _pick(self, body: BaseModel) -> dict[str, Any]:
+        return pick(body.model_dump(mode="json"), self.fields)
+
+
 async def session_fields(
     field: Annotated[list[str] | None, _fields(SESSION_FIELDS)] = None,
-) -> tuple[str, ...] | None:
-    return parse_fields("field", field, SESSION_FIELDS)
+) -> Fieldset:
+    return Fieldset(parse_fields("field", field, SESSION_FIELDS))
 
 
 async def thread_fields(
     field: Annotated[list[str] | None, _fields(THREAD_FIELDS)] = None,
-) -> tuple[str, ...] | None:
-    return parse_fields("field", field, THREAD_FIELDS)
+) -> Fieldset:
+    return Fieldset(parse_fields("field", field, THREAD_FIELDS))
 
 
 async def thread_filters(
@@ -115,8 +139,8 @@ async def message_filters(
     )
 
 
-SessionFieldsDep = Annotated[tuple[str, ...] | None, Depends(session_fields)]
-ThreadFieldsDep = Annotated[tuple[str, ...] | None, Depends(thread_fields)]
+SessionFieldsDep = Annotated[Fieldset, Depends(session_fields)]
+ThreadFieldsDep = Annotated[Fieldset, Depends(thread_fields)]
 ThreadFiltersDep = Annotated[ThreadFilters, Depends(thread_filters)]
 OrderingDep = Annotated[tuple[OrderKey, ...], Depends(ordering)]
 MessageFiltersDep = Annotated[MessageFilters, Depends(message_filters)]

@@ -4,13 +4,11 @@ from the threads domain's views to them."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from chatsvc.kit.filtering import pick
 from chatsvc.kit.validation import MAX_ID, InputModel
 from chatsvc.moderation import ModerationPolicy
 from chatsvc.threads.schemas import MessageView, SessionView, ThreadView
@@ -204,8 +202,8 @@ class ChatSettingsPatch(InputModel):
         return ModerationPolicy.model_validate(self.moderation_policy)
 
 
-# The JSON form of the same models, where a face sends a document it builds itself: a sparse
-# fieldset (pick), a stream event's payload.
+# The JSON form of the same models, where a face sends a document it builds itself (a stream
+# event's payload).
 
 
 def thread_out(view: ThreadView) -> dict[str, Any]:
@@ -214,8 +212,3 @@ def thread_out(view: ThreadView) -> dict[str, Any]:
 
 def message_out(view: MessageView) -> dict[str, Any]:
     return ChatMessageOut.of(view).model_dump(mode="json")
-
-
-def sparse(body: BaseModel, fields: Sequence[str] | None) -> dict[str, Any]:
-    """The JSON form of `body` reduced to a sparse fieldset (all of it for None)."""
-    return pick(body.model_dump(mode="json"), fields)

@@ -7,8 +7,8 @@ from fastapi.responses import JSONResponse
 
 from chatsvc.api.deps import AuthDep
 from chatsvc.api.threads.params import SessionFieldsDep, SessionUuid
-from chatsvc.api.threads.schemas import ChatSessionOut, sparse
-from chatsvc.kit.web import PageDep, SlashRouter, error_responses, list_response
+from chatsvc.api.threads.schemas import ChatSessionOut
+from chatsvc.kit.web import PageDep, SlashRouter, error_responses
 from chatsvc.services import ReadSessionDep, SessionDep
 from chatsvc.threads import service as thread_service
 
@@ -43,9 +43,7 @@ async def chat_sessions_list(
     fields: SessionFieldsDep,
 ) -> JSONResponse:
     found = await thread_service.list_sessions(session, auth, page)
-    return list_response(
-        request, found, [sparse(ChatSessionOut.of(view), fields) for view in found.items]
-    )
+    return fields.page(request, found, ChatSessionOut.of)
 
 
 @router.get(
@@ -58,4 +56,4 @@ async def chat_sessions_retrieve(
     uuid: SessionUuid, session: ReadSessionDep, auth: AuthDep, fields: SessionFieldsDep
 ) -> JSONResponse:
     view = await thread_service.get_session(session, auth, str(uuid))
-    return JSONResponse(sparse(ChatSessionOut.of(view), fields))
+    return fields.one(ChatSessionOut.of(view))

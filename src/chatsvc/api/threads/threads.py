@@ -7,8 +7,8 @@ from fastapi.responses import JSONResponse
 
 from chatsvc.api.deps import AuthDep
 from chatsvc.api.threads.params import OrderingDep, ThreadFieldsDep, ThreadFiltersDep, ThreadUuid
-from chatsvc.api.threads.schemas import ThreadOut, ThreadSessionRequest, sparse
-from chatsvc.kit.web import PageDep, SlashRouter, error_responses, list_response
+from chatsvc.api.threads.schemas import ThreadOut, ThreadSessionRequest
+from chatsvc.kit.web import PageDep, SlashRouter, error_responses
 from chatsvc.services import ReadSessionDep, SessionDep
 from chatsvc.threads import service as thread_service
 
@@ -41,9 +41,7 @@ async def chat_threads_list(
     fields: ThreadFieldsDep,
 ) -> JSONResponse:
     found = await thread_service.list_threads(session, auth, filters, ordering, page)
-    return list_response(
-        request, found, [sparse(ThreadOut.of(view), fields) for view in found.items]
-    )
+    return fields.page(request, found, ThreadOut.of)
 
 
 @router.get(
@@ -57,7 +55,7 @@ async def chat_threads_retrieve(
     uuid: ThreadUuid, session: ReadSessionDep, auth: AuthDep, fields: ThreadFieldsDep
 ) -> JSONResponse:
     view = await thread_service.get_thread(session, auth, str(uuid))
-    return JSONResponse(sparse(ThreadOut.of(view), fields))
+    return fields.one(ThreadOut.of(view))
 
 
 def _archive_route(action: str, archived: bool, summary: str, description: str) -> None:
