@@ -353,13 +353,6 @@ async def request_period_export(
             code="callback_refused",
             errors=[FieldError("callbackUrl", "must be an HTTPS URL of a public server")],
         ) from exc
-    job, created = await request_export(
-        session,
-        queue,
-        settings,
-        workspace_id=auth.workspace_id,
-        principal_id=auth.principal_id,
-        data=ExportRequestIn(start=start, end=end, language=language, callback_url=callback_url),
-        idempotency_key=idempotency_key,
-    )
+    data = ExportRequestIn(start=start, end=end, language=language, callback_url=callback_url)
+    job, created = await request_export(session, queue, settings, auth, data, idempotency_key)
     return PeriodExport(job, created, start, end, describe_url(callback_url))

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chatsvc.auth.service import AuthContext
 from chatsvc.config import Settings
 from chatsvc.exports import service as export_service
 from chatsvc.exports.jobs import EXPORT, filters_payload
@@ -37,15 +38,14 @@ async def request_export(
     session: AsyncSession,
     queue: JobQueue,
     settings: Settings,
-    *,
-    workspace_id: int,
-    principal_id: int,
+    auth: AuthContext,
     data: ExportRequestIn,
     idempotency_key: str | None,
 ) -> tuple[Job, bool]:
-    """The export job for this request (the existing one for a repeated idempotency key)."""
+    """The export job `auth`'s caller asks for (the existing one for a repeated idempotency
+    key)."""
     filters = ExportFilters(
-        workspace_id=workspace_id,
+        workspace_id=auth.workspace_id,
         chat_id=data.chat,
         assistant_id=data.assistant,
         start=data.start,
@@ -59,9 +59,9 @@ async def request_export(
         session,
         queue,
         settings,
-        workspace_id,
+        auth.workspace_id,
         EXPORT,
         {"filters": filters_payload(filters), "callback_url": data.callback_url},
         idempotency_key=idempotency_key,
-        created_by=principal_id,
+        created_by=auth.principal_id,
     )

@@ -38,14 +38,6 @@ async def create_export(
     queue: QueueDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
-    job, created = await request_export(
-        session,
-        queue,
-        settings,
-        workspace_id=auth.workspace_id,
-        principal_id=auth.principal_id,
-        data=body,
-        idempotency_key=idempotency_key,
-    )
+    job, created = await request_export(session, queue, settings, auth, body, idempotency_key)
     response.status_code = 202 if created else 200
     return job_out(request, job)
