@@ -246,6 +246,13 @@ async def test_feedback_and_message_likes(live: Live) -> None:
     assert matrix.status_code == 400
     bad = await live.admin.put(f"/chats/{chat}/", json={"like": "very"})
     assert bad.status_code == 400
+    for path in (f"/chats/{chat}/", f"/chats_stream/{chat}/", f"/chats/{chat}/async/"):
+        refused = await live.admin.put(path, json={"matrix_mode": None})
+        assert refused.status_code == 400, path
+        assert "matrix_mode may not be null" in refused.text
+    cleared = await live.admin.put(f"/chats/{chat}/", json={"like": None, "comment": None})
+    assert (cleared.json()["like"], cleared.json()["comment"]) == (None, None)
+    assert cleared.json()["matrix_mode"] is False
 
     answer = (await live.admin.get(f"/chats/{chat}/")).json()["messages"][-1]
     liked = await live.admin.put(f"/messages/{answer['id']}/", json={"like": True})

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
 from chatsvc.chats.models import Chat, ExecutionStatus, Message, MessageStatus, Role
-from chatsvc.kit.validation import InputModel
+from chatsvc.kit.validation import InputModel, PatchModel
 
 #: message text: the chat's max_msg_length is checked by the service; this only stops abuse early
 MessageText = Annotated[str, StringConstraints(min_length=1, max_length=200_000)]
@@ -42,8 +42,11 @@ class ToolCallMessageIn(InputModel):
     content: Annotated[str, StringConstraints(max_length=200_000)] = ""
 
 
-class ChatFeedbackIn(InputModel):
-    """like / comment / matrix_mode: only the fields sent change."""
+class ChatFeedbackIn(PatchModel):
+    """like / comment / matrix_mode: only the fields sent change. `like` and `comment` may be
+    sent as null (no verdict, no comment); `matrix_mode` is on or off, never null."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset({"like", "comment"})
 
     like: bool | None = None
     comment: Annotated[str, StringConstraints(max_length=20_000)] | None = None
