@@ -69,6 +69,11 @@ async def test_the_key_goes_in_the_authorization_header_with_or_without_bearer(
         assert response.status_code == 200, (header, response.text)
     other = await app_client.get(URL, params={"chatId": chat}, headers={"X-Api-Key": key})
     assert other.status_code == 200, other.text
+    # X-Api-Key wins over the authorization header, as on every face.
+    both = await app_client.get(
+        URL, params={"chatId": chat}, headers={"X-Api-Key": key, "authorization": "Bearer junk"}
+    )
+    assert both.status_code == 200, both.text
 
     missing = await app_client.get(URL, params={"chatId": chat})
     assert missing.status_code == 401

@@ -56,9 +56,12 @@ async def get_v1_auth(
     authorization: Annotated[str | None, Depends(authorization_header)],
     header_key: ApiKeyHeader,
 ) -> AuthContext:
-    raw = authorization.strip() if authorization else header_key
-    if raw and raw[:7].lower() == "bearer ":
-        raw = raw[7:].strip()
+    # The same precedence as every face: X-Api-Key first, then the authorization header.
+    raw = header_key
+    if not raw and authorization:
+        raw = authorization.strip()
+        if raw[:7].lower() == "bearer ":
+            raw = raw[7:].strip()
     if not raw:
         raise Unauthenticated(
             "Missing API key: send it in the authorization header, as 'authorization: KEY' or "
