@@ -138,6 +138,8 @@ async def test_args_are_frozen(pool: ScriptPool) -> None:
         ("throw new Error('boom')", "Error: boom (line 1)"),
         ("const a = 1;\nnull.x", "TypeError: cannot read property 'x' of null (line 2)"),
         ("throw { code: 7 }", 'the script threw {"code":7}'),
+        ("function main( {", "SyntaxError: invalid property name (line 1)"),
+        ("const a = 1;\nlet b = ;", "SyntaxError: unexpected token in expression: ';' (line 2)"),
         (
             "async function main() {\n  throw new RangeError('late');\n}",
             "RangeError: late (line 2)",

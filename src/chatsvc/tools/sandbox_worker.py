@@ -368,6 +368,9 @@ def run_script(limits: Limits, code: str, args_json: str) -> dict[str, Any]:
     if report.pop("pending", False):
         report["error"] = NEVER_SETTLED_ERROR
     line = report.pop("line", None)
+    if isinstance(line, int):
+        # A syntax error at the end of the script is found on the trailer's line after it.
+        line = min(line, code.count("\n") + 1)
     if report.pop("bare", False) and job is not None and job.exhausted(code):
         report["error"] = MEMORY_LIMIT_ERROR.format(mb=limits.memory_mb)
     if not report["ok"]:
