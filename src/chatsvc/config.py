@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     page_size_default: int = Field(default=20, ge=1)
     page_size_max: int = Field(default=100, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_header_bytes: int = Field(default=65_536, ge=1024)
     knowledge_max_chars: int = Field(default=20_000, ge=1)
     #: how long stream events stay replayable (Last-Event-ID) after a generation ends
     stream_ttl_seconds: int = Field(default=3600, ge=10)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatsvc.config import Settings
 from chatsvc.main import create_app
-from tests.fixtures.app import Tenant, make_settings
+from tests.fixtures.app import Live, Tenant, make_settings
 
 SEEDS = Path(__file__).resolve().parents[2] / "docs" / "seeds"
 
@@ -74,6 +74,16 @@ async def test_oversized_body_is_413(tenant: Tenant) -> None:
     )
     assert streamed.status_code == 413
     assert (await tenant.admin.get("/assistants/")).json()["count"] == 0
+
+
+async def test_oversized_headers_are_431_on_a_real_server(live: Live) -> None:
+    big = {"X-Padding": "p" * 70_000}  # over the 64 KiB default (CHATSVC_MAX_HEADER_BYTES)
+    refused = await live.admin.get("/assistants/", headers=big)
+    assert refused.status_code == 431
+    assert refused.json()["code"] == "headers_too_large"
+    assert "CHATSVC_MAX_HEADER_BYTES" in refused.json()["detail"]
+    fine = await live.admin.get("/assistants/", headers={"X-Padding": "p" * 8_000})
+    assert fine.status_code == 200
 
 
 async def test_unknown_paths_and_methods_use_the_error_body(tenant: Tenant) -> None:

@@ -85,17 +85,27 @@ class ObservabilityMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuses request bodies above a size with 413, by Content-Length or while streaming."""
+    """Refuses request headers above a size with 431, and bodies above a size with 413, by
+    Content-Length or while streaming."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_header_bytes: int = 65_536) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
+        raw_headers = scope["headers"]
+        if sum(len(name) + len(value) for name, value in raw_headers) > self.max_header_bytes:
+            detail = (
+                f"Request headers are larger than {self.max_header_bytes} bytes "
+                "(CHATSVC_MAX_HEADER_BYTES)."
+            )
+            await _refuse(scope, send, 431, "headers_too_large", detail)
+            return
+        headers = dict(raw_headers)
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await _too_large(scope, send, self.max_bytes)
@@ -143,19 +153,20 @@ class _BodyTooLarge(Exception):
 
 
 async def _too_large(scope: Scope, send: Send, max_bytes: int) -> None:
+    detail = f"Request body is larger than {max_bytes} bytes (CHATSVC_MAX_BODY_BYTES)."
+    await _refuse(scope, send, 413, "too_large", detail)
+
+
+async def _refuse(scope: Scope, send: Send, status: int, code: str, detail: str) -> None:
+    """Answer with the service's error body before the app has seen the request."""
     request_id: Any = scope.get("state", {}).get("request_id")
     body = json.dumps(
-        {
-            "detail": f"Request body is larger than {max_bytes} bytes (CHATSVC_MAX_BODY_BYTES).",
-            "code": "too_large",
-            "errors": [],
-            "request_id": request_id,
-        }
+        {"detail": detail, "code": code, "errors": [], "request_id": request_id}
     ).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
