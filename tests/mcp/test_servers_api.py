@@ -127,6 +127,9 @@ async def test_header_errors_say_why(tenant: Tenant, fake: FakeMcp) -> None:
         ("https://mcp.example.com:8443/", "port 8443 is not allowed"),
         ("https://alice:hunter2@mcp.example.com/", "carries credentials"),
         ("not a url", "is not allowed"),
+        ("https://127.0.0.1%2f/", "is not a valid DNS name"),
+        ("https://a..b/", "is not a valid DNS name"),
+        ("https://-mcp.example.com/", "is not a valid DNS name"),
     ],
 )
 @pytest.mark.usefixtures("default_policy")

@@ -89,6 +89,29 @@ def test_ports_other_than_the_allowed_ones_are_refused(url: str) -> None:
         check_url(url, OutboundPolicy())
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1%2f/",
+        "https://a..b/",
+        "https://-a.example.com/",
+        "https://a-.example.com/",
+        "https://exa mple.com/",
+        f"https://{'a' * 64}.example.com/",
+    ],
+)
+def test_hosts_that_are_not_dns_names_are_refused(url: str) -> None:
+    with pytest.raises(OutboundBlocked, match="is not a valid DNS name"):
+        check_url(url, OutboundPolicy())
+
+
+@pytest.mark.parametrize(
+    "url", ["https://bücher.de/", "https://a_b.example.com/", "https://example.com./hook"]
+)
+def test_international_and_underscored_names_are_dns_names(url: str) -> None:
+    assert check_url(url, OutboundPolicy()) == url
+
+
 def test_default_ports_follow_the_allowed_schemes() -> None:
     assert OutboundPolicy().allowed_ports == {443}
     assert OutboundPolicy(allowed_schemes={"http", "https"}).allowed_ports == {80, 443}

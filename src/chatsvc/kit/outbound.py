@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -258,6 +259,13 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
 _LOCAL_SUFFIXES: Final = (".localhost", ".local", ".internal", ".home.arpa", ".lan")
 
 
+#: a host name in its ASCII (IDNA) form: dot-separated labels of 1-63 letters, digits, inner
+#: hyphens and underscores (some real hosts have them), 253 characters at most; no empty label,
+#: no percent-encoding, no other character
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_DNS_NAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*")
+
+
 def _normal_host(host: str) -> str:
     return host.strip().strip("[]").rstrip(".").lower()
 
@@ -308,6 +316,11 @@ def url_problem(
     if address is not None:
         reason = _refusal(address, host, policy)
         return None if reason is None else f"address {address} is {reason}; {ALLOW_LIST_HINT}"
+    if not _DNS_NAME.fullmatch(_normal_host(parsed.raw_host.decode("ascii", "replace"))):
+        return (
+            f"host {host!r} is not a valid DNS name (labels of letters, digits, inner "
+            "hyphens and underscores, none empty)"
+        )
     if host in policy._hosts or policy.allow_private:
         return None
     if host == "localhost" or host.endswith(_LOCAL_SUFFIXES):
