@@ -1,8 +1,11 @@
 """The reports API of the cognitive face, on PostgreSQL: reports on a workspace's chats, admin-only
-changes, filtered counts with every enum value as a key, and the paginated list next to them."""
+changes, filtered counts with every enum value as a key, the paginated list next to them, and a
+member seeing only the reports on its own chats."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +14,8 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chatsvc.auth import service as auth_service
+from chatsvc.auth.models import Role
 from chatsvc.chats.models import Chat
 from chatsvc.reports.models import Report
 from tests.fixtures.app import Tenant
@@ -137,6 +142,39 @@ async def foreign_chat_id(other_tenant: Tenant, pg_connection: AsyncConnection) 
     return await new_chat(
         pg_connection, other_tenant.workspace_id, assistant, other_tenant.member_principal_id
     )
+
+
+@dataclass
+class SecondMember:
+    """Another member key of the tenant's workspace (member B next to the tenant's member A)."""
+
+    principal_id: int
+    client: httpx.AsyncClient
+
+
+@pytest.fixture
+async def second_member(
+    tenant: Tenant, pg_connection: AsyncConnection
+) -> AsyncIterator[SecondMember]:
+    async with sessionmaker_on(pg_connection)() as db:
+        row, key = await auth_service.create_api_key(
+            db, tenant.workspace_id, Role.MEMBER, username="acme-bea", full_name="Bea Member"
+        )
+        principal_id = row.principal_id
+        await db.commit()
+    client = httpx.AsyncClient(
+        transport=tenant.member._transport,
+        base_url="http://testserver",
+        headers={"X-Api-Key": key},
+    )
+    yield SecondMember(principal_id, client)
+    await client.aclose()
+
+
+async def listed_ids(client: httpx.AsyncClient, **params: Any) -> list[int]:
+    response = await client.get("/reports/", params=params)
+    assert response.status_code == 200, response.text
+    return [r["id"] for r in response.json()["results"]]
 
 
 # --- create and read -----------------------------------------------------------------------------
@@ -627,3 +665,77 @@ async def test_a_member_reports_only_on_chats_it_made(
     refused = await tenant.member.post("/reports/", json=body(admins_chat))
     assert_error(refused, 404, "chat_not_found")
     assert (await tenant.admin.post("/reports/", json=body(admins_chat))).status_code == 200
+
+
+# --- what a member sees --------------------------------------------------------------------------
+
+
+async def test_a_member_sees_only_reports_on_chats_it_can_open(
+    tenant: Tenant, second_member: SecondMember, pg_connection: AsyncConnection
+) -> None:
+    assistant = await new_assistant(tenant.admin)
+    a_chat = await new_chat(
+        pg_connection, tenant.workspace_id, assistant, tenant.member_principal_id
+    )
+    b_chat = await new_chat(
+        pg_connection, tenant.workspace_id, assistant, second_member.principal_id
+    )
+    a_report = await report(tenant.member, a_chat, topic="secret-a", comments="A's words")
+    b_report = await report(second_member.client, b_chat, topic="secret-b")
+
+    # A: its own report, in the list and by id.
+    assert await listed_ids(tenant.member) == [a_report["id"]]
+    own = await tenant.member.get(f"/reports/{a_report['id']}/")
+    assert own.status_code == 200 and own.json() == a_report
+
+    # B: not in its list, and by id exactly like a missing report.
+    b = second_member.client
+    assert await listed_ids(b) == [b_report["id"]]
+    assert await listed_ids(b, topic="secret-a") == []
+    assert await listed_ids(b, assistant=assistant) == [b_report["id"]]
+    hidden = assert_error(await b.get(f"/reports/{a_report['id']}/"), 404, "not_found")
+    missing = assert_error(await b.get(f"/reports/{MISSING_ID}/"), 404, "not_found")
+    assert hidden["detail"] == missing["detail"].replace(str(MISSING_ID), str(a_report["id"]))
+    assert "secret-a" not in (await b.get("/reports/")).text
+
+    # The admin sees both members' reports.
+    assert await listed_ids(tenant.admin) == [a_report["id"], b_report["id"]]
+    for created in (a_report, b_report):
+        fetched = await tenant.admin.get(f"/reports/{created['id']}/")
+        assert fetched.status_code == 200 and fetched.json() == created
+
+
+async def test_a_members_counts_cover_only_the_reports_it_sees(
+    tenant: Tenant, second_member: SecondMember, pg_connection: AsyncConnection
+) -> None:
+    assistant = await new_assistant(tenant.admin)
+    a_chat = await new_chat(
+        pg_connection, tenant.workspace_id, assistant, tenant.member_principal_id
+    )
+    admins_chat = await new_chat(pg_connection, tenant.workspace_id, assistant, None)
+    await report(tenant.member, a_chat, status="OPEN")
+    await report(tenant.admin, a_chat, status="RESOLVED")  # on A's chat: A sees it too
+    await report(tenant.admin, admins_chat, status="DISMISSED")
+
+    for path in ("/reports/", "/reports/metrics/"):
+        a_counts = (await tenant.member.get(path)).json()
+        assert a_counts["total_reports"] == 2, path
+        assert a_counts["status_counts"]["DISMISSED"] == 0, path
+        b_counts = (await second_member.client.get(path)).json()
+        assert b_counts["total_reports"] == 0, path
+        assert (await tenant.admin.get(path)).json()["total_reports"] == 3, path
+    assert (await tenant.member.get("/reports/")).json()["count"] == 2
+
+
+async def test_another_member_cannot_change_or_delete_a_report(
+    tenant: Tenant, second_member: SecondMember, chat_id: int
+) -> None:
+    created = await report(tenant.member, chat_id)
+    url = f"/reports/{created['id']}/"
+    b = second_member.client
+
+    assert_error(await b.get(url), 404, "not_found")
+    assert_error(await b.put(url, json=body(chat_id, status="DISMISSED")), 403, "forbidden")
+    assert_error(await b.patch(url, json={"status": "DISMISSED"}), 403, "forbidden")
+    assert_error(await b.delete(url), 403, "forbidden")
+    assert (await tenant.admin.get(url)).json() == created

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.assistants import service as assistant_service
 from chatsvc.assistants.schemas import AssistantIn
-from chatsvc.auth.service import create_workspace
+from chatsvc.auth.models import Role
+from chatsvc.auth.service import create_api_key, create_workspace
 from chatsvc.chats.models import Chat
 from chatsvc.config import Settings
 from chatsvc.kit.errors import Invalid, NotFound
@@ -159,6 +160,57 @@ async def test_another_workspaces_report_is_not_found(
     with pytest.raises(NotFound):
         await report_service.delete_report(session, stranger, created.id)
     assert (await reread(session, workspace_id, created.id)).status == "OPEN"
+
+
+async def test_a_member_sees_reports_only_on_its_own_chats(
+    session: AsyncSession, workspace_id: int, chat_id: int, settings: Settings
+) -> None:
+    """A member's principal bounds every read, counts and lookups before a change included; a
+    report it may not see is NotFound, as a missing one is."""
+    a = (await create_api_key(session, workspace_id, Role.MEMBER, username="a"))[0].principal_id
+    b = (await create_api_key(session, workspace_id, Role.MEMBER, username="b"))[0].principal_id
+    assistant = await new_assistant(session, workspace_id, settings)
+    a_chat = await new_chat(session, workspace_id, assistant)
+    b_chat = await new_chat(session, workspace_id, assistant)
+    await session.execute(update(Chat).where(Chat.id == a_chat).values(principal_id=a))
+    await session.execute(update(Chat).where(Chat.id == b_chat).values(principal_id=b))
+    a_report = await report_service.create_report(
+        session, workspace_id, data(a_chat), principal_id=a
+    )
+    b_report = await report_service.create_report(
+        session, workspace_id, data(b_chat), principal_id=b
+    )
+    await create(session, workspace_id, chat_id)  # on a chat no member owns
+
+    async def seen(principal: int | None) -> list[int]:
+        page = await report_service.list_reports(
+            session, workspace_id, NO_FILTER, ALL, principal_id=principal
+        )
+        metrics = await report_service.report_metrics(
+            session, workspace_id, NO_FILTER, principal_id=principal
+        )
+        assert metrics.total_reports == page.total == len(page.items)
+        return sorted(report.id for report in page.items)
+
+    assert await seen(a) == [a_report.id]
+    assert await seen(b) == [b_report.id]
+    assert len(await seen(None)) == 3
+
+    assert (await report_service.get_report(session, workspace_id, a_report.id, principal_id=a)).id
+    with pytest.raises(NotFound, match=f"Report {a_report.id} not found"):
+        await report_service.get_report(session, workspace_id, a_report.id, principal_id=b)
+    with pytest.raises(NotFound):
+        await report_service.update_report(
+            session, workspace_id, a_report.id, {"status": "RESOLVED"}, principal_id=b
+        )
+    with pytest.raises(NotFound):
+        await report_service.delete_report(session, workspace_id, a_report.id, principal_id=b)
+    with pytest.raises(NotFound, match=f"Chat {a_chat} not found"):
+        await report_service.update_report(
+            session, workspace_id, b_report.id, {"chat": a_chat}, principal_id=b
+        )
+    assert (await reread(session, workspace_id, a_report.id)).status == "OPEN"
+    assert (await reread(session, workspace_id, b_report.id)).chat_id == b_chat
 
 
 async def test_replace_sets_every_field(

@@ -1,5 +1,5 @@
-"""Report queries, always scoped to one workspace: filtered pages and per-dimension counts grouped
-in the database."""
+"""Report queries, always scoped to what the caller sees (a ChatScope: the workspace and, for a
+member, the chats it owns): filtered pages and per-dimension counts grouped in the database."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 
 from chatsvc.chats.models import Chat
+from chatsvc.chats.repository import ChatScope
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.kit.repository import RepositoryBase
 from chatsvc.reports.models import Report
@@ -38,8 +39,18 @@ def _midnight(day: date) -> datetime:
 class ReportRepository(RepositoryBase[Report]):
     model = Report
 
-    def _where(self, workspace_id: int, filters: ReportFilters) -> list[ColumnElement[bool]]:
+    def _where(self, scope: ChatScope, filters: ReportFilters) -> list[ColumnElement[bool]]:
+        workspace_id = scope.workspace_id
         conditions = [Report.workspace_id == workspace_id]
+        if scope.principal_id is not None:
+            # A member sees the reports on the chats it can open: an EXISTS on the chat's primary
+            # key per report, so a page still costs a page.
+            readable = scope.limit(
+                select(Chat.id).where(Chat.id == Report.chat_id),
+                Chat.workspace_id,
+                Chat.principal_id,
+            )
+            conditions.append(readable.exists())
         if filters.topic is not None:
             conditions.append(Report.topic == filters.topic)
         if filters.assistant_id is not None:
@@ -54,25 +65,23 @@ class ReportRepository(RepositoryBase[Report]):
             conditions.append(Report.created_at < _midnight(filters.end_date + timedelta(days=1)))
         return conditions
 
-    def _filtered(self, workspace_id: int, filters: ReportFilters) -> Select[Report]:
-        return select(Report).where(*self._where(workspace_id, filters))
+    def _filtered(self, scope: ChatScope, filters: ReportFilters) -> Select[Report]:
+        return select(Report).where(*self._where(scope, filters))
 
-    async def get(self, workspace_id: int, report_id: int) -> Report | None:
+    async def get(self, scope: ChatScope, report_id: int) -> Report | None:
         return await self.get_one_or_none(
-            self._filtered(workspace_id, ReportFilters()).where(Report.id == report_id)
+            self._filtered(scope, ReportFilters()).where(Report.id == report_id)
         )
 
     async def list(
-        self, workspace_id: int, filters: ReportFilters, params: PageParams
+        self, scope: ChatScope, filters: ReportFilters, params: PageParams
     ) -> Page[Report]:
-        return await self.paginate(
-            self._filtered(workspace_id, filters).order_by(Report.id), params
-        )
+        return await self.paginate(self._filtered(scope, filters).order_by(Report.id), params)
 
-    async def counts(self, workspace_id: int, filters: ReportFilters) -> dict[str, dict[str, int]]:
+    async def counts(self, scope: ChatScope, filters: ReportFilters) -> dict[str, dict[str, int]]:
         """{dimension: {value: count}} for the values present, in one round trip: a GROUP BY per
         dimension, joined with UNION ALL, so at most a few dozen rows come back."""
-        conditions = self._where(workspace_id, filters)
+        conditions = self._where(scope, filters)
         grouped = [
             select(
                 literal(name, String).label("dimension"),

@@ -1,5 +1,13 @@
 """Report rules: a report belongs to a chat of the caller's workspace, only what is sent changes,
-and metrics list every enum value so their keys never change."""
+and metrics list every enum value so their keys never change.
+
+Who sees a report: it is seen by whoever may open its chat. An admin (`principal_id` None) sees
+every report of the workspace; a member (`principal_id` its principal) sees only the reports on
+the chats it owns, whoever wrote them, and may report only on those chats. Reports record no
+author, so a member's report on a chat it does not own cannot exist. Every read follows the rule:
+the list, the counts, one report by id, and the report an update or a delete looks up first. A
+report the caller may not see is answered exactly like a missing one (NotFound), so its existence
+does not leak. Changing and deleting reports is for admin keys only (the faces refuse members)."""
 
 from __future__ import annotations
 
@@ -17,17 +25,30 @@ from chatsvc.reports.schemas import DIMENSIONS, ReportFilters, ReportIn, ReportM
 
 
 async def list_reports(
-    session: AsyncSession, workspace_id: int, filters: ReportFilters, params: PageParams
+    session: AsyncSession,
+    workspace_id: int,
+    filters: ReportFilters,
+    params: PageParams,
+    *,
+    principal_id: int | None = None,
 ) -> Page[Report]:
-    return await ReportRepository(session).list(workspace_id, filters, params)
+    """One page of the matching reports the caller sees (with `principal_id`, a member: only
+    those on its own chats)."""
+    scope = ChatScope(workspace_id, principal_id)
+    return await ReportRepository(session).list(scope, filters, params)
 
 
 async def report_metrics(
-    session: AsyncSession, workspace_id: int, filters: ReportFilters
+    session: AsyncSession,
+    workspace_id: int,
+    filters: ReportFilters,
+    *,
+    principal_id: int | None = None,
 ) -> ReportMetrics:
-    """Counts of the matching reports by status, category, reason and severity. No match is not
-    an error: every count is then zero."""
-    found = await ReportRepository(session).counts(workspace_id, filters)
+    """Counts of the matching reports the caller sees by status, category, reason and severity.
+    No match is not an error: every count is then zero."""
+    scope = ChatScope(workspace_id, principal_id)
+    found = await ReportRepository(session).counts(scope, filters)
     counts = {
         name: {member.value: 0 for member in enum} | found[name]
         for name, enum in DIMENSIONS.items()
@@ -41,8 +62,12 @@ async def report_metrics(
     )
 
 
-async def get_report(session: AsyncSession, workspace_id: int, report_id: int) -> Report:
-    report = await ReportRepository(session).get(workspace_id, report_id)
+async def get_report(
+    session: AsyncSession, workspace_id: int, report_id: int, *, principal_id: int | None = None
+) -> Report:
+    """The report, if the caller sees it (see the module); otherwise NotFound, as if missing."""
+    scope = ChatScope(workspace_id, principal_id)
+    report = await ReportRepository(session).get(scope, report_id)
     return or_not_found(report, f"Report {report_id} not found.")
 
 
@@ -57,21 +82,29 @@ async def create_report(
 
 
 async def update_report(
-    session: AsyncSession, workspace_id: int, report_id: int, values: dict[str, Any]
+    session: AsyncSession,
+    workspace_id: int,
+    report_id: int,
+    values: dict[str, Any],
+    *,
+    principal_id: int | None = None,
 ) -> Report:
-    """Apply `values` (all fields for a replace, the sent ones for a partial update)."""
+    """Apply `values` (all fields for a replace, the sent ones for a partial update) to a report
+    the caller sees; a new chat must be one it sees too."""
     repository = ReportRepository(session)
-    report = await get_report(session, workspace_id, report_id)
+    report = await get_report(session, workspace_id, report_id, principal_id=principal_id)
     columns = _columns(values)
     if "chat_id" in columns:
-        await _ensure_chat(session, ChatScope(workspace_id, None), columns["chat_id"])
+        await _ensure_chat(session, ChatScope(workspace_id, principal_id), columns["chat_id"])
     columns["updated_at"] = utcnow()
     return await repository.update(report, columns)
 
 
-async def delete_report(session: AsyncSession, workspace_id: int, report_id: int) -> None:
-    """Permanent: the report is removed, not marked."""
-    report = await get_report(session, workspace_id, report_id)
+async def delete_report(
+    session: AsyncSession, workspace_id: int, report_id: int, *, principal_id: int | None = None
+) -> None:
+    """Permanent: the report (one the caller sees) is removed, not marked."""
+    report = await get_report(session, workspace_id, report_id, principal_id=principal_id)
     await ReportRepository(session).delete(report)
 
 

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request
 from pydantic import AliasChoices, BaseModel, Field
 
-from chatsvc.api.cognitive.items import add_delete_route, add_get_route
+from chatsvc.api.cognitive.items import add_delete_route
 from chatsvc.api.cognitive.params import ReportId
 from chatsvc.api.cognitive.schemas import OutModel
 from chatsvc.api.deps import AdminDep, AuthDep
+from chatsvc.auth.service import AuthContext
 from chatsvc.kit.updates import add_patch_route, update_values
 from chatsvc.kit.validation import MAX_ID
 from chatsvc.kit.web import PageDep, SlashRouter, envelope, error_responses, invalid_is_400
@@ -109,6 +110,12 @@ async def report_filters(
 FiltersDep = Annotated[ReportFilters, Depends(report_filters)]
 
 
+def _reader(auth: AuthContext) -> int | None:
+    """The principal whose chats bound what the caller sees of reports: None for an admin (the
+    whole workspace), the member itself otherwise (reports on its own chats; see the service)."""
+    return None if auth.is_admin else auth.principal_id
+
+
 # --- routes --------------------------------------------------------------------------------------
 
 
@@ -125,8 +132,13 @@ FiltersDep = Annotated[ReportFilters, Depends(report_filters)]
 async def list_reports(
     request: Request, session: ReadSessionDep, auth: AuthDep, filters: FiltersDep, page: PageDep
 ) -> ReportPage:
-    metrics = await report_service.report_metrics(session, auth.workspace_id, filters)
-    found = await report_service.list_reports(session, auth.workspace_id, filters, page)
+    reader = _reader(auth)
+    metrics = await report_service.report_metrics(
+        session, auth.workspace_id, filters, principal_id=reader
+    )
+    found = await report_service.list_reports(
+        session, auth.workspace_id, filters, page, principal_id=reader
+    )
     return ReportPage.model_validate(asdict(metrics) | envelope(request, found, found.items))
 
 
@@ -144,7 +156,7 @@ async def create_report(body: ReportIn, session: SessionDep, auth: AuthDep) -> R
         session,
         auth.workspace_id,
         body,
-        principal_id=None if auth.is_admin else auth.principal_id,
+        principal_id=_reader(auth),
     )
     return ReportOut.model_validate(report)
 
@@ -160,20 +172,26 @@ async def create_report(body: ReportIn, session: SessionDep, auth: AuthDep) -> R
 async def report_metrics(
     session: ReadSessionDep, auth: AuthDep, filters: FiltersDep
 ) -> ReportMetricsOut:
-    metrics = await report_service.report_metrics(session, auth.workspace_id, filters)
+    metrics = await report_service.report_metrics(
+        session, auth.workspace_id, filters, principal_id=_reader(auth)
+    )
     return ReportMetricsOut.model_validate(asdict(metrics))
 
 
-add_get_route(
-    router,
+# Not add_get_route: what a member may read depends on the caller, not only on its workspace.
+# (No docstring: the operation has no description.)
+@router.get(
     "/reports/{id}/",
-    ReportId,
-    report_service.get_report,
     response_model=ReportOut,
     name="get_report",
     summary="Retrieve a chat report",
     responses=NOT_FOUND,
 )
+async def get_report(id: ReportId, session: ReadSessionDep, auth: AuthDep) -> ReportOut:
+    report = await report_service.get_report(
+        session, auth.workspace_id, id, principal_id=_reader(auth)
+    )
+    return ReportOut.model_validate(report)
 
 
 @router.put(
@@ -189,7 +207,9 @@ async def update_report(
     id: ReportId, body: ReportIn, session: SessionDep, auth: AdminDep
 ) -> ReportOut:
     return ReportOut.model_validate(
-        await report_service.update_report(session, auth.workspace_id, id, update_values(body))
+        await report_service.update_report(
+            session, auth.workspace_id, id, update_values(body), principal_id=_reader(auth)
+        )
     )
 
 
