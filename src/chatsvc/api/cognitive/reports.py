@@ -147,7 +147,8 @@ async def list_reports(
     response_model=ReportOut,
     status_code=200,
     summary="Create a new report for a chat interaction",
-    description="Any key of the workspace may report on one of its chats.",
+    description="An admin key may report on any chat of the workspace, a member key on the chats "
+    "it can open (its own); a report is seen by whoever may open its chat.",
     responses={200: {"description": "Report submitted successfully."}, **CHAT_NOT_FOUND},
 )
 @invalid_is_400
