@@ -3,6 +3,9 @@ was given, hand its delivery to a job of its own (retried on its own, delivered 
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,11 +14,12 @@ from chatsvc.exports import service as export_service
 from chatsvc.exports.schemas import ExportFilters
 from chatsvc.jobs.models import Job
 from chatsvc.jobs.queue import submit
-from chatsvc.jobs.runner import JobContext, register
+from chatsvc.jobs.runner import JobContext, recovery, register
 from chatsvc.kit.db import unit_of_work
 from chatsvc.webhooks.jobs import DELIVER_CALLBACK
 
 EXPORT = "export"
+logger = logging.getLogger(__name__)
 
 
 def artifact_name(job_id: int) -> str:
@@ -84,3 +88,32 @@ async def run_export(ctx: JobContext, job: Job) -> dict[str, Any]:
         "bytes": result.bytes,
         "sha256": result.sha256,
     }
+
+
+@recovery("orphaned_export_files")
+async def remove_orphaned_export_files(ctx: JobContext) -> int:
+    """The temporary files of exports whose process died mid-write (`.<name>.*.part` in the
+    artifact directory, untouched for two job leases: a live export writes on and renews its
+    lease far more often), so that repeated crashes do not fill the disk."""
+    directory = Path(ctx.settings.artifact_dir)
+    before = time.time() - 2 * ctx.settings.job_lease_seconds
+    removed = await asyncio.to_thread(remove_stale_parts, directory, before)
+    for path in removed:
+        logger.warning("removed %s, left by an export that did not finish", path.name)
+    return len(removed)
+
+
+def remove_stale_parts(directory: Path, before: float) -> list[Path]:
+    """Delete the export temporary files in `directory` last modified before `before` (a Unix
+    time); the files removed."""
+    if not directory.is_dir():
+        return []
+    removed = []
+    for path in directory.glob(".*.part"):
+        try:
+            if path.stat().st_mtime < before:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # another process's sweep took it first
+            continue
+    return removed
