@@ -317,18 +317,38 @@ class ScriptPool:
         worker: _Worker | None = None
         reusable = False
         try:
-            worker = self._take_idle() or await self._spawn()
+            worker = self._take_idle()
+            # A worker that waited idle may have been killed since (by an operator, the OOM
+            # killer) in a way /proc did not show yet: if it dies on the request, the request
+            # runs once more on a fresh worker. A fresh worker's death is the script's doing.
+            second_chance = worker is not None
+            if worker is None:
+                worker = await self._spawn()
             self._busy.add(worker)
             try:
                 reply = await worker.ask(request, self.deadlines)
             except _NoAnswer as exc:
+                if not (second_chance and exc.message.startswith(DIED_ERROR)):
+                    raise
+                logger.warning(
+                    "idle script worker %s had died; the run goes to a new one", worker.pid
+                )
+                self._busy.discard(worker)
+                self._retire(worker)
+                worker = None
+                worker = await self._spawn()
+                self._busy.add(worker)
+                reply = await worker.ask(request, self.deadlines)
+            reusable = True
+            return reply
+        except _NoAnswer as exc:
+            if worker is not None:
                 if exc.message and "SIGXCPU" not in exc.message:
                     logger.warning("script worker %s: %s", worker.pid, exc.message)
                     raise
                 logger.warning("script worker %s overran its run and is replaced", worker.pid)
                 raise _NoAnswer(TIME_LIMIT_ERROR.format(seconds=self.timeout_seconds)) from None
-            reusable = True
-            return reply
+            raise
         finally:
             if worker is not None:
                 self._busy.discard(worker)
