@@ -335,7 +335,7 @@ class ScriptPool:
                 )
                 self._busy.discard(worker)
                 self._retire(worker)
-                worker = None
+                worker = None  # retired: if no new one starts, `finally` has nothing to do
                 worker = await self._spawn()
                 self._busy.add(worker)
                 reply = await worker.ask(request, self.deadlines)
