@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     #: who runs background jobs: `arq` (`chatsvc worker` processes, through Redis), `in-process`
     #: (this API process, which then also sweeps), or `auto`: arq when redis_url is set
     job_queue: Literal["auto", "arq", "in-process"] = "auto"
+    #: the arq queue (a Redis key) the API enqueues to and the workers read: deployments (or
+    #: test runs) sharing one Redis database keep their jobs apart by giving it different names
+    arq_queue: str = Field(default="arq:queue", min_length=1, max_length=200)
     artifact_dir: str = "./artifacts"
     #: SSE heartbeat comment interval
     sse_ping_seconds: float = Field(default=15.0, gt=0)

@@ -92,7 +92,7 @@ class Services:
             if use_arq:
                 if not settings.redis_url:
                     raise ValueError("CHATSVC_JOB_QUEUE=arq needs CHATSVC_REDIS_URL")
-                queue = ArqQueue.from_url(settings.redis_url)
+                queue = ArqQueue.from_url(settings.redis_url, settings.arq_queue)
             else:
                 # Jobs run in this process; the handler reads the context when a job runs.
                 queue = InProcessQueue(lambda job_id: execute(services.jobs, job_id))

@@ -80,5 +80,6 @@ def run(settings: Settings) -> None:
     run_worker(
         WorkerSettings,  # type: ignore[arg-type]
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        queue_name=settings.arq_queue,
         ctx={"settings": settings},
     )

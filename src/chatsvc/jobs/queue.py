@@ -60,12 +60,13 @@ class ArqQueue:
         self.owned = owned
 
     @classmethod
-    def from_url(cls, redis_url: str) -> ArqQueue:
+    def from_url(cls, redis_url: str, queue_name: str) -> ArqQueue:
         """A queue on its own connection pool; nothing connects until the first enqueue."""
         pool = ArqRedis(
             ConnectionPool.from_url(redis_url),
             job_serializer=dump_json,
             job_deserializer=load_json,
+            default_queue_name=queue_name,
         )
         return cls(pool)
 
