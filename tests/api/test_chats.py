@@ -4,10 +4,15 @@ under concurrency, one generation per chat, idempotent turns, feedback and visib
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from chatsvc.auth import service as auth_service
+from chatsvc.auth.models import Role
+from chatsvc.kit.db import unit_of_work
+from chatsvc.migrate import upgrade
 from tests.fixtures.app import Live, live_tenant, make_settings
 
 FAQ = {"name": "What is chatsvc?", "content": "chatsvc is a backend for chat assistants."}
@@ -231,6 +236,91 @@ async def test_idempotent_turn_and_chat_creation(live: Live) -> None:
     assert created[0].json()["id"] == created[1].json()["id"]
     listing = (await live.admin.get(f"/assistants/{assistant}/chats/")).json()
     assert len(listing) == 2
+
+
+async def member_client(live: Live, username: str) -> httpx.AsyncClient:
+    """A client of another member key of the live workspace (its own principal)."""
+    async with unit_of_work(live.services.sessionmaker) as db:
+        _m, key = await auth_service.create_api_key(
+            db, live.workspace_id, Role.MEMBER, username=username, full_name=username.title()
+        )
+    return live.client(key, timeout=httpx.Timeout(30.0))
+
+
+async def create_keyed(
+    client: httpx.AsyncClient, assistant: int, key: str, path: str = ""
+) -> httpx.Response:
+    return await client.post(
+        f"/assistants/{assistant}/{path}", json={"message": "x"}, headers={"Idempotency-Key": key}
+    )
+
+
+async def concurrent_creates_make_one_chat(live: Live) -> None:
+    """16 concurrent creates with one key by one caller, on each create route: one chat, and
+    every request answers with it (the losers of the race on the key replay the winner's)."""
+    for path in ("", "chats_stream/", "chats/async/"):
+        assistant = await make_assistant(live)
+        responses = await asyncio.gather(
+            *(create_keyed(live.member, assistant, f"race-{path}", path) for _ in range(16))
+        )
+        assert all(r.status_code == 201 for r in responses), [r.text for r in responses]
+        assert len({r.json()["id"] for r in responses}) == 1
+        listing = (await live.member.get(f"/assistants/{assistant}/chats/")).json()
+        assert [chat["id"] for chat in listing] == [responses[0].json()["id"]]
+        users = [m for m in listing[0]["messages"] if m["role"] == "user"]
+        assert len(users) == 1
+
+
+async def test_concurrent_creates_with_one_key_make_one_chat(live: Live) -> None:
+    await concurrent_creates_make_one_chat(live)
+
+
+async def test_concurrent_creates_with_one_key_make_one_chat_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'chatsvc.db'}"
+    await asyncio.to_thread(upgrade, url)
+    async with live_tenant(make_settings(url, redis_url=None)) as live:
+        await concurrent_creates_make_one_chat(live)
+
+
+async def test_an_idempotency_key_belongs_to_the_caller_who_used_it(live: Live) -> None:
+    assistant = await make_assistant(live)
+    other = await member_client(live, "mia")
+    async with other:
+        first = await create_keyed(live.member, assistant, "shared-1")
+        assert first.status_code == 201, first.text
+        mine = first.json()["id"]
+        # Another member, and an admin, get a 409 naming no chat, never the member's chat.
+        for client in (other, live.admin):
+            for path in ("", "chats_stream/", "chats/async/"):
+                refused = await create_keyed(client, assistant, "shared-1", path)
+                assert refused.status_code == 409, refused.text
+                assert refused.json()["code"] == "idempotency_key_in_use"
+                assert set(refused.json()) == {"detail", "code", "errors", "request_id"}
+                assert str(mine) not in refused.json()["detail"]
+        # The owner's retry still gets its chat; only its chat exists.
+        again = await create_keyed(live.member, assistant, "shared-1")
+        assert (again.status_code, again.json()["id"]) == (201, mine)
+        listing = (await live.admin.get(f"/assistants/{assistant}/chats/")).json()
+        assert [chat["id"] for chat in listing] == [mine]
+        # The admin's own key is its own too.
+        own = await create_keyed(live.admin, assistant, "admin-1")
+        assert own.status_code == 201 and own.json()["id"] != mine
+        racing = await asyncio.gather(
+            create_keyed(other, assistant, "both-1"), create_keyed(live.member, assistant, "both-1")
+        )
+        assert sorted(r.status_code for r in racing) == [201, 409], [r.text for r in racing]
+
+
+async def test_an_idempotency_key_replayed_with_another_assistant_is_refused(live: Live) -> None:
+    first_assistant, second_assistant = await make_assistant(live), await make_assistant(live)
+    first = await create_keyed(live.member, first_assistant, "moved-1")
+    assert first.status_code == 201, first.text
+    for path in ("", "chats_stream/", "chats/async/"):
+        moved = await create_keyed(live.member, second_assistant, "moved-1", path)
+        assert moved.status_code == 409, moved.text
+        assert moved.json()["code"] == "idempotency_key_mismatch"
+    listing = (await live.member.get(f"/assistants/{second_assistant}/chats/")).json()
+    assert listing == []
 
 
 async def test_feedback_and_message_likes(live: Live) -> None:

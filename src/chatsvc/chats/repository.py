@@ -279,8 +279,14 @@ class ChatRepository(RepositoryBase[Chat]):
         }
         return stored, chat
 
-    async def by_idempotency_key(self, scope: ChatScope, key: str) -> Chat | None:
-        return await self.get_one_or_none(self.scoped(scope).where(Chat.idempotency_key == key))
+    async def by_idempotency_key(self, workspace_id: int, key: str) -> Chat | None:
+        """The chat a key made in the workspace, whoever made it: keys are unique per workspace
+        (the chats' unique constraint), so the look-up is too; the caller decides what another
+        principal's chat means (chat_service.create_chat)."""
+        statement = select(Chat).where(
+            Chat.workspace_id == workspace_id, Chat.idempotency_key == key
+        )
+        return await self.get_one_or_none(statement)
 
     async def list_for_assistant(
         self, scope: ChatScope, assistant_id: int, params: PageParams

@@ -131,12 +131,22 @@ async def create_chat(
     require_realtime: bool = False,
 ) -> tuple[Chat, Turn | None]:
     """A new chat with the assistant's limits and initial_message, and the turn of its first user
-    message when one is given. A retry with the same Idempotency-Key returns the first chat."""
+    message when one is given.
+
+    An Idempotency-Key belongs to the caller (the principal) who first used it; keys are unique
+    per workspace (the chats' unique constraint), and looked up per workspace too:
+
+    * the same caller, the same assistant: the first chat (and its turn) is returned, nothing is
+      stored twice; of concurrent requests with one key, the one whose insert loses the race
+      on the unique constraint returns the winner's chat the same way;
+    * the same caller, another assistant: 409 `idempotency_key_mismatch`;
+    * another caller of the workspace (an admin too): 409 `idempotency_key_in_use`, nothing
+      of the other chat is shown."""
     repository = ChatRepository(session)
     if idempotency_key:
-        existing = await repository.by_idempotency_key(scope_of(auth), idempotency_key)
+        existing = await repository.by_idempotency_key(auth.workspace_id, idempotency_key)
         if existing is not None:
-            return existing, await _replayed_turn(session, existing, idempotency_key)
+            return await _replayed_chat(session, auth, assistant_id, existing, idempotency_key)
     assistant = await assistant_service.get_assistant(session, auth.workspace_id, assistant_id)
     if require_streaming and not assistant.streaming_available:
         raise Invalid(f"Assistant {assistant_id} does not stream (streaming_available is false).")
@@ -158,7 +168,20 @@ async def create_chat(
         max_msg_length=assistant.max_msg_length,
         idempotency_key=idempotency_key,
     )
-    await repository.add(chat)
+    if not idempotency_key:
+        await repository.add(chat)
+    else:
+        try:
+            # A savepoint: a request that loses the race on the key leaves nothing behind.
+            async with session.begin_nested():
+                await repository.add(chat)
+        except IntegrityError:
+            # A concurrent request with the same key made its chat first (its insert waited
+            # for that transaction): answer with it, as a retry would be.
+            existing = await repository.by_idempotency_key(auth.workspace_id, idempotency_key)
+            if existing is None:
+                raise
+            return await _replayed_chat(session, auth, assistant_id, existing, idempotency_key)
     if assistant.initial_message:
         await _append(
             session, chat, Role.ASSISTANT, assistant.initial_message, meta={"initial": True}
@@ -674,6 +697,27 @@ async def _supersede(session: AsyncSession, chat: Chat, message_uuid: str) -> in
             message.visible = False
     await session.flush()
     return target.id
+
+
+async def _replayed_chat(
+    session: AsyncSession, auth: AuthContext, assistant_id: int, chat: Chat, key: str
+) -> tuple[Chat, Turn | None]:
+    """The chat an Idempotency-Key already made, for a retry of the request that made it: only
+    its caller may replay it, and only against the same assistant (see `create_chat`)."""
+    if chat.principal_id != auth.principal_id:
+        raise Conflict(
+            "This Idempotency-Key is already in use in this workspace by another caller: "
+            "send the request again with a key of your own (a new UUID, for example).",
+            code="idempotency_key_in_use",
+        )
+    if chat.assistant_id != assistant_id:
+        raise Conflict(
+            f"This Idempotency-Key already created chat {chat.id} with assistant "
+            f"{chat.assistant_id}, not assistant {assistant_id}: a key may be reused only to "
+            "retry the same request. Use a new key for a new chat.",
+            code="idempotency_key_mismatch",
+        )
+    return chat, await _replayed_turn(session, chat, key)
 
 
 async def _replayed_turn(session: AsyncSession, chat: Chat, key: str) -> Turn | None:

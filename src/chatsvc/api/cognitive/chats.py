@@ -71,6 +71,15 @@ TURN_ERRORS = {
         }
     ),
 }
+#: creating a chat: an Idempotency-Key of another caller, or replayed against another assistant
+KEY_CONFLICT = error_responses(
+    {
+        409: "The Idempotency-Key is already in use in the workspace by another caller "
+        "(`idempotency_key_in_use`), or created a chat with another assistant "
+        "(`idempotency_key_mismatch`).",
+    }
+)
+CREATE_ERRORS = {**TURN_ERRORS, **KEY_CONFLICT}
 Endpoint = Callable[..., Awaitable[Response]]
 SSE_DOC: dict[str, Any] = {
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
@@ -255,7 +264,7 @@ router.post(
     summary="Create a new chat for an assistant",
     description="Starts with the assistant's initial_message; a `message` is answered before the "
     "response returns.",
-    responses=TURN_ERRORS,
+    responses=CREATE_ERRORS,
 )(_creator(Reply.WAIT))
 router.post(
     "/assistants/{assistant}/chats_stream/",
@@ -265,7 +274,7 @@ router.post(
     summary="Create a new streaming-enabled chat",
     description="With `Accept: text/event-stream` and a `message`, the answer streams as SSE "
     "(the chat id is in the X-Chat-Id header and in message.created); otherwise JSON when done.",
-    responses={**TURN_ERRORS, 201: SSE_DOC},
+    responses={**CREATE_ERRORS, 201: SSE_DOC},
 )(_creator(Reply.STREAM))
 
 
@@ -522,7 +531,7 @@ router.post(
     status_code=201,
     summary="Create a new chat asynchronously",
     description=ASYNC_DOC,
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **KEY_CONFLICT},
 )(_creator(Reply.BACKGROUND))
 router.get(
     "/chats/{id}/async/",
