@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatsvc.auth import service as auth_service
 from chatsvc.auth.bootstrap import bootstrap
 from chatsvc.auth.models import Role
+from chatsvc.cli import _print_bootstrap
 from chatsvc.config import Environment, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +54,19 @@ async def test_configured_bootstrap_key_is_used_and_never_printed(
     assert result is not None
     assert result.generated_key is None and result.demo_assistant_id is None
     assert await auth_service.authenticate(session, "csk_configured-key-0123456789") is not None
+
+
+def test_the_printed_curl_line_works_in_a_shell(capsys: pytest.CaptureFixture[str]) -> None:
+    """With a configured key the banner names the variable: the line must expand it when pasted
+    into a shell (double quotes), and it points at the chat page too."""
+    _print_bootstrap(None, 7, "127.0.0.1", 8000)
+    printed = capsys.readouterr().out
+    [line] = [text for text in printed.splitlines() if text.startswith("Try:")]
+    command = line.removeprefix("Try:").strip().replace("curl", "printf '%s\\n'", 1)
+    env = {"PATH": os.environ["PATH"], "CHATSVC_BOOTSTRAP_API_KEY": "csk_from-the-environment"}
+    shell = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True)
+    assert "X-Api-Key: csk_from-the-environment" in shell.stdout.splitlines(), shell
+    assert "http://127.0.0.1:8000/ui/" in printed
 
 
 def _free_port() -> int:
@@ -116,6 +130,7 @@ def test_make_run_flow_serves_the_demo_assistant_on_sqlite(tmp_path: Path) -> No
         assert match, output
         headers = {"X-Api-Key": match.group(1)}
         base = f"http://127.0.0.1:{port}"
+        assert f'curl -H "X-Api-Key: {match.group(1)}" {base}/assistants/' in output
         listing = httpx.get(f"{base}/assistants/info/", headers=headers, timeout=10).json()
         assert listing["count"] == 1
         assert listing["results"][0]["description"] == "Demo assistant"

@@ -86,10 +86,12 @@ def _print_bootstrap(key: str | None, demo_id: int | None, host: str, port: int)
         ]
     else:
         lines.append("The admin API key is the one in CHATSVC_BOOTSTRAP_API_KEY.")
+    # Double quotes: the shell expands the variable when no key is shown.
     shown = key or "$CHATSVC_BOOTSTRAP_API_KEY"
-    lines.append(f"Try:  curl -H 'X-Api-Key: {shown}' {base}/assistants/")
+    lines.append(f'Try:  curl -H "X-Api-Key: {shown}" {base}/assistants/')
     if demo_id is not None:
         lines.append(f"A demo assistant is ready: {base}/assistants/{demo_id}/")
+    lines.append(f"Chat page: {base}/ui/ (paste the key there)")
     lines.append(f"API docs: {base}/docs")
     print("\n".join(lines) + "\n", flush=True)
 

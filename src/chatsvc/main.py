@@ -110,7 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Request-Id", "X-Total-Count", "Link"],
+            # Every header the docs tell a browser to read (X-Chat-Id: the chat a stream is in).
+            expose_headers=["X-Request-Id", "X-Total-Count", "Link", "X-Chat-Id"],
         )
     app.add_middleware(
         BodySizeLimitMiddleware,

@@ -166,6 +166,18 @@ def test_production_refuses_placeholder_secrets() -> None:
     assert ok.env == "production"
 
 
+async def test_browsers_may_read_the_headers_the_docs_point_them_to(live_pg_url: str) -> None:
+    settings = make_settings(live_pg_url, cors_origins=["https://app.example"])
+    transport = httpx.ASGITransport(app=create_app(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://chatsvc") as client:
+        response = await client.get("/healthz", headers={"Origin": "https://app.example"})
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+    exposed = {
+        h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")
+    }
+    assert {"x-chat-id", "x-request-id", "x-total-count", "link"} <= exposed
+
+
 def test_settings_errors_name_the_variable() -> None:
     with pytest.raises(ValueError, match="CHATSVC_DEFAULT_GENERATOR"):
         Settings(default_generator="missing")
