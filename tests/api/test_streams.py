@@ -103,6 +103,23 @@ async def test_a_streamed_turn_sends_every_event_with_an_id_and_stores_the_same_
         assert names(idle) == ["chat"]
         assert idle[0].data["messages"][-1]["content"] == FAQ_ANSWER
 
+        # An EventSource reconnects with that event's id: still nothing runs, so 204 ends it.
+        assert idle[0].id == "0"
+        seen = {**SSE, "Last-Event-ID": idle[0].id}
+        again = await live.admin.get(f"/chats_stream/{chat}/", headers=seen)
+        assert again.status_code == 204, again.text
+        assert again.headers["x-chat-id"] == str(chat) and again.content == b""
+        # A message stored since (not answered): the reconnect streams its answer.
+        added = {"message": FAQ_QUESTION}
+        stored_only = await live.admin.post(f"/chats/{chat}/add_user_message/", json=added)
+        assert stored_only.status_code == 201, stored_only.text
+        async with sse(
+            live.admin, "GET", f"/chats_stream/{chat}/", headers={"Last-Event-ID": "0"}
+        ) as source:
+            await assert_stream_headers(source.response, 200)
+            resumed = await source.rest()
+        assert completed(resumed)["content"] == FAQ_ANSWER
+
 
 async def test_a_new_chat_with_a_message_streams_its_answer(live_pg_url: str) -> None:
     async with live_with_fake(live_pg_url, tokens=numbered(8)) as (live, fake):

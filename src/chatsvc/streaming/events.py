@@ -27,6 +27,11 @@ def stream_key(generation_id: str) -> str:
     return f"gen:{generation_id}"
 
 
+#: the id of the one `chat` event a stream sends when nothing runs (the chat as it is): a client
+#: that reconnects with it has seen the chat; it gets what has started since, or 204
+SNAPSHOT_EVENT_ID = "0"
+
+
 def event_id(generation_id: str, entry_id: str) -> str:
     return f"{generation_id}:{entry_id}"
 

@@ -148,7 +148,7 @@ class TurnContext:
             body = ChatOut.of(chat, messages).model_dump(mode="json")
             if not stream:
                 return JSONResponse(body, status_code=status_code)
-            entries = _one(BrokerEntry("0", events.CHAT, body))
+            entries = _one(BrokerEntry(events.SNAPSHOT_EVENT_ID, events.CHAT, body))
         return sse_response(
             entries,
             ping_seconds=self.settings.sse_ping_seconds,
@@ -292,12 +292,16 @@ def _reader(reply: Reply) -> Endpoint:
         retry: RetryFailed = False,
     ) -> Response:
         resume = last_event_id(request) if reply.sse(request) else None
-        if resume is not None:
+        if resume is not None and resume != events.SNAPSHOT_EVENT_ID:
             handle = await ctx.turns.resume(ctx.auth, resume, chat_id=id)
-        else:
-            handle = await ctx.turns.answer_pending(
-                ctx.auth, id, retry_failed=retry, delivery=reply.delivery
-            )
+            return await ctx.respond(request, handle, reply)
+        handle = await ctx.turns.answer_pending(
+            ctx.auth, id, retry_failed=retry, delivery=reply.delivery
+        )
+        if resume is not None and handle.generation_id is None:
+            # The client saw the chat (the snapshot's id) and nothing runs now: 204 ends an
+            # EventSource's reconnecting, where the same snapshot again would go on forever.
+            return Response(status_code=204, headers={"X-Chat-Id": str(handle.chat.id)})
         return await ctx.respond(request, handle, reply)
 
     return read
@@ -456,8 +460,13 @@ router.get(
     summary="Retrieve a streamed chat and generate a response",
     description="With `Accept: text/event-stream`: follows the running generation (or starts one "
     "when the last message is from the user); `Last-Event-ID` (or ?last_event_id=) resumes after "
-    "that event. Nothing to stream: one `chat` event. Without it: JSON, like GET /chats/{id}/.",
-    responses={**TURN_ERRORS, 200: SSE_DOC},
+    "that event. Nothing to stream: one `chat` event (id `0`); a reconnect with that id gets 204 "
+    "while still nothing runs. Without it: JSON, like GET /chats/{id}/.",
+    responses={
+        **TURN_ERRORS,
+        200: SSE_DOC,
+        204: {"description": "Reconnected with the `chat` event's id and nothing runs: no stream."},
+    },
 )(_reader(Reply.STREAM))
 router.post(
     "/chats_stream/{id}/",
