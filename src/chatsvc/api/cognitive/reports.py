@@ -14,6 +14,7 @@ from chatsvc.api.cognitive.params import ReportId
 from chatsvc.api.cognitive.schemas import OutModel
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.auth.service import AuthContext
+from chatsvc.chats.service import scope_of
 from chatsvc.kit.updates import add_patch_route, update_values
 from chatsvc.kit.validation import MAX_ID
 from chatsvc.kit.web import PageDep, SlashRouter, envelope, error_responses, invalid_is_400
@@ -111,9 +112,9 @@ FiltersDep = Annotated[ReportFilters, Depends(report_filters)]
 
 
 def _reader(auth: AuthContext) -> int | None:
-    """The principal whose chats bound what the caller sees of reports: None for an admin (the
-    whole workspace), the member itself otherwise (reports on its own chats; see the service)."""
-    return None if auth.is_admin else auth.principal_id
+    """The principal whose chats bound what the caller sees of reports: the chats domain's own
+    rule (`scope_of`: None for an admin, the member itself otherwise; see the service)."""
+    return scope_of(auth).principal_id
 
 
 # --- routes --------------------------------------------------------------------------------------
