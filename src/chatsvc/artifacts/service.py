@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -176,14 +177,16 @@ async def _shown(
     return Shown(revision, await bundles.selection(entry_id, revision), {}, None)
 
 
-def _item(resource: Resource, position: int) -> ItemView:
+def _item(resource: Resource | Row[Any], position: int | None) -> ItemView:
+    """A library item (a resource, or a row of one) as a section shows it: selected when it has
+    a place among the selected items."""
     return ItemView(
         id=resource.id,
         kind=resource.kind,
         name=resource.name,
         description=resource.description,
         data=resource.data,
-        selected=True,
+        selected=position is not None,
         position=position,
     )
 
@@ -228,17 +231,8 @@ async def _hydrate(session: AsyncSession, auth: AuthContext, query: HydrateQuery
     totals: dict[ResourceKind, int] = {}
     for row in available_rows:
         chosen = selection.get(row.kind) or []
-        available.setdefault(row.kind, []).append(
-            ItemView(
-                id=row.id,
-                kind=row.kind,
-                name=row.name,
-                description=row.description,
-                data=row.data,
-                selected=row.id in chosen,
-                position=chosen.index(row.id) if row.id in chosen else None,
-            )
-        )
+        position = chosen.index(row.id) if row.id in chosen else None
+        available.setdefault(row.kind, []).append(_item(row, position))
         totals[row.kind] = int(row.total)
     sections: dict[ResourceKind, SectionView] = {}
     for section in query.sections:
