@@ -50,9 +50,7 @@ from chatsvc.chats.models import Chat
 from chatsvc.exports.jobs import EXPORT, filters_payload
 from chatsvc.exports.schemas import ExportFilters
 from chatsvc.jobs import runner as job_runner
-from chatsvc.jobs import service as job_service
 from chatsvc.jobs.models import JobState
-from chatsvc.kit.db import unit_of_work
 from chatsvc.kit.errors import Conflict, FieldError, Invalid, NotFound, Unavailable, or_not_found
 from chatsvc.kit.pagination import Page, PageParams
 
@@ -568,20 +566,8 @@ async def export_chat(
         "callback_url": None,
         "extra_columns": [list(column) for column in columns],
     }
-    # The job row is committed on its own: the run below reads it in sessions of its own.
-    async with unit_of_work(jobs.sessionmaker) as job_session:
-        job, _created = await job_service.create_job(
-            job_session,
-            auth.workspace_id,
-            EXPORT,
-            payload,
-            max_attempts=jobs.settings.job_max_attempts,
-            created_by=auth.principal_id,
-        )
-        job_id = job.id
-    await job_runner.execute(jobs, job_id)
-    async with unit_of_work(jobs.sessionmaker) as job_session:
-        job = await job_service.get_job(job_session, auth.workspace_id, job_id)
+    job = await jobs.run_here(auth.workspace_id, EXPORT, payload, created_by=auth.principal_id)
+    job_id = job.id
     result = job.result or {}
     if job.state != JobState.SUCCEEDED or "artifact" not in result:
         raise Unavailable(

@@ -206,10 +206,15 @@ async def submit(
     **options: Unpack[JobOptions],
 ) -> tuple[Job, bool]:
     """Create a job (or find it by its idempotency key) and trigger it after the commit. The one
-    call a request or a job needs to start background work. Its attempts default to
-    CHATSVC_JOB_MAX_ATTEMPTS."""
-    options["max_attempts"] = options.get("max_attempts") or settings.job_max_attempts
+    call a request or a job needs to start background work."""
+    options = with_configured_attempts(settings, options)
     job, created = await job_service.create_job(session, workspace_id, kind, payload, **options)
     if created:
         enqueue_after_commit(session, queue, job.id)
     return job, created
+
+
+def with_configured_attempts(settings: Settings, options: JobOptions) -> JobOptions:
+    """`options` with max_attempts defaulting to the deployment's (CHATSVC_JOB_MAX_ATTEMPTS)
+    rather than the service's: what a job made by the application gets."""
+    return {**options, "max_attempts": options.get("max_attempts") or settings.job_max_attempts}
