@@ -17,13 +17,13 @@ from chatsvc.api.deps import ApiKeyHeader, IdempotencyKey, authenticate_key
 from chatsvc.api.messages_v1.schemas import (
     AssistantRefOut,
     ChatMessageIn,
-    ChatMessageOut,
     ChatRefOut,
     ExportIn,
     ExportOut,
     Join,
     ModerationOut,
     SenderOut,
+    V1ChatMessageOut,
 )
 from chatsvc.auth.models import PrincipalKind
 from chatsvc.auth.service import AuthContext
@@ -116,7 +116,7 @@ class Joined:
 
 def _message_out(
     message: Message, chat: Chat, senders: dict[int, Sender], joined: Joined | None = None
-) -> ChatMessageOut:
+) -> V1ChatMessageOut:
     sender = senders.get(message.sender_id) if message.sender_id is not None else None
     fields: dict[str, Any] = {
         "created_at": message.created_at,
@@ -145,7 +145,7 @@ def _message_out(
             pii_categories=list(message.pii_categories),
             action_taken=message.action_taken,
         )
-    return ChatMessageOut.model_validate(fields)
+    return V1ChatMessageOut.model_validate(fields)
 
 
 def _sender_out(sender: Sender | None) -> SenderOut | None:
@@ -188,7 +188,7 @@ async def _joined(session: SessionDep, chat: Chat, joins: Sequence[Join]) -> Joi
 
 @router.get(
     "/chat-messages",
-    response_model=list[ChatMessageOut],
+    response_model=list[V1ChatMessageOut],
     response_model_exclude_unset=True,
     name="list_chat_messages_v1",
     summary="Retrieves multiple chat messages",
@@ -212,7 +212,7 @@ async def list_chat_messages(
     chat_thread_id: Annotated[
         UUID | None, Query(alias="chatThreadId", description="Only this sub-thread's messages.")
     ] = None,
-) -> list[ChatMessageOut]:
+) -> list[V1ChatMessageOut]:
     found = await external.list_messages(
         session,
         auth,
@@ -232,7 +232,7 @@ async def list_chat_messages(
 
 @router.post(
     "/chat-messages",
-    response_model=ChatMessageOut,
+    response_model=V1ChatMessageOut,
     response_model_exclude_unset=True,
     name="create_chat_message_v1",
     summary="Creates a new chat message",
@@ -250,7 +250,7 @@ async def create_chat_message(
     body: ChatMessageIn,
     auth: V1AuthDep,
     turns: TurnsDep,
-) -> ChatMessageOut:
+) -> V1ChatMessageOut:
     posted = await turns.post_message(
         auth,
         external.NewMessage(
