@@ -10,10 +10,9 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Query, Request, Response
-from fastapi.security import APIKeyHeader
 from pydantic import BeforeValidator
 
-from chatsvc.api.deps import ApiKeyHeader, IdempotencyKey, authenticate_key
+from chatsvc.api.deps import ApiKeyHeader, AuthorizationValue, IdempotencyKey, authenticate_key
 from chatsvc.api.messages_v1.schemas import (
     AssistantRefOut,
     ChatMessageIn,
@@ -41,20 +40,12 @@ from chatsvc.kit.web import (
 )
 from chatsvc.services import AuthenticatorDep, QueueDep, SessionDep, TurnsDep
 
-authorization_header = APIKeyHeader(
-    name="authorization",
-    scheme_name="authorization",
-    auto_error=False,
-    description="The API key to use for authentication, as `authorization: KEY` or "
-    "`authorization: Bearer KEY` (`X-Api-Key: KEY` works too).",
-)
-
 
 async def get_v1_auth(
     request: Request,
     authenticator: AuthenticatorDep,
-    authorization: Annotated[str | None, Depends(authorization_header)],
     header_key: ApiKeyHeader,
+    authorization: AuthorizationValue,
 ) -> AuthContext:
     # The same precedence as every face: X-Api-Key first, then the authorization header.
     raw = header_key
