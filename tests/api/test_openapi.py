@@ -118,3 +118,23 @@ async def test_real_streams_match_their_documented_events(live: Live, spec: dict
             event_validator(spec, listed[event.event]).validate(event.data)
     assert names(idle) == ["chat"]
     assert "turn" in names(threads) and "message.completed" in names(cognitive)
+
+
+def test_the_job_artifact_is_binary_csv(spec: dict[str, Any]) -> None:
+    success = spec["paths"]["/jobs/{id}/artifact/"]["get"]["responses"]["200"]
+    assert success["content"] == {"text/csv": {"schema": {"type": "string", "format": "binary"}}}
+
+
+def test_domain_enums_are_enums(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    ref = "#/components/schemas/{}".format
+    message = schemas["MessageOut"]["properties"]
+    assert message["role"]["$ref"] == ref("Role")
+    assert message["status"]["$ref"] == ref("MessageStatus")
+    assert message["severity"]["$ref"] == ref("ModerationSeverity")
+    assert message["action_taken"]["$ref"] == ref("ModerationAction")
+    assert schemas["ChatOut"]["properties"]["execution_status"]["$ref"] == ref("ExecutionStatus")
+    assert schemas["ThreadMessageOut"]["properties"]["severity"]["$ref"] == ref(
+        "ModerationSeverity"
+    )
+    assert schemas["ModerationSeverity"]["enum"] == ["none", "low", "medium", "high", "critical"]
