@@ -138,3 +138,12 @@ def test_domain_enums_are_enums(spec: dict[str, Any]) -> None:
         "ModerationSeverity"
     )
     assert schemas["ModerationSeverity"]["enum"] == ["none", "low", "medium", "high", "critical"]
+
+
+def test_every_operation_and_schema_has_a_description(spec: dict[str, Any]) -> None:
+    undescribed = [
+        (m, p) for m, p, operation in operations(spec) if not operation.get("description")
+    ]
+    assert undescribed == []
+    schemas = spec["components"]["schemas"]
+    assert [name for name, schema in schemas.items() if not schema.get("description")] == []
