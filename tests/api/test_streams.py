@@ -31,6 +31,7 @@ from tests.fixtures.sse import (
     WAIT,
     assert_stream_headers,
     completed,
+    follow_like_eventsource,
     names,
     sse,
     text_of,
@@ -219,6 +220,54 @@ async def test_a_client_that_leaves_loses_nothing_and_resumes_where_it_left(
         assert text_of(head) + text_of(resumed + end) == sent
         assert completed(end)["content"] == sent and completed(end)["status"] == "cancelled"
         assert (await settled(live.admin, chat))["messages"][-1]["content"] == sent
+
+
+@pytest.mark.parametrize("broker", ["redis", "memory"])
+async def test_an_eventsource_stops_after_the_end_and_every_event_id_resumes(
+    live_pg_url: str, broker: str
+) -> None:
+    async with live_with_fake(live_pg_url, redis=broker == "redis", tokens=numbered(6)) as (
+        live,
+        fake,
+    ):
+        assistant = await make_assistant(live.admin, generation_config="gpt")
+        chat = await new_chat(live.admin, assistant)
+        stored = await live.admin.post(f"/chats/{chat}/add_user_message/", json={"message": "go"})
+        assert stored.status_code == 201, stored.text
+
+        # A browser EventSource on the chat: the answer streams, the server ends the response,
+        # the EventSource reconnects with the last id it saw and gets 204, which ends it.
+        found, statuses = await follow_like_eventsource(live.admin, "GET", f"/chats_stream/{chat}/")
+        assert statuses == [200, 204]
+        assert names(found)[0] == "message.created" and names(found)[-1] == "message.completed"
+        assert text_of(found) == "".join(numbered(6))
+
+        # Every id resumes, the first one too: exactly the events after it; after the last, 204.
+        for index, event in enumerate(found):
+            again = await live.admin.get(
+                f"/chats_stream/{chat}/", headers={**SSE, "Last-Event-ID": event.id}
+            )
+            if index == len(found) - 1:
+                assert again.status_code == 204, again.text
+                assert again.headers["x-chat-id"] == str(chat) and again.content == b""
+                continue
+            async with sse(
+                live.admin, "GET", f"/chats_stream/{chat}/", headers={"Last-Event-ID": event.id}
+            ) as source:
+                await assert_stream_headers(source.response, 200)
+                assert await source.rest() == found[index + 1 :]
+
+        # A stream that ended in an error ends an EventSource the same way.
+        fake.configure(fail_status=500)
+        failed, statuses = await follow_like_eventsource(
+            live.admin, "POST", f"/chats_stream/{chat}/", json={"message": "fail"}
+        )
+        assert statuses == [201, 204]
+        assert names(failed)[-1] == "error" and failed[-1].data["chat_id"] == chat
+        # Polling the FAILED chat with an EventSource: one `chat` event, then 204.
+        idle, statuses = await follow_like_eventsource(live.admin, "GET", f"/chats_stream/{chat}/")
+        assert statuses == [200, 204] and names(idle) == ["chat"]
+        assert idle[0].data["execution_status"] == "FAILED"
 
 
 async def test_a_malformed_last_event_id_is_400(live_pg_url: str) -> None:

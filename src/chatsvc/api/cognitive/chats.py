@@ -157,6 +157,16 @@ class TurnContext:
         )
 
 
+    async def resume(self, request: Request, chat_id: int, resume: str, reply: Reply) -> Response:
+        """A stream resumed after the event `resume` names: the events after it, or 204 when
+        the client had the last one of a stream that is over (204 ends an EventSource's
+        reconnecting, where an empty 200 would go on forever)."""
+        handle = await self.turns.resume(self.auth, resume, chat_id=chat_id)
+        if handle.ended:
+            return Response(status_code=204, headers={"X-Chat-Id": str(handle.chat.id)})
+        return await self.respond(request, handle, reply)
+
+
 async def turn_context(auth: AuthDep, turns: TurnsDep, settings: SettingsDep) -> TurnContext:
     return TurnContext(auth, turns, settings)
 
@@ -293,8 +303,7 @@ def _reader(reply: Reply) -> Endpoint:
     ) -> Response:
         resume = last_event_id(request) if reply.sse(request) else None
         if resume is not None and resume != events.SNAPSHOT_EVENT_ID:
-            handle = await ctx.turns.resume(ctx.auth, resume, chat_id=id)
-            return await ctx.respond(request, handle, reply)
+            return await ctx.resume(request, id, resume, reply)
         handle = await ctx.turns.answer_pending(
             ctx.auth, id, retry_failed=retry, delivery=reply.delivery
         )
@@ -329,6 +338,14 @@ def _poster(reply: Reply, status_code: int) -> Endpoint:
         ctx: TurnContextDep,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
+        resume = last_event_id(request) if reply.sse(request) else None
+        if resume == events.SNAPSHOT_EVENT_ID:
+            # The answer came at once, whole in that `chat` event: nothing is left to send.
+            return Response(status_code=204, headers={"X-Chat-Id": str(id)})
+        if resume is not None:
+            # A client that follows the SSE rules sends the same request again to resume: the
+            # rest of this turn's stream, not the message a second time.
+            return await ctx.resume(request, id, resume, reply)
         handle = await ctx.turns.send(
             ctx.auth,
             id,
@@ -465,7 +482,10 @@ router.get(
     responses={
         **TURN_ERRORS,
         200: SSE_DOC,
-        204: {"description": "Reconnected with the `chat` event's id and nothing runs: no stream."},
+        204: {
+            "description": "Reconnected with the `chat` event's id while nothing runs, or with "
+            "the last event of a stream that is over: no stream (an EventSource stops)."
+        },
     },
 )(_reader(Reply.STREAM))
 router.post(
@@ -474,7 +494,14 @@ router.post(
     response_model=ChatOut,
     status_code=201,
     summary="Add a new message to a streamed chat",
-    responses={**TURN_ERRORS, 201: SSE_DOC},
+    description="With `Accept: text/event-stream` the answer streams as SSE. The same request "
+    "sent again with `Last-Event-ID` (or ?last_event_id=) resumes that stream (200) instead of "
+    "sending the message again; after its last event it answers 204.",
+    responses={
+        **TURN_ERRORS,
+        201: SSE_DOC,
+        204: {"description": "Resumed after the stream's last event: no stream."},
+    },
 )(_poster(Reply.STREAM, status_code=201))
 
 

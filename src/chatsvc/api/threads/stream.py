@@ -39,6 +39,8 @@ IdempotencyKey = Annotated[
         "the message twice (new messages and edits; not reloads)."
     ),
 ]
+#: the ids of the two events of an answer given at once (no generation: the thread's end_message)
+AT_ONCE_EVENT_IDS = ("0", "1")
 SSE_DOC: dict[str, Any] = {
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
     "description": "With `Accept: text/event-stream`: Server-Sent Events turn, message.created, "
@@ -59,6 +61,8 @@ SSE_DOC: dict[str, Any] = {
     "A stream is resumed by sending the request again with `Last-Event-ID`.",
     responses={
         200: SSE_DOC,
+        204: {"description": "Resumed with `Last-Event-ID` after the stream's last event: no "
+        "stream (a client stops reconnecting)."},
         404: {"model": ErrorBody, "description": "No such thread (or another user's)."},
         409: {"model": ErrorBody, "description": "An answer is already running in the thread."},
         502: {"model": ErrorBody, "description": "The generator failed (JSON answers only)."},
@@ -80,7 +84,15 @@ async def chat_stream(
     resume = last_event_id(request) if stream else None
     if resume is not None:
         thread_uuid = str(body.thread_uuid) if body.thread_uuid is not None else None
+        if resume in AT_ONCE_EVENT_IDS:
+            # The events of an answer given at once are sent together, the answer is stored:
+            # nothing is left to send.
+            return Response(status_code=204)
         handle = await turns.resume(auth, resume, thread_uuid=thread_uuid)
+        if handle.ended:
+            # The client had the last event of a stream that is over: 204 ends a client's
+            # reconnecting (an EventSource's, and a fetch client that follows the same rule).
+            return Response(status_code=204, headers={"X-Thread-Uuid": handle.chat.uuid})
         return _sse(
             settings,
             handle.chat,
@@ -100,8 +112,8 @@ async def chat_stream(
         # Answered at once (the thread's end_message): nothing to resume, two events.
         finished = {"message": done["answer"], "thread": done["thread"]}
         entries = [
-            BrokerEntry("0", events.TURN, handle.intro or {}),
-            BrokerEntry("1", events.MESSAGE_COMPLETED, finished),
+            BrokerEntry(AT_ONCE_EVENT_IDS[0], events.TURN, handle.intro or {}),
+            BrokerEntry(AT_ONCE_EVENT_IDS[1], events.MESSAGE_COMPLETED, finished),
         ]
         return _sse(settings, handle.chat, _replay(entries))
     return JSONResponse(done)
