@@ -519,6 +519,45 @@ async def test_an_unreachable_generator_is_502_and_leaves_the_chat_usable(live_p
             assert response.json()["error"] is None
 
 
+async def test_a_failed_blocking_turn_names_its_chat_so_the_client_can_retry(
+    live_pg_url: str,
+) -> None:
+    async with live_with_fake(live_pg_url, fail_status=500) as (live, fake):
+        assistant = await make_assistant(live.admin, generation_config="gpt")
+        # A new chat with its first message, blocking: the chat was made, so the 502 names it.
+        created = await live.admin.post(f"/assistants/{assistant}/", json={"message": "hello"})
+        assert created.status_code == 502, created.text
+        chat = created.json()["chat_id"]
+        assert created.headers["x-chat-id"] == str(chat)
+        assert created.json()["code"] and created.json()["detail"]
+        # Every blocking turn route names it the same way (JSON from the streaming routes too).
+        for response in (
+            await live.admin.get(f"/chats/{chat}/", params={"retry": "true"}),
+            await live.admin.post(f"/chats/{chat}/", json={"message": "again"}),
+            await live.admin.post(f"/chats_stream/{chat}/", json={"message": "and again"}),
+            await live.admin.post(f"/assistants/{assistant}/chats_stream/", json={"message": "x"}),
+        ):
+            assert response.status_code == 502, response.text
+            named = response.json()["chat_id"]
+            assert response.headers["x-chat-id"] == str(named)
+        assert named != chat  # the last one made a chat of its own
+        # Errors that name no chat carry no chat_id.
+        missing = await live.admin.get("/chats/999999/")
+        assert missing.status_code == 404 and "chat_id" not in missing.json()
+        assert "x-chat-id" not in missing.headers
+
+        # What the client does with it: once the upstream works, retry the named chat.
+        fake.reset(tokens=numbered(3))
+        retried = await live.admin.get(f"/chats/{chat}/", params={"retry": "true"})
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["messages"][-1]["content"] == "".join(numbered(3))
+        assert [m["content"] for m in of_role(retried.json(), "user")] == [
+            "hello",
+            "again",
+            "and again",
+        ]
+
+
 @pytest.mark.parametrize(
     ("knobs", "status"),
     [({"ttft": 2.0}, 504), ({"fail_status": 500}, 502), ({"error_after": 2}, 502)],

@@ -442,6 +442,23 @@ async def test_a_client_resuming_with_sse_rules_stops_after_the_end(live_pg_url:
         assert len(await messages(live.member, thread)) == 4
 
 
+async def test_a_failed_blocking_turn_names_its_thread(live_pg_url: str) -> None:
+    async with live_with_fake(live_pg_url, fail_status=503) as (live, fake):
+        await make_assistant(live.admin, generation_config="gpt")
+        failed = await live.member.post(STREAM, json={"input": "hello"})
+        assert failed.status_code == 502, failed.text
+        thread = failed.headers["x-thread-uuid"]
+        assert failed.headers["x-chat-id"] == str(failed.json()["chat_id"])
+        assert [m["content"] for m in await messages(live.member, thread)] == ["hello"]
+        # The client reloads the named thread once the upstream works.
+        fake.reset(tokens=numbered(2))
+        reload = await live.member.post(
+            STREAM, json={"input": "", "thread_uuid": thread, "mode": "reload"}
+        )
+        assert reload.status_code == 200, reload.text
+        assert reload.json()["answer"]["content"] == "".join(numbered(2))
+
+
 async def test_the_current_session_is_made_once_under_concurrent_first_calls(live: Live) -> None:
     responses = await asyncio.gather(
         *[live.member.get("/api/chat-sessions/current/") for _ in range(12)]

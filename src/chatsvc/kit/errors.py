@@ -25,6 +25,9 @@ class ChatsvcError(Exception):
     message: str
     code: str = ""
     errors: list[FieldError] = field(default_factory=list)
+    #: the chat a failed turn left stored (its user message kept): the response names it, so the
+    #: client can retry the turn
+    chat_id: int | None = None
 
     def __post_init__(self) -> None:
         self.code = self.code or self.kind
@@ -90,12 +93,12 @@ class InternalError(ChatsvcError):
     kind = "internal"
 
 
-def from_kind(kind: str, message: str, code: str) -> ChatsvcError:
+def from_kind(kind: str, message: str, code: str, *, chat_id: int | None = None) -> ChatsvcError:
     """The error a `kind` names, raised again where it arrived (an unknown kind: the base)."""
     for error_class in _KINDS:
         if error_class.kind == kind:
-            return error_class(message, code=code)
-    return ChatsvcError(message, code)
+            return error_class(message, code=code, chat_id=chat_id)
+    return ChatsvcError(message, code, chat_id=chat_id)
 
 
 _KINDS: tuple[type[ChatsvcError], ...] = (

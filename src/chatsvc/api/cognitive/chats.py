@@ -156,7 +156,6 @@ class TurnContext:
             headers={"X-Chat-Id": str(handle.chat.id)},
         )
 
-
     async def resume(self, request: Request, chat_id: int, resume: str, reply: Reply) -> Response:
         """A stream resumed after the event `resume` names: the events after it, or 204 when
         the client had the last one of a stream that is over (204 ends an EventSource's

@@ -21,9 +21,16 @@ from chatsvc.chats.models import Chat
 from chatsvc.chats.service import Turn
 from chatsvc.chats.turns import ChatRef, TurnHandle, TurnService
 from chatsvc.config import Settings
-from chatsvc.kit.errors import FieldError, Invalid
+from chatsvc.kit.errors import ChatsvcError, FieldError, Invalid
 from chatsvc.kit.sse import EventStreamResponse, last_event_id, sse_response, wants_event_stream
-from chatsvc.kit.web import ERROR_RESPONSES, ErrorBody, SettingsDep, SlashRouter, invalid_is_400
+from chatsvc.kit.web import (
+    ERROR_RESPONSES,
+    ErrorBody,
+    SettingsDep,
+    SlashRouter,
+    domain_error_response,
+    invalid_is_400,
+)
 from chatsvc.services import SessionmakerDep, TurnsDep
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry
@@ -61,8 +68,10 @@ SSE_DOC: dict[str, Any] = {
     "A stream is resumed by sending the request again with `Last-Event-ID`.",
     responses={
         200: SSE_DOC,
-        204: {"description": "Resumed with `Last-Event-ID` after the stream's last event: no "
-        "stream (a client stops reconnecting)."},
+        204: {
+            "description": "Resumed with `Last-Event-ID` after the stream's last event: no "
+            "stream (a client stops reconnecting)."
+        },
         404: {"model": ErrorBody, "description": "No such thread (or another user's)."},
         409: {"model": ErrorBody, "description": "An answer is already running in the thread."},
         502: {"model": ErrorBody, "description": "The generator failed (JSON answers only)."},
@@ -105,7 +114,14 @@ async def chat_stream(
             handle.chat,
             _translated(sessionmaker, auth, handle.chat, turns.events(handle)),
         )
-    await turns.finish(handle)
+    try:
+        await turns.finish(handle)
+    except ChatsvcError as exc:
+        # The thread and its user message are stored: the error names them (`chat_id` and
+        # X-Chat-Id, X-Thread-Uuid) so the client can send `mode: reload`.
+        response = domain_error_response(request, exc)
+        response.headers["X-Thread-Uuid"] = handle.chat.uuid
+        return response
     assert handle.turn is not None  # a threads turn always accepts a message
     done = await _turn_body(sessionmaker, auth, handle.chat, handle.turn)
     if stream:
