@@ -294,7 +294,8 @@ class ErrorBody(BaseModel):
     chat_id: int | None = Field(
         default=None,
         description="Only when a turn failed (502, 504, ...) after its chat and user message "
-        "were stored: that chat, also in the X-Chat-Id header. Retry with GET /chats/{id}/?retry=true.",
+        "were stored: that chat, also in the X-Chat-Id header. Retry with "
+        "GET /chats/{id}/?retry=true.",
     )
 
 
