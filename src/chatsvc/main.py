@@ -110,8 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            # Every header the docs tell a browser to read (X-Chat-Id: the chat a stream is in).
-            expose_headers=["X-Request-Id", "X-Total-Count", "Link", "X-Chat-Id"],
+            # Every header the docs tell a browser to read (X-Chat-Id, X-Thread-Uuid: the chat or
+            # thread a stream or a failed turn is in).
+            expose_headers=["X-Request-Id", "X-Total-Count", "Link", "X-Chat-Id", "X-Thread-Uuid"],
         )
     app.add_middleware(
         BodySizeLimitMiddleware,

@@ -6,36 +6,24 @@ and read errors in words. Screenshots go to test-artifacts/."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from chatsvc.config import GeneratorApp
 from tests.fixtures.app import Live, live_tenant, make_settings
 
 ARTIFACTS = Path(os.environ.get("CHATSVC_TEST_ARTIFACTS", "test-artifacts"))
-CHROMIUM = os.environ.get("CHATSVC_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 QUESTION = "What is chatsvc?"
 ANSWER = (
     "chatsvc is a self-hosted backend for chat assistants: teams configure them, users talk to "
     "them, operators review what was said."
 )
 WAIT_MS = 20_000
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        found = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
-        )
-        yield found
-        await found.close()
 
 
 @pytest.fixture
