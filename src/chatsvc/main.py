@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 from starlette.middleware.cors import CORSMiddleware
 
 from chatsvc import __version__
@@ -29,7 +29,7 @@ from chatsvc.kit.web import (
     operation_id,
 )
 from chatsvc.services import Services
-from chatsvc.ui import ui_app
+from chatsvc.ui import favicon, ui_app
 
 DESCRIPTION = """
 chatsvc is a self-hosted backend for chat assistants.
@@ -102,6 +102,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def home() -> RedirectResponse:
         """People who open the service in a browser land on the chat page."""
         return RedirectResponse("/ui/")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon_ico() -> Response:
+        """Browsers ask for it on every site: the chat page's icon, not a 404 in the logs."""
+        return favicon()
 
     # Added last = outermost: the request id exists before anything else runs.
     if settings.cors_origins:
