@@ -257,6 +257,25 @@ async def test_an_eventsource_stops_after_the_end_and_every_event_id_resumes(
                 await assert_stream_headers(source.response, 200)
                 assert await source.rest() == found[index + 1 :]
 
+        # A new chat's stream, followed by the same rules: its request sent again with the last
+        # id resumes that stream (no second chat), and 204 after its end.
+        url = f"/assistants/{assistant}/chats_stream/"
+        created, statuses = await follow_like_eventsource(live.admin, "POST", url, json={})
+        assert statuses == [201, 204] and names(created) == ["chat"]
+        fake.configure(tokens=numbered(4))
+        before = len((await live.admin.get(f"/assistants/{assistant}/chats/")).json())
+        opened, statuses = await follow_like_eventsource(
+            live.admin, "POST", url, json={"message": "go"}
+        )
+        assert statuses == [201, 204], statuses
+        assert names(opened)[-1] == "message.completed"
+        async with sse(
+            live.admin, "POST", url, json={"message": "go"}, headers={"Last-Event-ID": opened[1].id}
+        ) as source:
+            await assert_stream_headers(source.response, 200)
+            assert await source.rest() == opened[2:]
+        assert len((await live.admin.get(f"/assistants/{assistant}/chats/")).json()) == before + 1
+
         # A stream that ended in an error ends an EventSource the same way.
         fake.configure(fail_status=500)
         failed, statuses = await follow_like_eventsource(

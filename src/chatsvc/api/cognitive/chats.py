@@ -156,10 +156,13 @@ class TurnContext:
             headers={"X-Chat-Id": str(handle.chat.id)},
         )
 
-    async def resume(self, request: Request, chat_id: int, resume: str, reply: Reply) -> Response:
+    async def resume(
+        self, request: Request, chat_id: int | None, resume: str, reply: Reply
+    ) -> Response:
         """A stream resumed after the event `resume` names: the events after it, or 204 when
         the client had the last one of a stream that is over (204 ends an EventSource's
-        reconnecting, where an empty 200 would go on forever)."""
+        reconnecting, where an empty 200 would go on forever). `chat_id` None: the chat the
+        generation answered in (a new chat's stream, resumed by sending its request again)."""
         handle = await self.turns.resume(self.auth, resume, chat_id=chat_id)
         if handle.ended:
             return Response(status_code=204, headers={"X-Chat-Id": str(handle.chat.id)})
@@ -249,6 +252,14 @@ def _creator(reply: Reply) -> Endpoint:
         ctx: TurnContextDep,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
+        resume = last_event_id(request) if reply.sse(request) else None
+        if resume == events.SNAPSHOT_EVENT_ID:
+            # The new chat was answered at once, whole in that `chat` event: nothing is left.
+            return Response(status_code=204)
+        if resume is not None:
+            # Sent again with Last-Event-ID (the SSE rules): the rest of the stream it started,
+            # not a second chat.
+            return await ctx.resume(request, None, resume, reply)
         handle = await ctx.turns.open_chat(
             ctx.auth,
             assistant,
@@ -282,8 +293,14 @@ router.post(
     status_code=201,
     summary="Create a new streaming-enabled chat",
     description="With `Accept: text/event-stream` and a `message`, the answer streams as SSE "
-    "(the chat id is in the X-Chat-Id header and in message.created); otherwise JSON when done.",
-    responses={**CREATE_ERRORS, 201: SSE_DOC},
+    "(the chat id is in the X-Chat-Id header and in message.created); otherwise JSON when done. "
+    "The same request sent again with `Last-Event-ID` resumes that stream (200), or answers 204 "
+    "after its last event.",
+    responses={
+        **CREATE_ERRORS,
+        201: SSE_DOC,
+        204: {"description": "Resumed after the stream's last event: no stream."},
+    },
 )(_creator(Reply.STREAM))
 
 
