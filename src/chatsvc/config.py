@@ -6,7 +6,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, model_validator
+from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "dev-secret"})
@@ -227,6 +227,34 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
+class SettingsInvalid(ValueError):
+    """The environment does not make valid settings. Its message names each variable and what
+    is wrong with it, never a value given (any of them may hold a secret, or a part of one)."""
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """What is wrong, one line per problem: the CHATSVC_ variable (and the path inside a JSON
+    value) and the reason; the values given are left out."""
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False, include_context=False):
+        loc = [str(part) for part in problem["loc"]]
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if loc:
+            name = f"CHATSVC_{loc[0].upper()}" + "".join(f"[{part}]" for part in loc[1:])
+            message = f"{name}: {message}"
+        lines.append(message)
+    return "; ".join(lines)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; SettingsInvalid (no value given shown) when they are not."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # `from None`: the validation error's own text shows the values given.
+        raise SettingsInvalid(describe_settings_error(exc)) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

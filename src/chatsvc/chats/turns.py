@@ -80,6 +80,9 @@ class TurnHandle:
     after: str | None = None
     #: the chat and its messages as read, when nothing ran (what `outcome` answers)
     snapshot: tuple[Chat, list[Message]] | None = None
+    #: a resume from the generation's last event (or after its events expired): the client has
+    #: had everything; faces answer 204, which is what ends a browser EventSource's reconnects
+    ended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +261,8 @@ class TurnService:
         """Where a client that reconnects with Last-Event-ID resumes: the generation its id
         names, after that event. Refused (400) before any byte is streamed when the id is
         malformed or the broker cannot read from it; 404 unless the caller sees the chat (the
-        one named, else the one the generation answered in) and the generation is of it."""
+        one named, else the one the generation answered in) and the generation is of it. The
+        handle is `ended` when the client had every event of a generation that no longer runs."""
         try:
             generation_id, after = events.parse_event_id(last_event_id)
         except ValueError as exc:
@@ -274,7 +278,8 @@ class TurnService:
             raise NotFound(
                 f"No stream {generation_id} in thread {thread_uuid}.", code="stream_not_found"
             )
-        return TurnHandle(ChatRef.of(chat), None, generation_id, after=after)
+        ended = await self.generations.has_ended(chat.id, generation_id, after)
+        return TurnHandle(ChatRef.of(chat), None, generation_id, after=after, ended=ended)
 
     async def events(self, handle: TurnHandle) -> AsyncIterator[BrokerEntry]:
         """The handle's generation's events from its resume position, live, until its terminal

@@ -174,3 +174,6 @@ class Generations:
 
     async def check_position(self, generation_id: str, after: str) -> None:
         await self.follower.check_position(generation_id, after)
+
+    async def has_ended(self, chat_id: int, generation_id: str, after: str) -> bool:
+        return await self.follower.has_ended(chat_id, generation_id, after)

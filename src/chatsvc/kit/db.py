@@ -42,6 +42,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso_utc(value: datetime) -> str:
+    """A moment as every response writes it (`format: date-time`): ISO 8601 in UTC with `Z`,
+    fractional seconds only when there are some: what pydantic writes for the response models,
+    used for the moments a response puts into text by hand (messages, error details)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware datetimes on both dialects (SQLite stores naive UTC)."""
 
