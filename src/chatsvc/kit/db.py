@@ -7,7 +7,6 @@ import asyncio
 import logging
 import random
 import sqlite3
-
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -136,12 +135,15 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN = "chatsvc_sqlite_begin"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, ConnectionPoolEntry], None]:
+    def pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    return pragmas
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -211,12 +213,18 @@ def _drop_closed(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: An
         raise DisconnectionError("the database closed this connection")
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+) -> AsyncEngine:
     """Build the async engine; nothing connects until first use."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo)
         sync_engine: Engine = engine.sync_engine
-        event.listen(sync_engine, "connect", _sqlite_pragmas)
+        event.listen(sync_engine, "connect", _sqlite_pragmas(sqlite_busy_timeout_ms))
         event.listen(sync_engine, "begin", _sqlite_begin)
     else:
         # No pre-ping: with asyncpg it costs three round trips per checkout (BEGIN, a query,
