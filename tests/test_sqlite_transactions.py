@@ -131,3 +131,24 @@ async def test_reads_take_no_write_lock(sqlite_url: str) -> None:
     finally:
         await engine.dispose()
         await holder_engine.dispose()
+
+
+async def test_a_task_that_would_wait_for_its_own_write_lock_fails_at_once(
+    sqlite_url: str,
+) -> None:
+    """A writing unit opened while the same task holds another's write lock could only wait
+    for itself (the busy timeout, 30 s) and fail: it fails at once, saying what to do."""
+    engine = create_engine(sqlite_url)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        async with unit_of_work(sessionmaker) as outer:
+            await outer.scalar(select(func.count()).select_from(Workspace))
+            with pytest.raises(RuntimeError, match="wait for itself"):
+                async with unit_of_work(sessionmaker) as inner:
+                    await inner.scalar(select(func.count()).select_from(Workspace))
+            async with create_read_sessionmaker(engine)() as reads:  # reads still may
+                assert await reads.scalar(select(func.count()).select_from(Workspace)) >= 0
+        async with unit_of_work(sessionmaker) as after:  # released with the outer unit
+            await after.scalar(select(func.count()).select_from(Workspace))
+    finally:
+        await engine.dispose()

@@ -165,7 +165,47 @@ def _sqlite_begin(connection: Connection) -> None:
     if driver is None or driver.isolation_level is None or driver.in_transaction:
         return  # autocommit (reads), or a transaction the driver already has
     mode = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
-    connection.exec_driver_sql(f"BEGIN {mode}")
+    if mode != "IMMEDIATE":
+        connection.exec_driver_sql(f"BEGIN {mode}")
+        return
+    pool = id(connection.engine.pool)
+    task = _current_task()
+    if task is not None and _WRITERS.get(pool) is task:
+        raise RuntimeError(
+            "a unit of work that may write was opened on SQLite while this task holds another "
+            "one's write lock: it would wait for itself until the busy timeout. Read in an "
+            "autocommit session (ReadSessionDep, create_read_sessionmaker) or a snapshot "
+            "(snapshot_reads), or do the writes in the one unit of work."
+        )
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if task is not None:
+        _WRITERS[pool] = task
+        connection.info[_WRITER] = pool
+
+
+#: per SQLite engine (its pool's id), the task whose transaction holds the write lock, so that a
+#: second writing unit the same task opens fails at once instead of waiting for itself
+_WRITERS: dict[int, asyncio.Task[Any]] = {}
+_WRITER = "chatsvc_sqlite_writer"
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop (a synchronous engine)
+        return None
+
+
+def _sqlite_released(connection: Connection, *_args: Any) -> None:
+    pool = connection.info.pop(_WRITER, None)
+    if pool is not None:
+        _WRITERS.pop(pool, None)
+
+
+def _sqlite_checked_in(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    pool = record.info.pop(_WRITER, None)
+    if pool is not None:
+        _WRITERS.pop(pool, None)
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -226,6 +266,9 @@ def create_engine(
         sync_engine: Engine = engine.sync_engine
         event.listen(sync_engine, "connect", _sqlite_pragmas(sqlite_busy_timeout_ms))
         event.listen(sync_engine, "begin", _sqlite_begin)
+        event.listen(sync_engine, "commit", _sqlite_released)
+        event.listen(sync_engine, "rollback", _sqlite_released)
+        event.listen(sync_engine.pool, "checkin", _sqlite_checked_in)
     else:
         # No pre-ping: with asyncpg it costs three round trips per checkout (BEGIN, a query,
         # ROLLBACK). A connection the server closed is noticed by the driver's socket and
