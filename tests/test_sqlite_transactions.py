@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +23,7 @@ from chatsvc.kit.db import (
     snapshot_reads,
     unit_of_work,
 )
+from chatsvc.kit.web import install_error_handlers
 
 
 class Boom(Exception):
@@ -152,3 +155,34 @@ async def test_a_task_that_would_wait_for_its_own_write_lock_fails_at_once(
             await after.scalar(select(func.count()).select_from(Workspace))
     finally:
         await engine.dispose()
+
+
+async def test_a_lock_error_that_outlasts_the_retries_answers_503_not_500(
+    sqlite_url: str,
+) -> None:
+    holder_engine = create_engine(sqlite_url)
+    engine = create_engine(sqlite_url, sqlite_busy_timeout_ms=20)
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/write")
+    async def write() -> None:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            session.add(Workspace(slug=f"busy-{uuid.uuid4().hex[:8]}", name="busy"))
+            await session.flush()
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with (
+            holder_engine.connect() as holder,
+            holder.begin(),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        ):
+            await holder.execute(select(func.count()).select_from(Workspace))
+            response = await client.post("/write")
+        assert response.status_code == 503, response.text
+        assert response.json()["code"] == "database_busy"
+        assert response.headers["retry-after"] == "1"
+    finally:
+        await engine.dispose()
+        await holder_engine.dispose()

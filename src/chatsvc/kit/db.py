@@ -7,6 +7,7 @@ import asyncio
 import logging
 import random
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -350,7 +351,16 @@ def snapshot_reads(
     bind = sessionmaker.kw.get("bind")
     if not isinstance(bind, AsyncEngine) or bind.dialect.name != "sqlite":
         return sessionmaker
-    return async_sessionmaker(
-        bind.execution_options(**{SQLITE_BEGIN: "DEFERRED"}),
-        **{key: value for key, value in sessionmaker.kw.items() if key != "bind"},
-    )
+    found = _SNAPSHOTS.get(sessionmaker)
+    if found is None:
+        found = async_sessionmaker(
+            bind.execution_options(**{SQLITE_BEGIN: "DEFERRED"}),
+            **{key: value for key, value in sessionmaker.kw.items() if key != "bind"},
+        )
+        _SNAPSHOTS[sessionmaker] = found
+    return found
+
+
+_SNAPSHOTS: weakref.WeakKeyDictionary[
+    async_sessionmaker[AsyncSession], async_sessionmaker[AsyncSession]
+] = weakref.WeakKeyDictionary()
