@@ -19,11 +19,13 @@ depends_on: str | Sequence[str] | None = None
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
+# Plain ALTER TABLE on both backends (SQLite adds and drops a column in place): a batch
+# operation would copy the table on SQLite and lose its expression index (the unique lower(name)).
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("secrets") as batch:
-        batch.add_column(sa.Column("allowed_origins", JSON, nullable=True))
+    op.add_column("secrets", sa.Column("allowed_origins", JSON, nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("secrets") as batch:
-        batch.drop_column("allowed_origins")
+    op.drop_column("secrets", "allowed_origins")
