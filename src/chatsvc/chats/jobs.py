@@ -18,7 +18,7 @@ from chatsvc.generation.answers import TurnRef
 from chatsvc.jobs.models import Job
 from chatsvc.jobs.queue import JobQueue, submit
 from chatsvc.jobs.runner import JobContext, recovery, register
-from chatsvc.kit.db import unit_of_work, utcnow
+from chatsvc.kit.db import snapshot_reads, unit_of_work, utcnow
 from chatsvc.kit.errors import Unavailable
 from chatsvc.streaming import events
 
@@ -39,7 +39,7 @@ async def run_chat_generation(ctx: JobContext, job: Job) -> dict[str, Any] | Non
         str(job.payload["generation_id"]),
         int(job.payload["user_msg_num"]),
     )
-    async with ctx.sessionmaker() as session:
+    async with snapshot_reads(ctx.sessionmaker)() as session:
         state = await ChatRepository(session).generation_state(turn.chat_id)
     # Idempotent: a redelivered or swept job whose generation was finished, failed or
     # superseded does nothing (a client GET retries a failed turn).

@@ -28,7 +28,7 @@ from chatsvc.config import Settings
 from chatsvc.generation.answers import TurnRef
 from chatsvc.generation.runner import Generations
 from chatsvc.jobs.queue import JobQueue
-from chatsvc.kit.db import unit_of_work, utcnow
+from chatsvc.kit.db import in_unit_of_work, unit_of_work, utcnow
 from chatsvc.kit.errors import Invalid, NotFound
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry
@@ -190,11 +190,14 @@ class TurnService:
         """A threads-face turn (new thread, new message, reload or edit). `intro` reads what the
         stream shows first; it is published before the generation starts, so every reader of
         the stream (resumes too) gets it first."""
-        async with unit_of_work(self.sessionmaker) as session:
+
+        async def start(session: AsyncSession) -> tuple[Chat, Turn, dict[str, Any]]:
             chat, turn = await thread_service.start_turn(
                 session, auth, request, idempotency_key=idempotency_key, lease_seconds=self._lease
             )
-            shown = await intro(session, chat, turn)
+            return chat, turn, await intro(session, chat, turn)
+
+        chat, turn, shown = await in_unit_of_work(self.sessionmaker, start)
         if turn.generation_id is not None and not turn.replayed:
             await self.generations.broker.publish(
                 events.stream_key(turn.generation_id), events.TURN, shown
@@ -241,12 +244,15 @@ class TurnService:
     async def post_message(self, auth: AuthContext, new: external.NewMessage) -> external.Posted:
         """messages-v1: a message stored once per externalId; a main-thread user message is a
         turn answered by a background job."""
-        async with unit_of_work(self.sessionmaker) as session:
+
+        async def post(session: AsyncSession) -> external.Posted:
             posted = await external.post_message(session, auth, new, settings=self.settings)
             if posted.turn is not None:
                 job_id = await enqueue_answer(session, self.queue, self.settings, auth, posted.turn)
                 posted = replace(posted, answer_job_id=job_id)
-        return posted
+            return posted
+
+        return await in_unit_of_work(self.sessionmaker, post)
 
     # --- following -----------------------------------------------------------------------------
 
@@ -337,12 +343,16 @@ class TurnService:
         self, auth: AuthContext, delivery: Delivery, accept: Accept
     ) -> tuple[Chat, Turn | None]:
         """Run `accept` (the rules: a turn accepted, or none) in one committed unit of work with,
-        for a background delivery, the job that will answer the turn."""
-        async with unit_of_work(self.sessionmaker) as session:
+        for a background delivery, the job that will answer the turn (queued once it commits).
+        On SQLite, a unit that meets a lock error runs again from the start (`in_unit_of_work`)."""
+
+        async def accepted(session: AsyncSession) -> tuple[Chat, Turn | None]:
             chat, turn = await accept(session)
             if delivery is Delivery.BACKGROUND:
                 await enqueue_answer(session, self.queue, self.settings, auth, turn)
-        return chat, turn
+            return chat, turn
+
+        return await in_unit_of_work(self.sessionmaker, accepted)
 
     async def _accept_and_start(
         self, auth: AuthContext, delivery: Delivery, accept: Accept

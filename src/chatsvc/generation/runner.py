@@ -137,7 +137,7 @@ class Generations:
         self.runner = GenerationRunner(
             broker,
             Planner(reads, history_limit=settings.history_max_messages),
-            ToolLoop(broker, generators, ToolExecutor(tools, sessionmaker, settings), store),
+            ToolLoop(broker, generators, ToolExecutor(tools, reads, settings), store),
             store,
             LeaseWatch(broker, store, settings.generation_lease_seconds),
             stream_ttl_seconds=settings.stream_ttl_seconds,

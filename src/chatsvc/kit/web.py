@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 
 from chatsvc.config import Settings
+from chatsvc.kit.db import is_lock_error
 from chatsvc.kit.errors import (
     ChatsvcError,
     Conflict,
@@ -429,6 +430,17 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_lock_error(exc):
+        # Embedded SQLite: writers held the database past the busy timeout and the retries of
+        # the unit of work (kit/db.py). Nothing was kept; the request may be sent again.
+        logger.warning("database locked: %s", exc)
+        return error_response(
+            request,
+            503,
+            "The database is busy with other writes; nothing was changed. Retry shortly.",
+            "database_busy",
+            headers={"Retry-After": "1"},
+        )
     logger.exception("unhandled error", exc_info=exc)
     return error_response(
         request, 500, "Internal error; the request id identifies it in the logs.", "internal"

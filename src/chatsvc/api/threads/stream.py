@@ -22,6 +22,7 @@ from chatsvc.chats.models import Chat
 from chatsvc.chats.service import Turn
 from chatsvc.chats.turns import ChatRef, TurnHandle, TurnService
 from chatsvc.config import Settings
+from chatsvc.kit.db import snapshot_reads
 from chatsvc.kit.errors import ChatsvcError, FieldError, Invalid
 from chatsvc.kit.openapi import event_stream
 from chatsvc.kit.sse import (
@@ -219,7 +220,7 @@ async def _data(
     if entry.event == events.ERROR:
         return {**{k: v for k, v in data.items() if k != "chat_id"}, "thread": chat.uuid}
     if entry.event in (events.MESSAGE_COMPLETED, events.TOOL_RESULT) and "message" in data:
-        async with sessionmaker() as session:
+        async with snapshot_reads(sessionmaker)() as session:
             (message,) = await thread_service.messages_by_id(session, [data["message"]["id"]])
             translated = {**data, "message": message_out(message)}
             if entry.event == events.MESSAGE_COMPLETED:
@@ -232,7 +233,7 @@ async def _data(
 async def _turn_body(
     sessionmaker: async_sessionmaker[AsyncSession], auth: AuthContext, chat: ChatRef, turn: Turn
 ) -> dict[str, Any]:
-    async with sessionmaker() as session:
+    async with snapshot_reads(sessionmaker)() as session:
         user, answer = await thread_service.turn_messages(session, turn)
         thread = await thread_service.get_thread(session, auth, chat.uuid, fresh=True)
     return {
