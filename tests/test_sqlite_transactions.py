@@ -4,7 +4,9 @@ unit that meets another writer's lock is run again from the start; reads take no
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,10 +26,21 @@ from chatsvc.kit.db import (
     unit_of_work,
 )
 from chatsvc.kit.web import install_error_handlers
+from chatsvc.migrate import upgrade
 
 
 class Boom(Exception):
     pass
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    """A database of each test's own: these tests commit through engines of their own (the
+    retried unit writes a workspace), which the session's shared database must not keep (the
+    first-start tests expect it empty)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'chatsvc.db'}"
+    await asyncio.to_thread(upgrade, url)
+    return url
 
 
 async def test_a_rolled_back_unit_of_work_leaves_nothing_even_after_a_savepoint(
