@@ -123,7 +123,7 @@ async def _end_streams(
             continue
         key = events.stream_key(generation_id)
         try:
-            await ctx.broker.publish(key, events.ERROR, events.error_payload(error, chat_id))
+            await ctx.broker.append(key, events.ERROR, events.error_payload(error, chat_id))
             await ctx.broker.finish(key, ctx.settings.stream_ttl_seconds)
             if cancel:
                 await ctx.broker.request_cancel(generation_id, ctx.settings.stream_ttl_seconds)
