@@ -7,9 +7,6 @@ instead of waiting for the lease. Embedded, the next start of the process fails 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,10 +14,11 @@ from typing import Any
 import httpx
 
 from chatsvc.chats.jobs import ORPHAN_ERROR
+from chatsvc.migrate import upgrade
 from tests.fakes.openai_server import running_openai_server
 from tests.fixtures.chats import app_for, make_assistant, new_chat, numbered, snapshot
 from tests.fixtures.db import ARQ_QUEUE, REDIS_URL
-from tests.fixtures.servers import ROOT, admin_key_in, api_servers
+from tests.fixtures.servers import admin_key_in, api_servers
 from tests.fixtures.sse import sse, text_of
 
 #: what issue 14 promises a resumed client: its `error` event within this many seconds
@@ -97,17 +95,7 @@ async def test_an_embedded_restart_fails_what_the_killed_process_left_at_once(
 ) -> None:
     database = tmp_path / "chatsvc.db"
     url = f"sqlite+aiosqlite:///{database}"
-    migrated = subprocess.run(
-        [sys.executable, "-m", "chatsvc.cli", "migrate"],
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("CHATSVC_")},
-            "CHATSVC_DATABASE_URL": url,
-        },
-        cwd=ROOT,
-        capture_output=True,
-        check=False,
-    )
-    assert migrated.returncode == 0, migrated.stderr
+    await asyncio.to_thread(upgrade, url)  # what `chatsvc migrate` does
     async with running_openai_server(tokens=numbered(400), ttft=0.05, gap=0.1) as fake:
         with api_servers(
             url,
