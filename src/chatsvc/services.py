@@ -64,13 +64,19 @@ class Services:
     tools: ToolRuntime
     generations: Generations
     queue: JobQueue
-    jobs: JobContext
     turns: TurnService
     artifacts_cache: TagCache
     authenticator: Authenticator
     #: this process's heartbeat (with Redis; embedded: None, the process itself is its life)
     heartbeat: Heartbeat | None = None
-    _beating: asyncio.Task[None] | None = field(default=None, repr=False)
+    #: what job handlers use: some of these services (made from them, not passed in)
+    jobs: JobContext = field(init=False)
+    _beating: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.jobs = JobContext(
+            self.sessionmaker, self.settings, self.queue, self.http, self.broker, self.generations
+        )
 
     @classmethod
     def build(cls, settings: Settings, queue: JobQueue | None = None) -> Services:
@@ -118,14 +124,6 @@ class Services:
             else:
                 # Jobs run in this process; the handler reads the context when a job runs.
                 queue = InProcessQueue(lambda job_id: execute(services.jobs, job_id))
-        jobs = JobContext(
-            sessionmaker=sessionmaker,
-            settings=settings,
-            queue=queue,
-            http=http,
-            broker=broker,
-            generations=generations,
-        )
         services = cls(
             settings=settings,
             engine=engine,
@@ -138,7 +136,6 @@ class Services:
             tools=tools,
             generations=generations,
             queue=queue,
-            jobs=jobs,
             turns=TurnService(sessionmaker, settings, generations, queue, reads),
             artifacts_cache=TagCache.build(redis, settings.database_url),
             authenticator=Authenticator(reads, settings.auth_cache_seconds),
