@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     history_max_messages: int = Field(default=200, ge=1, le=10_000)
     #: a PROCESSING chat whose lease expired (its process died) may be taken over
     generation_lease_seconds: int = Field(default=120, ge=5)
+    #: every process (API and worker) with Redis renews a heartbeat this often and looks for
+    #: processes whose heartbeat stopped: their running generations fail at once (chat FAILED,
+    #: an `error` event ends their streams); so a dead process's chats are failed within about
+    #: heartbeat_ttl_seconds + heartbeat_seconds (defaults: 8 + 2 s). A process stalled for
+    #: longer than the time to live is taken for dead (its generations stop as if cancelled).
+    heartbeat_seconds: float = Field(default=2.0, gt=0, le=60)
+    heartbeat_ttl_seconds: float = Field(default=8.0, gt=0, le=600)
     #: background jobs: a running job's lease (renewed while it runs; a worker that dies lets it
     #: expire and the sweeper hands the job to another), attempts before a job fails for good,
     #: how often the sweeper looks, and where jobs write the files they produce
@@ -197,6 +204,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"CHATSVC_DEFAULT_GENERATOR={self.default_generator!r} is not one of "
                 f"CHATSVC_GENERATOR_APPS ({', '.join(sorted(self.generator_apps))})"
+            )
+        if self.heartbeat_ttl_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                "CHATSVC_HEARTBEAT_TTL_SECONDS must be at least twice CHATSVC_HEARTBEAT_SECONDS "
+                "(a live process renews its heartbeat before it expires)"
             )
         if self.page_size_default > self.page_size_max:
             raise ValueError("CHATSVC_PAGE_SIZE_DEFAULT must not exceed CHATSVC_PAGE_SIZE_MAX")

@@ -120,6 +120,11 @@ class TurnService:
     def _lease(self) -> int:
         return self.settings.generation_lease_seconds
 
+    def _owner(self, delivery: Delivery) -> str | None:
+        """Who a turn's claim names as its generation's process: this one for a live turn; none
+        for a background one (the worker that runs it takes it over when it starts)."""
+        return self.generations.owner if delivery is Delivery.LIVE else None
+
     # --- accepting turns -----------------------------------------------------------------------
 
     async def open_chat(
@@ -143,6 +148,7 @@ class TurnService:
                 data,
                 idempotency_key=idempotency_key,
                 lease_seconds=self._lease,
+                owner=self._owner(delivery),
                 require_streaming=streaming,
                 require_realtime=delivery is Delivery.BACKGROUND,
             )
@@ -165,7 +171,7 @@ class TurnService:
             # The common case in one read and one statement, no transaction around them.
             async with unit_of_work(self.reads) as session:
                 quick = await chat_service.accept_in_one_statement(
-                    session, auth, sent, lease_seconds=self._lease
+                    session, auth, sent, lease_seconds=self._lease, owner=self._owner(delivery)
                 )
             if quick is not None:
                 target, accepted = quick
@@ -173,7 +179,7 @@ class TurnService:
 
         async def accept(session: AsyncSession) -> tuple[Chat, Turn | None]:
             turn = await chat_service.submit_user_message(
-                session, auth, sent, lease_seconds=self._lease
+                session, auth, sent, lease_seconds=self._lease, owner=self._owner(delivery)
             )
             return await chat_service.get_chat(session, auth, chat_id), turn
 
@@ -193,7 +199,12 @@ class TurnService:
 
         async def start(session: AsyncSession) -> tuple[Chat, Turn, dict[str, Any]]:
             chat, turn = await thread_service.start_turn(
-                session, auth, request, idempotency_key=idempotency_key, lease_seconds=self._lease
+                session,
+                auth,
+                request,
+                idempotency_key=idempotency_key,
+                lease_seconds=self._lease,
+                owner=self._owner(Delivery.LIVE),
             )
             return chat, turn, await intro(session, chat, turn)
 
@@ -229,7 +240,12 @@ class TurnService:
 
         async def accept(session: AsyncSession) -> tuple[Chat, Turn | None]:
             return await chat_service.claim_pending(
-                session, auth, chat_id, lease_seconds=self._lease, retry_failed=retry_failed
+                session,
+                auth,
+                chat_id,
+                lease_seconds=self._lease,
+                owner=self._owner(delivery),
+                retry_failed=retry_failed,
             )
 
         chat, pending = await self._accept(auth, delivery, accept)
