@@ -35,7 +35,9 @@ DESCRIPTION = """
 chatsvc is a self-hosted backend for chat assistants.
 
 Authenticate every request (except /healthz, /readyz and /metrics) with an API key, as
-`X-Api-Key: KEY` or `Authorization: Bearer KEY`. Errors share one body:
+`X-Api-Key: KEY` (security scheme `ApiKeyAuth`) or `Authorization: Bearer KEY` (`BearerAuth`;
+the messages-v1 and artifacts-v5 faces also take the bare key, `Authorization: KEY`). When both
+headers are sent, X-Api-Key is used and Authorization is not read. Errors share one body:
 `{"detail", "code", "errors": [{"field", "message"}], "request_id"}`.
 """
 

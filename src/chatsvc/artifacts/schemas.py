@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from chatsvc.artifacts.kinds import (
     IDS_SPECS,
@@ -288,6 +288,10 @@ class SectionView(BaseModel):
 
 
 class EntryStats(BaseModel):
+    """Counts over every chat of the entry (all attempts)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     chat_count: int = 0
     message_count: int = 0
     user_message_count: int = 0
@@ -298,6 +302,10 @@ class EntryStats(BaseModel):
 
 
 class AttemptStats(BaseModel):
+    """Counts over the chats of one attempt."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     message_count: int = 0
     user_message_count: int = 0
     assistant_message_count: int = 0

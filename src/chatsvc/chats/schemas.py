@@ -64,7 +64,12 @@ class MessageLikeIn(InputModel):
 
 
 class OutModel(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    """A response body. Every field is always sent, so the OpenAPI document lists fields with a
+    default as required too (generated clients then type them as present)."""
+
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
 
     @classmethod
     def wire(cls, obj: Any) -> dict[str, Any]:

@@ -7,7 +7,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Discriminator, Field, StringConstraints, Tag, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    create_model,
+)
 
 from chatsvc.artifacts.kinds import KINDS, NAME_MAX, TEXT_MAX, KindSpec, ResourceKind
 from chatsvc.artifacts.schemas import (
@@ -241,6 +249,10 @@ class DocsResponse(BaseModel):
 
 
 class OperationInfo(BaseModel):
+    """One operation of the face, as the OpenAPI document declares it."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     operation_id: str
     method: str
     path: str

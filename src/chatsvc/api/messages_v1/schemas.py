@@ -113,7 +113,7 @@ class ModerationOut(CamelOut):
     action_taken: str = Field(description="none, flagged, redacted or blocked.")
 
 
-class ChatMessageOut(CamelOut):
+class V1ChatMessageOut(CamelOut):
     created_at: datetime
     id: UUID
     updated_at: datetime

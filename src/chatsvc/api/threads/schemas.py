@@ -84,7 +84,7 @@ class ThreadOut(BaseModel):
         )
 
 
-class ChatMessageOut(BaseModel):
+class ThreadMessageOut(BaseModel):
     """A message of a thread, with its moderation verdict (user messages; others keep none)."""
 
     uuid: str
@@ -162,8 +162,8 @@ class StreamTurnOut(BaseModel):
     """The JSON answer of POST /api/chat/stream/ without `Accept: text/event-stream`."""
 
     thread: ThreadOut
-    user_message: ChatMessageOut = Field(description="The user message the turn answered.")
-    answer: ChatMessageOut | None = Field(description="Its answer (null: none was stored).")
+    user_message: ThreadMessageOut = Field(description="The user message the turn answered.")
+    answer: ThreadMessageOut | None = Field(description="Its answer (null: none was stored).")
 
 
 class ChatSettingsOut(BaseModel):
@@ -211,4 +211,4 @@ def thread_out(view: ThreadView) -> dict[str, Any]:
 
 
 def message_out(view: MessageView) -> dict[str, Any]:
-    return ChatMessageOut.of(view).model_dump(mode="json")
+    return ThreadMessageOut.of(view).model_dump(mode="json")
