@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+import chatsvc
 from tests.fixtures.app import Live
 
 HERE = Path(__file__).resolve().parent
@@ -83,7 +84,11 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def document(workdir: Path) -> Path:
     """The OpenAPI document, written as a user writes it."""
     path = workdir / "openapi.json"
-    done = run([sys.executable, "-m", "chatsvc.cli", "openapi", "--output", path], workdir)
+    # The chatsvc this test imports (a relative PYTHONPATH would not hold in the work directory).
+    source = str(Path(chatsvc.__file__).resolve().parents[1])
+    pythonpath = os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    done = run([sys.executable, "-m", "chatsvc.cli", "openapi", "--output", path], workdir, env)
     assert done.returncode == 0, done.report()
     return path
 
