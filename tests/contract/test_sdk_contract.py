@@ -127,7 +127,16 @@ def typescript_types(workdir: Path, document: Path) -> tuple[Path, Run]:
     out = workdir / "typescript"
     out.mkdir()
     done = run(
-        [need(NODE_BIN / "openapi-typescript"), document, "--output", out / "schema.ts"], workdir
+        [
+            need(NODE_BIN / "openapi-typescript"),
+            document,
+            "--output",
+            out / "schema.ts",
+            # A field is optional when its schema does not list it as required (LIMITATIONS.md).
+            "--default-non-nullable",
+            "false",
+        ],
+        workdir,
     )
     return out, done
 
