@@ -22,6 +22,7 @@ from chatsvc.jobs.queue import InProcessQueue
 from chatsvc.jobs.runner import load_handlers, run_sweeper
 from chatsvc.kit.logging import configure_logging
 from chatsvc.kit.middleware import BodySizeLimitMiddleware, ObservabilityMiddleware
+from chatsvc.kit.openapi import finish_document
 from chatsvc.kit.web import (
     add_routes_of,
     document_errors,
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     document_errors(app)
+    finish_document(app)
     for router in (ops.router, cognitive.router, threads.router, messages_v1.router):
         add_routes_of(app, router)
     artifacts_v5.mount(app)

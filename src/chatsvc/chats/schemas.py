@@ -11,6 +11,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstrain
 
 from chatsvc.chats.models import Chat, ExecutionStatus, Message, MessageStatus, Role
 from chatsvc.kit.validation import InputModel, PatchModel
+from chatsvc.moderation.policy import ModerationAction, ModerationSeverity
 
 #: message text: the chat's max_msg_length is checked by the service; this only stops abuse early
 MessageText = Annotated[str, StringConstraints(min_length=1, max_length=200_000)]
@@ -111,10 +112,10 @@ class MessageOut(OutModel):
     updated_at: datetime
     # The moderation verdict of a user message (see docs/moderation-policy.md).
     is_flagged: bool = False
-    severity: str = Field(default="none", description="none, low, medium, high or critical.")
+    severity: ModerationSeverity = ModerationSeverity.NONE
     injection_categories: list[str] = Field(default_factory=list)
     pii_categories: list[str] = Field(default_factory=list)
-    action_taken: str = Field(default="none", description="none, flagged, redacted or blocked.")
+    action_taken: ModerationAction = ModerationAction.NONE
 
 
 class MessageFullOut(MessageOut):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from chatsvc.api.cognitive.params import AssistantId, ChatId, MessageId
 from chatsvc.api.deps import AuthDep, idempotency_header
+from chatsvc.api.stream_events import CHAT_EVENTS
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats import service as chat_service
 from chatsvc.chats.models import Role
@@ -32,7 +33,14 @@ from chatsvc.chats.schemas import (
 from chatsvc.chats.turns import Delivery, TurnHandle, TurnService
 from chatsvc.config import Settings
 from chatsvc.generation.registry import describe_apps
-from chatsvc.kit.sse import last_event_id, sse_response, wants_event_stream
+from chatsvc.kit.openapi import event_stream
+from chatsvc.kit.sse import (
+    accepts_event_stream,
+    last_event_id,
+    resumes_event_stream,
+    sse_response,
+    wants_event_stream,
+)
 from chatsvc.kit.web import (
     PageDep,
     SettingsDep,
@@ -81,11 +89,11 @@ KEY_CONFLICT = error_responses(
 )
 CREATE_ERRORS = {**TURN_ERRORS, **KEY_CONFLICT}
 Endpoint = Callable[..., Awaitable[Response]]
-SSE_DOC: dict[str, Any] = {
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    "description": "With `Accept: text/event-stream`: the answer as Server-Sent Events "
-    "(message.created, references, delta, message.completed, error; see the README).",
-}
+SSE_DOC = event_stream(
+    'With `Accept: text/event-stream`: the answer as Server-Sent Events (README.md, "Streams '
+    '(SSE)"); otherwise the chat as JSON once the answer is stored.',
+    CHAT_EVENTS,
+)
 
 
 class GeneratorAppOut(BaseModel):
@@ -275,6 +283,7 @@ router.post(
     description="With `Accept: text/event-stream` and a `message`, the answer streams as SSE "
     "(the chat id is in the X-Chat-Id header and in message.created); otherwise JSON when done.",
     responses={**CREATE_ERRORS, 201: SSE_DOC},
+    dependencies=[Depends(accepts_event_stream)],
 )(_creator(Reply.STREAM))
 
 
@@ -467,6 +476,7 @@ router.get(
         200: SSE_DOC,
         204: {"description": "Reconnected with the `chat` event's id and nothing runs: no stream."},
     },
+    dependencies=[Depends(resumes_event_stream)],
 )(_reader(Reply.STREAM))
 router.post(
     "/chats_stream/{id}/",
@@ -475,6 +485,7 @@ router.post(
     status_code=201,
     summary="Add a new message to a streamed chat",
     responses={**TURN_ERRORS, 201: SSE_DOC},
+    dependencies=[Depends(accepts_event_stream)],
 )(_poster(Reply.STREAM, status_code=201))
 
 

@@ -16,6 +16,7 @@ from chatsvc.chats.external import MAX_CONTENT
 from chatsvc.chats.models import ExecutionStatus, Role
 from chatsvc.exports.schemas import Language
 from chatsvc.kit.validation import InputModel
+from chatsvc.moderation.policy import ModerationAction, ModerationSeverity
 
 CAMEL = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
@@ -107,10 +108,10 @@ class ModerationOut(CamelOut):
     """The moderation verdict of a user message (other messages keep the defaults)."""
 
     is_flagged: bool
-    severity: str = Field(description="none, low, medium, high or critical.")
+    severity: ModerationSeverity
     injection_categories: list[str]
     pii_categories: list[str]
-    action_taken: str = Field(description="none, flagged, redacted or blocked.")
+    action_taken: ModerationAction
 
 
 class V1ChatMessageOut(CamelOut):

@@ -11,10 +11,8 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from chatsvc.kit.validation import MAX_ID, InputModel
 from chatsvc.moderation import ModerationPolicy
+from chatsvc.moderation.policy import ModerationAction, ModerationSeverity
 from chatsvc.threads.schemas import MessageView, SessionView, ThreadView
-
-SeverityName = Literal["none", "low", "medium", "high", "critical"]
-ActionName = Literal["none", "flagged", "redacted", "blocked"]
 
 
 class ChatSessionOut(BaseModel):
@@ -57,7 +55,7 @@ class ThreadOut(BaseModel):
     is_archived: bool
     message_count: int = Field(description="Messages shown without include_history.")
     is_flagged: bool = Field(description="Whether any user message of the thread was flagged.")
-    max_severity: SeverityName = Field(description="The highest severity of its messages.")
+    max_severity: ModerationSeverity = Field(description="The highest severity of its messages.")
     user_username: str | None
     user_full_name: str | None
     created: datetime
@@ -97,10 +95,10 @@ class ThreadMessageOut(BaseModel):
     )
     created: datetime
     is_flagged: bool
-    severity: SeverityName
+    severity: ModerationSeverity
     injection_categories: list[str]
     pii_categories: list[str]
-    action_taken: ActionName
+    action_taken: ModerationAction
 
     @classmethod
     def of(cls, view: MessageView) -> Self:
