@@ -22,16 +22,16 @@ from chatsvc_client.api.reports import create_report, get_report
 from chatsvc_client.models import (
     AssistantIn,
     AssistantOut,
-    Category,
     ChatOut,
     MessageLikeIn,
     MessageOut,
     OptionalUserMessageIn,
-    Reason,
+    ReportCategory,
     ReportIn,
     ReportOut,
-    Severity,
-    Status,
+    ReportReason,
+    ReportSeverity,
+    ReportStatus,
 )
 from chatsvc_client.types import Response
 
@@ -104,10 +104,10 @@ def run(base_url: str, api_key: str) -> None:
             create_report.sync_detailed(
                 client=client,
                 body=ReportIn(
-                    category=Category.INCOMPLETE,
-                    reason=Reason.NOT_IN_DOCS,
-                    severity=Severity.LOW,
-                    status=Status.OPEN,
+                    category=ReportCategory.INCOMPLETE,
+                    reason=ReportReason.NOT_IN_DOCS,
+                    severity=ReportSeverity.LOW,
+                    status=ReportStatus.OPEN,
                     chat=chat.id,
                     comments="The answer could say more.",
                 ),
@@ -118,7 +118,7 @@ def run(base_url: str, api_key: str) -> None:
         read = expect(
             "read report", get_report.sync_detailed(report.id, client=client), 200, ReportOut
         )
-        assert read.chat == chat.id and read.category == Category.INCOMPLETE, read
+        assert read.chat == chat.id and read.category == ReportCategory.INCOMPLETE, read
         assert read.comments == "The answer could say more.", read
     print("scenario passed")
 
