@@ -3,7 +3,7 @@
 // the scenario of scenario.py, request bodies with only the fields a caller must give (every other
 // field has a default on the server), and the response fields it reads. `tsc --strict --noEmit`
 // compiles this file with the generated one; nothing runs it.
-import type { paths } from "./schema";
+import type { components, paths } from "./schema";
 
 type JsonBody<T> = T extends { content: { "application/json": infer B } } ? B : never;
 type RequestBody<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends {
@@ -53,4 +53,14 @@ export function reportOf(chat: number): RequestBody<"/reports/", "post"> {
 }
 export function reportedChat(report: ResponseBody<"/reports/{id}/", "get", 200>): number {
   return report.chat;
+}
+
+// Follow a stream (POST /chats_stream/{id}/): the `x-sse-events` of the streaming operations map
+// each event type to its payload schema; a client parses `data` as one of these.
+type Schemas = components["schemas"];
+export function streamedAnswer(
+  started: Schemas["MessageCreatedEvent"],
+  deltas: Schemas["DeltaEvent"][],
+): { chat: number; text: string } {
+  return { chat: started.chat_id, text: deltas.map((delta) => delta.text).join("") };
 }
