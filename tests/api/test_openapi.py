@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
+from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from chatsvc.config import Settings
@@ -93,8 +93,8 @@ def test_streams_declare_their_events_and_resume_parameters(spec: dict[str, Any]
             assert f"`{name}`" in success["description"]
 
 
-def event_validator(spec: dict[str, Any], ref: dict[str, str]) -> Draft202012Validator:
-    return Draft202012Validator({**ref, "components": spec["components"]})
+def event_validator(spec: dict[str, Any], ref: dict[str, str]) -> OAS31Validator:
+    return OAS31Validator({**ref, "components": spec["components"]})
 
 
 async def test_real_streams_match_their_documented_events(live: Live, spec: dict[str, Any]) -> None:
@@ -138,3 +138,12 @@ def test_domain_enums_are_enums(spec: dict[str, Any]) -> None:
         "ModerationSeverity"
     )
     assert schemas["ModerationSeverity"]["enum"] == ["none", "low", "medium", "high", "critical"]
+
+
+def test_every_operation_and_schema_has_a_description(spec: dict[str, Any]) -> None:
+    undescribed = [
+        (m, p) for m, p, operation in operations(spec) if not operation.get("description")
+    ]
+    assert undescribed == []
+    schemas = spec["components"]["schemas"]
+    assert [name for name, schema in schemas.items() if not schema.get("description")] == []

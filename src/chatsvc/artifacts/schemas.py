@@ -314,6 +314,8 @@ class AttemptStats(BaseModel):
 
 
 class Statistics(BaseModel):
+    """Counts of the chats of a chat entry and of an attempt."""
+
     entry: EntryStats
     attempt: AttemptStats | None
     refreshed_at: datetime | None

@@ -19,6 +19,8 @@ Metadata = Annotated[dict[str, Any], Field(max_length=50)]
 
 
 class UserMessageIn(InputModel):
+    """A user message to answer."""
+
     message: MessageText
     metadata: Metadata = Field(default_factory=dict)
 
@@ -32,11 +34,15 @@ class OptionalUserMessageIn(InputModel):
 
 
 class AssistantMessageIn(InputModel):
+    """An assistant message to store as it is (no answer is generated)."""
+
     message: MessageText
     metadata: Metadata = Field(default_factory=dict)
 
 
 class ToolCallMessageIn(InputModel):
+    """A tool call message to store as it is (no answer is generated)."""
+
     function_name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
     parameters: Metadata = Field(default_factory=dict)
     tool_call_id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -55,6 +61,8 @@ class ChatFeedbackIn(PatchModel):
 
 
 class MessageLikeIn(InputModel):
+    """The caller's feedback on a message: like (true), dislike (false) or none (null)."""
+
     like: bool | None
 
 
@@ -119,6 +127,8 @@ class MessageOut(OutModel):
 
 
 class MessageFullOut(MessageOut):
+    """A message with the prompt its answer was generated from (for operators)."""
+
     prompt: dict[str, Any] | None = Field(
         description="What the generator was sent for this answer (generator, temperature, "
         "messages), for operators."

@@ -97,6 +97,8 @@ SSE_DOC = event_stream(
 
 
 class GeneratorAppOut(BaseModel):
+    """A generator app this server is configured with."""
+
     name: str
     kind: str
     model: str | None
@@ -105,6 +107,8 @@ class GeneratorAppOut(BaseModel):
 
 
 class CancelOut(BaseModel):
+    """What a cancel did: the generation asked to stop, if any ran."""
+
     chat: int
     generation_id: str | None = Field(description="The generation asked to stop, if any ran.")
     cancelled: bool = Field(description="False when nothing was running (nothing to stop).")
@@ -186,6 +190,8 @@ async def _one(entry: BrokerEntry) -> AsyncIterator[BrokerEntry]:
     summary="Get all available apps",
 )
 async def list_generator_apps(auth: AuthDep, settings: SettingsDep) -> list[GeneratorAppOut]:
+    """The generator apps this server is configured with (CHATSVC_GENERATOR_APPS); an assistant's
+    `generation_config` names one of them."""
     return [GeneratorAppOut.model_validate(app) for app in describe_apps(settings)]
 
 
@@ -208,6 +214,8 @@ async def list_chats(
     auth: AuthDep,
     page: PageDep,
 ) -> list[ChatOut]:
+    """A plain array; the total is in X-Total-Count, next/prev pages in Link. Member keys see their
+    own chats only."""
     result = await chat_service.list_chats(session, auth, assistant, page)
     messages = await chat_service.messages_of_many(session, [chat.id for chat in result.items])
     return page_items(request, response, result, lambda chat: ChatOut.of(chat, messages[chat.id]))
@@ -338,6 +346,10 @@ def _poster(reply: Reply, status_code: int) -> Endpoint:
         ctx: TurnContextDep,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
+        """Stores the user message (length, moderation, numbering) and answers it as the route says:
+        JSON once the answer is stored, or Server-Sent Events on /chats_stream/ with `Accept:
+        text/event-stream`. With an Idempotency-Key, a retry re-attaches to the first turn instead
+        of sending the message twice."""
         handle = await ctx.turns.send(
             ctx.auth,
             id,
@@ -375,6 +387,8 @@ async def update_chat(
     session: SessionDep,
     auth: AuthDep,
 ) -> ChatOut:
+    """Sets the chat's feedback and settings: `like`, `comment`, `matrix_mode`; only the fields sent
+    change."""
     chat = await chat_service.update_feedback(session, auth, id, body)
     return ChatOut.of(chat, await chat_service.messages_of(session, chat.id))
 
@@ -393,6 +407,7 @@ def _message_adder(
 
     @invalid_is_400
     async def add(id: ChatId, body: NewMessage, session: SessionDep, auth: AuthDep) -> MessageOut:
+        """Stores the message as it is, without generating an answer."""
         if isinstance(body, UserMessageIn):  # add_message reads text and metadata in one form
             body = AssistantMessageIn(message=body.message, metadata=body.metadata)
         return MessageOut.model_validate(
@@ -440,6 +455,8 @@ _message_adder(
     responses=NOT_FOUND,
 )
 async def get_full_chat(id: ChatId, ctx: TurnContextDep) -> ChatFullOut:
+    """The chat with every message, each answer with its `prompt` (what the generator was sent), for
+    operators."""
     chat, messages = await ctx.turns.chat_with_messages(ctx.auth, id)
     return ChatFullOut.of(chat, messages)
 
@@ -508,6 +525,7 @@ _also_at(
     responses=NOT_FOUND,
 )
 async def get_message(id: MessageId, session: ReadSessionDep, auth: AuthDep) -> MessageOut:
+    """One message of a chat the caller may read."""
     return MessageOut.model_validate(await chat_service.get_message(session, auth, id))
 
 
@@ -525,6 +543,7 @@ async def like_message(
     session: SessionDep,
     auth: AuthDep,
 ) -> MessageOut:
+    """Sets the caller's feedback on a message: `like` true or false, or null to clear it."""
     return MessageOut.model_validate(await chat_service.like_message(session, auth, id, body.like))
 
 

@@ -28,6 +28,8 @@ NOT_FOUND = error_responses(
 
 
 class JobProgressOut(BaseModel):
+    """How far a job is: steps done of the total."""
+
     done: int = Field(description="Steps done.")
     total: int | None = Field(description="Steps in all; null while unknown.")
 

@@ -36,6 +36,8 @@ class OutModel(BaseModel):
 
 
 class AssistantOut(OutModel):
+    """An assistant's configuration."""
+
     id: int
     generation_config: str
     generation_config_pretools: str | None
@@ -84,14 +86,16 @@ class AssistantInfoOut(OutModel):
 
 
 class AssistantPage(PageOut[AssistantOut]):
-    pass
+    """A page of assistants, with count and the next and previous pages' URLs."""
 
 
 class AssistantInfoPage(PageOut[AssistantInfoOut]):
-    pass
+    """A page of assistants with the fields the chat page needs."""
 
 
 class CommonQuestionOut(OutModel):
+    """A common question of an assistant's knowledge (matched by its name)."""
+
     id: int
     name: str
     content: str
@@ -99,6 +103,8 @@ class CommonQuestionOut(OutModel):
 
 
 class FixedResponseOut(OutModel):
+    """A fixed response of an assistant's knowledge, sent verbatim when its topic matches."""
+
     id: int
     topic: str
     content: str
@@ -107,6 +113,8 @@ class FixedResponseOut(OutModel):
 
 
 class LessonOut(OutModel):
+    """A lesson of an assistant's knowledge: what to apply, and when."""
+
     id: int
     name: str
     content: str

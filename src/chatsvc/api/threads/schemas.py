@@ -165,6 +165,8 @@ class StreamTurnOut(BaseModel):
 
 
 class ChatSettingsOut(BaseModel):
+    """The workspace's chat settings: the default assistant and the moderation policy."""
+
     default_assistant: int | None = Field(
         description="The assistant of threads started without one; null: the workspace's first "
         "live assistant."
