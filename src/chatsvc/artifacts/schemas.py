@@ -132,9 +132,15 @@ def _form_state_fields() -> dict[str, Any]:
     }
 
 
+class _FormStateBase(InputModel):
+    # Validated like input (stored JSON, a patch's result), always sent whole: the OpenAPI
+    # document lists its defaulted fields as required in responses.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
 FormState: type[BaseModel] = create_model(
     "ChatDraftFormState",
-    __base__=InputModel,
+    __base__=_FormStateBase,
     __doc__="Everything a draft holds: the selection per kind and the new items to add.",
     **_form_state_fields(),
 )
