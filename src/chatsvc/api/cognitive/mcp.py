@@ -133,7 +133,7 @@ class RemoteParameterOut(BaseModel):
     type: str
     description: str
     required: bool
-    enum: list[Any] | None
+    enum: list[str | int | float | bool] | None
     properties: dict[str, Any] | None
     items: dict[str, Any] | None
 
