@@ -678,10 +678,12 @@ async def test_postgresql_streams_a_large_export_in_constant_memory(
 
     assert (small_rows, large_rows) == (2_000, 20_000)
     # Ten times the rows, the same memory: one fetch of rows and one chunk of CSV at a time.
-    # Buffering the result would hold more than the whole file (>10 MB of content alone).
+    # Buffering the result would hold more than the whole file (>10 MB of content alone); one
+    # fetch of rows and the driver's buffers stay near 6.5 MB whatever the size (seen: 6.5-6.8 MB
+    # of a 13.6 MB file, which the old bound, half the file, cut too close).
     assert large_bytes > 10_000_000
     assert large_peak < small_peak * 1.25, (small_peak, large_peak)
-    assert large_peak < large_bytes / 2, (large_peak, large_bytes)
+    assert large_peak < large_bytes * 0.75, (large_peak, large_bytes)
 
     reports: list[tuple[int, int | None]] = []
 
