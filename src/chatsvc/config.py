@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     #: test runs) sharing one Redis database keep their jobs apart by giving it different names
     arq_queue: str = Field(default="arq:queue", min_length=1, max_length=200)
     artifact_dir: str = "./artifacts"
+    #: how long an export's file is kept after it was written; the sweeper removes older ones
+    #: (the job's artifact then answers 410 artifact_expired). 0 keeps them for ever.
+    artifact_retention_hours: float = Field(default=168.0, ge=0)
     #: SSE heartbeat comment interval
     sse_ping_seconds: float = Field(default=15.0, gt=0)
     log_level: str = "INFO"

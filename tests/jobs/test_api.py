@@ -129,15 +129,22 @@ async def test_a_result_naming_a_path_is_never_followed(
     assert response.status_code == 404 and response.json()["code"] == "no_artifact"
 
 
-async def test_no_file_means_404(
+async def test_no_file_means_404_and_a_removed_file_410(
     tenant: Tenant, pg_connection: AsyncConnection, settings: Settings
 ) -> None:
     plain = await make_job(pg_connection, tenant.workspace_id, result={"rows": 3})
-    gone = await make_job(pg_connection, tenant.workspace_id, result={"artifact": "gone.csv"})
     running = await make_job(pg_connection, tenant.workspace_id, progress=(0, 1))
-    for job_id in (plain, gone, running):
+    for job_id in (plain, running):
         response = await tenant.admin.get(f"/jobs/{job_id}/artifact/")
         assert response.status_code == 404, response.text
+    # A finished export whose file the sweeper removed (past CHATSVC_ARTIFACT_RETENTION_HOURS).
+    gone = await make_job(pg_connection, tenant.workspace_id, result={"artifact": "gone.csv"})
+    response = await tenant.admin.get(f"/jobs/{gone}/artifact/")
+    assert response.status_code == 410, response.text
+    body = response.json()
+    assert body["code"] == "artifact_expired"
+    assert "CHATSVC_ARTIFACT_RETENTION_HOURS" in body["detail"]
+    assert "export again" in body["detail"]
 
 
 async def test_the_endpoints_are_documented(app_client: httpx.AsyncClient) -> None:

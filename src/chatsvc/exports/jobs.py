@@ -22,6 +22,10 @@ EXPORT = "export"
 logger = logging.getLogger(__name__)
 
 
+#: the files export jobs write in artifact_dir (`artifact_name`): what retention may remove
+ARTIFACT_GLOB = "export-*.csv"
+
+
 def artifact_name(job_id: int) -> str:
     return f"export-{job_id}.csv"
 
@@ -103,13 +107,28 @@ async def remove_orphaned_export_files(ctx: JobContext) -> int:
     return len(removed)
 
 
-def remove_stale_parts(directory: Path, before: float) -> list[Path]:
-    """Delete the export temporary files in `directory` last modified before `before` (a Unix
-    time); the files removed."""
+@recovery("expired_export_artifacts")
+async def remove_expired_export_artifacts(ctx: JobContext) -> int:
+    """The files of exports written longer ago than CHATSVC_ARTIFACT_RETENTION_HOURS (0 keeps
+    them): downloads of such a job answer 410 artifact_expired, and the disk does not fill."""
+    hours = ctx.settings.artifact_retention_hours
+    if not hours:
+        return 0
+    directory = Path(ctx.settings.artifact_dir)
+    before = time.time() - hours * 3600
+    removed = await asyncio.to_thread(remove_stale_parts, directory, before, ARTIFACT_GLOB)
+    for path in removed:
+        logger.info("removed %s, kept for its %g hours", path.name, hours)
+    return len(removed)
+
+
+def remove_stale_parts(directory: Path, before: float, pattern: str = ".*.part") -> list[Path]:
+    """Delete the files in `directory` matching `pattern` (by default an export's temporary
+    files) last modified before `before` (a Unix time); the files removed."""
     if not directory.is_dir():
         return []
     removed = []
-    for path in directory.glob(".*.part"):
+    for path in directory.glob(pattern):
         try:
             if path.stat().st_mtime < before:
                 path.unlink()

@@ -63,6 +63,10 @@ def or_not_found(found: T | None, message: str, *, code: str = "not_found") -> T
     return found
 
 
+class Gone(ChatsvcError, kind="gone"):
+    """The thing existed but was removed for good (an export's file past its retention)."""
+
+
 class Conflict(ChatsvcError, kind="conflict"):
     """The request clashes with the current state (already running, key in use, ...)."""
 

@@ -24,6 +24,7 @@ from chatsvc.kit.errors import (
     Conflict,
     FieldError,
     Forbidden,
+    Gone,
     InternalError,
     Invalid,
     NotFound,
@@ -305,6 +306,7 @@ class ErrorBody(BaseModel):
 STATUS_BY_ERROR: dict[type[ChatsvcError], int] = {
     InternalError: 500,
     NotFound: 404,
+    Gone: 410,
     Conflict: 409,
     Invalid: 400,
     Unauthenticated: 401,

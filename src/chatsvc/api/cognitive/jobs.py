@@ -17,7 +17,7 @@ from chatsvc.api.deps import AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.jobs import service as job_service
 from chatsvc.jobs.models import Job, JobState
-from chatsvc.kit.errors import NotFound
+from chatsvc.kit.errors import Gone, NotFound
 from chatsvc.kit.web import SettingsDep, SlashRouter, error_responses
 from chatsvc.services import ReadSessionDep, SessionDep
 
@@ -113,7 +113,13 @@ async def get_job(request: Request, id: JobId, session: ReadSessionDep, auth: Au
             "description": "The file, as an attachment (`Content-Disposition: attachment; "
             "filename=...`): the CSV an export job wrote.",
         },
-        **error_responses({404: "No such job in this workspace, or it produced no file (yet)."}),
+        **error_responses(
+            {
+                404: "No such job in this workspace, or it produced no file (yet).",
+                410: "The job's file was removed after CHATSVC_ARTIFACT_RETENTION_HOURS: "
+                "start the export again.",
+            }
+        ),
     },
     summary="Download the file a job produced",
 )
@@ -121,10 +127,18 @@ async def get_job_artifact(
     id: JobId, session: SessionDep, auth: AuthDep, settings: SettingsDep
 ) -> FileResponse:
     """The file a succeeded job produced (its `result_url`): today the CSV of an export, sent
-    as `text/csv`. 404 until the job has succeeded, and for jobs that make no file."""
+    as `text/csv`. 404 until the job has succeeded, and for jobs that make no file; 410 once
+    the sweeper removed the file (CHATSVC_ARTIFACT_RETENTION_HOURS after it was written)."""
     job = await job_service.get_job(session, auth.workspace_id, id, created_by=_owner(auth))
     name = _artifact_name(job)
     path = await asyncio.to_thread(_artifact_path, settings.artifact_dir, name)
+    if path is None and name is not None:
+        raise Gone(
+            f"Job {id}'s file was removed: export files are kept "
+            f"{settings.artifact_retention_hours:g} hours (CHATSVC_ARTIFACT_RETENTION_HOURS). "
+            "Start the export again.",
+            code="artifact_expired",
+        )
     if path is None:
         raise NotFound(f"Job {id} has no file to download.", code="no_artifact")
     return FileResponse(path, filename=path.name)
