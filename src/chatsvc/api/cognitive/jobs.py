@@ -105,8 +105,9 @@ async def get_job(request: Request, id: JobId, session: ReadSessionDep, auth: Au
     response_class=FileResponse,
     responses={
         200: {
-            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
-            "description": "The file, as an attachment.",
+            # Every job that produces a file (exports) produces a CSV file.
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "The file (CSV, UTF-8), as an attachment.",
         },
         **error_responses({404: "No such job in this workspace, or it produced no file (yet)."}),
     },
@@ -120,7 +121,7 @@ async def get_job_artifact(
     path = await asyncio.to_thread(_artifact_path, settings.artifact_dir, name)
     if path is None:
         raise NotFound(f"Job {id} has no file to download.", code="no_artifact")
-    return FileResponse(path, filename=path.name)
+    return FileResponse(path, filename=path.name, media_type="text/csv; charset=utf-8")
 
 
 def _artifact_path(artifact_dir: str, name: str | None) -> FilePath | None:
