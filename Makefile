@@ -15,10 +15,13 @@ export CHATSVC_TEST_DATABASE_URL CHATSVC_TEST_REDIS_URL
 
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k sse -x"`.
 PYTEST_ARGS ?=
+# `make fuzz`: generated test cases per operation and phase, and the seed (tests/fuzz/).
+FUZZ_EXAMPLES ?= 50
+FUZZ_SEED ?= 20261208
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install lock run test check-migrations lint format typecheck migrate openapi worker bench \
+.PHONY: help install lock run test fuzz check-migrations lint format typecheck migrate openapi worker bench \
 	clean distclean
 
 help: ## List the targets
@@ -75,6 +78,11 @@ run: $(STAMP) ## Migrate, then serve http://127.0.0.1:8000 (embedded SQLite by d
 test: $(STAMP) ## Start PostgreSQL/Redis if needed, then run pytest
 	$(PY) scripts/ensure_services.py
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+fuzz: $(STAMP) ## The fuzz stage, longer: schemathesis with FUZZ_EXAMPLES cases per operation, both backends
+	$(PY) scripts/ensure_services.py
+	CHATSVC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CHATSVC_FUZZ_SEED=$(FUZZ_SEED) \
+	  $(PY) -m pytest tests/fuzz -s $(PYTEST_ARGS)
 
 check-migrations: $(STAMP) ## alembic check: migrations build what the models describe (PostgreSQL, SQLite)
 	$(PY) scripts/ensure_services.py

@@ -1,0 +1,138 @@
+"""The fuzz stage of `make test` (and, longer, `make fuzz`): schemathesis generates requests for
+every operation of the OpenAPI document, valid and invalid, and sends them to a live server on
+each backend (embedded SQLite with the in-process queue; PostgreSQL with Redis and arq),
+authenticated with a real admin key. Five checks must hold for every response:
+not_a_server_error, status_code_conformance, content_type_conformance,
+response_schema_conformance and negative_data_rejection. The few accepted exceptions are listed,
+with their reasons, in tests/fuzz/suppressions.py (the one place for them).
+
+Bounded and reproducible: a fixed seed and a fixed number of examples per operation
+(CHATSVC_FUZZ_EXAMPLES, default 3 here; `make fuzz` raises it), the generated data derandomised.
+The run's JSON report and the CLI's output are written to test-artifacts/fuzz/<backend>/."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from chatsvc.config import Settings
+from tests.fixtures.app import live_tenant, make_settings
+from tests.fixtures.db import TEST_DB, migrated_database
+from tests.fuzz.suppressions import config_toml
+
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+)
+EXAMPLES = int(os.environ.get("CHATSVC_FUZZ_EXAMPLES", "3"))
+PHASES = os.environ.get("CHATSVC_FUZZ_PHASES", "examples,coverage,fuzzing")
+SEED = int(os.environ.get("CHATSVC_FUZZ_SEED", "20261208"))
+ARTIFACTS = Path(os.environ.get("CHATSVC_FUZZ_ARTIFACTS", "test-artifacts/fuzz"))
+SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+
+
+def fuzz_settings(database_url: str, **overrides: object) -> Settings:
+    """The test settings, with callbacks that give up at once: generated requests name webhook
+    URLs on hosts that do not exist, and their retries would outlast the run."""
+    values: dict[str, object] = {
+        "webhook_attempts": 1,
+        "webhook_base_delay_seconds": 0,
+        "job_max_attempts": 1,
+        "outbound_timeout_seconds": 2,
+    }
+    values.update(overrides)
+    return make_settings(database_url, **values)
+
+
+async def fuzz(settings: Settings, backend: str) -> None:
+    out = ARTIFACTS / backend
+    out.mkdir(parents=True, exist_ok=True)
+    config = out / "schemathesis.toml"
+    config.write_text(config_toml())
+    # What the server logs of its errors (a 500's traceback) goes next to the report.
+    errors = logging.FileHandler(out / "server-errors.log", mode="w")
+    errors.setLevel(logging.ERROR)
+    logging.getLogger().addHandler(errors)
+    async with live_tenant(settings) as live:
+        started = time.monotonic()
+        process = await asyncio.create_subprocess_exec(
+            str(SCHEMATHESIS),
+            "--config-file",
+            str(config),
+            "run",
+            f"{live.base_url}/openapi.json",
+            "--checks",
+            ",".join(CHECKS),
+            "--max-examples",
+            str(EXAMPLES),
+            "--seed",
+            str(SEED),
+            "--phases",
+            PHASES,
+            "--workers",
+            "1",
+            "--no-shrink",
+            "--request-timeout",
+            "30",
+            "--header",
+            f"X-Api-Key: {live.admin_key}",
+            "--report",
+            "json,junit",
+            "--report-dir",
+            str(out),
+            "--suppress-health-check",
+            "all",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "NO_COLOR": "1", "COLUMNS": "160"},
+        )
+        output, _ = await process.communicate()
+        elapsed = time.monotonic() - started
+    logging.getLogger().removeHandler(errors)
+    errors.close()
+    text = output.decode(errors="replace")
+    (out / "output.txt").write_text(text)
+    print(f"\n[{backend}] {figures(out, elapsed)}")
+    assert process.returncode == 0, f"schemathesis found failures on {backend}:\n{text[-20000:]}"
+
+
+def figures(out: Path, elapsed: float) -> str:
+    """One line of what the run did, from its JSON report: operations, test cases, failures."""
+    reports = sorted(out.glob("json-*.json"), key=lambda path: path.stat().st_mtime)
+    if not reports:
+        return f"no JSON report ({elapsed:.0f} s)"
+    report = json.loads(reports[-1].read_text())
+    for old in reports[:-1]:
+        old.unlink()
+    failures = {f["title"]: f["count"] for f in report["failures"]} or "none"
+    return (
+        f"{report['operations']['tested']} operations, "
+        f"{report['test_cases']['generated']} test cases, failures: {failures}, "
+        f"seed {report['seed']}, {elapsed:.0f} s"
+    )
+
+
+@pytest.mark.sqlite
+async def test_no_fuzz_failure_on_sqlite() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        from chatsvc.migrate import upgrade
+
+        url = f"sqlite+aiosqlite:///{Path(directory) / 'fuzz.db'}"
+        await asyncio.to_thread(upgrade, url)
+        await fuzz(fuzz_settings(url, redis_url=None, job_queue="in-process"), "sqlite")
+
+
+async def test_no_fuzz_failure_on_postgresql() -> None:
+    async with migrated_database(f"{TEST_DB}_fuzz") as url:
+        await fuzz(fuzz_settings(url), "postgresql")
