@@ -123,6 +123,9 @@ def figures(out: Path, elapsed: float) -> str:
     )
 
 
+pytestmark = pytest.mark.fuzz
+
+
 @pytest.mark.sqlite
 async def test_no_fuzz_failure_on_sqlite() -> None:
     with tempfile.TemporaryDirectory() as directory:
