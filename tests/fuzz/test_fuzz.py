@@ -21,10 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from chatsvc.config import Settings
 from tests.fixtures.app import live_tenant, make_settings
+from tests.fixtures.chats import make_assistant, new_chat
 from tests.fixtures.db import TEST_DB, migrated_database
 from tests.fuzz.suppressions import config_toml
 
@@ -40,6 +42,26 @@ PHASES = os.environ.get("CHATSVC_FUZZ_PHASES", "examples,coverage,fuzzing")
 SEED = int(os.environ.get("CHATSVC_FUZZ_SEED", "20261208"))
 ARTIFACTS = Path(os.environ.get("CHATSVC_FUZZ_ARTIFACTS", "test-artifacts/fuzz"))
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+#: Half the integer path ids are taken from the ids of resources that exist (`seed`, and what the
+#: run itself creates first), so operations on one resource reach their logic instead of a 404.
+TEST_DATA = """
+[dictionaries.ids]
+values = [1, 2]
+
+[parameters]
+"path.id" = { dictionary = "ids", probability = 0.5 }
+"path.assistant" = { dictionary = "ids", probability = 0.5 }
+"path.question" = { dictionary = "ids", probability = 0.5 }
+"path.lesson" = { dictionary = "ids", probability = 0.5 }
+"""
+
+
+async def seed(admin: httpx.AsyncClient) -> None:
+    """Resources with the ids TEST_DATA names: an assistant with a chat, and a script."""
+    assistant = await make_assistant(admin)
+    await new_chat(admin, assistant)
+    script = await admin.post("/tools/scripts/", json={"name": "seed", "code": "1;"})
+    assert script.status_code == 201, script.text
 
 
 def fuzz_settings(database_url: str, **overrides: object) -> Settings:
@@ -59,12 +81,13 @@ async def fuzz(settings: Settings, backend: str) -> None:
     out = ARTIFACTS / backend
     out.mkdir(parents=True, exist_ok=True)
     config = out / "schemathesis.toml"
-    config.write_text(config_toml())
+    config.write_text(config_toml() + TEST_DATA)
     # What the server logs of its errors (a 500's traceback) goes next to the report.
     errors = logging.FileHandler(out / "server-errors.log", mode="w")
     errors.setLevel(logging.ERROR)
     logging.getLogger().addHandler(errors)
     async with live_tenant(settings) as live:
+        await seed(live.admin)
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(
             str(SCHEMATHESIS),
