@@ -22,6 +22,7 @@ from chatsvc.jobs.queue import InProcessQueue
 from chatsvc.jobs.runner import load_handlers, run_sweeper
 from chatsvc.kit.logging import configure_logging
 from chatsvc.kit.middleware import BodySizeLimitMiddleware, ObservabilityMiddleware
+from chatsvc.kit.openapi import finish_document
 from chatsvc.kit.web import (
     add_routes_of,
     document_errors,
@@ -35,7 +36,9 @@ DESCRIPTION = """
 chatsvc is a self-hosted backend for chat assistants.
 
 Authenticate every request (except /healthz, /readyz and /metrics) with an API key, as
-`X-Api-Key: KEY` or `Authorization: Bearer KEY`. Errors share one body:
+`X-Api-Key: KEY` (security scheme `ApiKeyAuth`) or `Authorization: Bearer KEY` (`BearerAuth`;
+the messages-v1 and artifacts-v5 faces also take the bare key, `Authorization: KEY`). When both
+headers are sent, X-Api-Key is used and Authorization is not read. Errors share one body:
 `{"detail", "code", "errors": [{"field", "message"}], "request_id"}`.
 """
 
@@ -93,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     document_errors(app)
+    finish_document(app)
     for router in (ops.router, cognitive.router, threads.router, messages_v1.router):
         add_routes_of(app, router)
     artifacts_v5.mount(app)

@@ -6,7 +6,7 @@ and the typed dependencies through which faces reach them. A test overrides one 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
 
 import aiohttp
@@ -52,10 +52,16 @@ class Services:
     tools: ToolRuntime
     generations: Generations
     queue: JobQueue
-    jobs: JobContext
     turns: TurnService
     artifacts_cache: TagCache
     authenticator: Authenticator
+    #: what job handlers use: some of these services (made from them, not passed in)
+    jobs: JobContext = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.jobs = JobContext(
+            self.sessionmaker, self.settings, self.queue, self.http, self.broker, self.generations
+        )
 
     @classmethod
     def build(cls, settings: Settings, queue: JobQueue | None = None) -> Services:
@@ -96,14 +102,6 @@ class Services:
             else:
                 # Jobs run in this process; the handler reads the context when a job runs.
                 queue = InProcessQueue(lambda job_id: execute(services.jobs, job_id))
-        jobs = JobContext(
-            sessionmaker=sessionmaker,
-            settings=settings,
-            queue=queue,
-            http=http,
-            broker=broker,
-            generations=generations,
-        )
         services = cls(
             settings=settings,
             engine=engine,
@@ -116,7 +114,6 @@ class Services:
             tools=tools,
             generations=generations,
             queue=queue,
-            jobs=jobs,
             turns=TurnService(sessionmaker, settings, generations, queue, reads),
             artifacts_cache=TagCache.build(redis, settings.database_url),
             authenticator=Authenticator(reads, settings.auth_cache_seconds),

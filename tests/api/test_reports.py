@@ -646,14 +646,16 @@ async def test_openapi_documents_the_seed_paths_statuses_and_enums(
         assert "404" in paths["/reports/{id}/"][method]["responses"]
 
     schemas = spec["components"]["schemas"]
-    assert schemas["Status"]["enum"] == STATUSES
-    assert schemas["Category"]["enum"] == CATEGORIES
-    assert schemas["Reason"]["enum"] == REASONS
-    assert schemas["Severity"]["enum"] == SEVERITIES
-    assert all(schemas[name]["description"] for name in ("Status", "Category", "Reason"))
+    assert schemas["ReportStatus"]["enum"] == STATUSES
+    assert schemas["ReportCategory"]["enum"] == CATEGORIES
+    assert schemas["ReportReason"]["enum"] == REASONS
+    assert schemas["ReportSeverity"]["enum"] == SEVERITIES
+    assert all(
+        schemas[name]["description"] for name in ("ReportStatus", "ReportCategory", "ReportReason")
+    )
     page = schemas["ReportPage"]["properties"]
     assert set(page) == METRIC_KEYS | {"count", "next", "previous", "results"}
-    assert page["status_counts"]["propertyNames"] == {"$ref": "#/components/schemas/Status"}
+    assert page["status_counts"]["propertyNames"] == {"$ref": "#/components/schemas/ReportStatus"}
     assert set(schemas["ReportOut"]["properties"]) == SEED_KEYS
 
 

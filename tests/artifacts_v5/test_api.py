@@ -100,8 +100,11 @@ async def test_the_openapi_document_declares_the_seed_headers_on_every_operation
     ]
     assert len(operations) == 7
     for path, method, op in operations:
+        # The key headers are the security schemes every face declares (one documented way
+        # per header); X-MCP, the face's own, is a header parameter.
         headers = [p["name"] for p in op["parameters"] if p["in"] == "header"]
-        assert headers == ["X-Api-Key", "authorization", "X-MCP"], (path, method)
+        assert headers == ["X-MCP"], (path, method)
+        assert op["security"] == [{"ApiKeyAuth": []}, {"BearerAuth": []}], (path, method)
     assert spec["paths"][f"{API}/draft"]["patch"]["responses"]["409"]["content"][
         "application/json"
     ]["schema"] == {"$ref": "#/components/schemas/VersionConflictBody"}
@@ -553,7 +556,7 @@ async def test_docs_are_composed_from_the_code(
     assert "`publish`: admin keys only" in draft_rule["description"]
     get_op = next(o for o in docs["api_operations"] if o["operation_id"] == "artifacts_chat_get")
     assert get_op["success_status"] == "200"
-    assert get_op["headers"] == ["X-Api-Key", "authorization", "X-MCP"]
+    assert get_op["headers"] == ["X-Api-Key", "Authorization", "X-MCP"]
     meta = docs["page_metadata"]
     assert (meta["title"], meta["openapi"]) == (spec["info"]["title"], spec["openapi"])
     assert (meta["operation_count"], meta["kind_count"]) == (len(expected), len(ResourceKind))

@@ -6,30 +6,65 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security import APIKeyHeader
+from fastapi.security.base import SecurityBase
 
 from chatsvc.auth.keys import Authenticator
 from chatsvc.auth.service import AuthContext
 from chatsvc.kit.errors import Unauthenticated
 from chatsvc.services import AuthenticatorDep
 
+#: How a key is sent, documented once per header (the OpenAPI security schemes every
+#: authenticated operation declares, from these dependencies): `X-Api-Key: KEY`, or the
+#: Authorization header. When both are sent, X-Api-Key wins and Authorization is not read.
 api_key_header = APIKeyHeader(
-    name="X-Api-Key", auto_error=False, description="The API key, as `X-Api-Key: KEY`."
+    name="X-Api-Key",
+    scheme_name="ApiKeyAuth",
+    auto_error=False,
+    description="The API key, as `X-Api-Key: KEY`. When both this header and Authorization "
+    "are sent, this one is used.",
 )
-bearer = HTTPBearer(auto_error=False, description="The API key, as `Authorization: Bearer KEY`.")
+
+
+class AuthorizationHeader(SecurityBase):
+    """The Authorization header, documented as the bearer scheme (`Authorization: Bearer KEY`).
+    It gives the header's raw value: each face reads the key from it (the messages-v1 and
+    artifacts-v5 faces, after their seeds, also take the bare key, `authorization: KEY`)."""
+
+    def __init__(self, description: str) -> None:
+        self.model = HTTPBearerModel(description=description)
+        self.scheme_name = "BearerAuth"
+
+    async def __call__(self, request: Request) -> str | None:
+        return request.headers.get("Authorization")
+
+
+authorization_header = AuthorizationHeader(
+    "The API key, as `Authorization: Bearer KEY` (the messages-v1 and artifacts-v5 faces also "
+    "take the bare key, `Authorization: KEY`). Read only when X-Api-Key is not sent."
+)
 #: The X-Api-Key header, which every face accepts.
 ApiKeyHeader = Annotated[str | None, Depends(api_key_header)]
+#: The raw Authorization header (the same documented scheme on every face).
+AuthorizationValue = Annotated[str | None, Depends(authorization_header)]
+
+
+def bearer_key(value: str | None) -> str | None:
+    """The key of `Authorization: Bearer KEY` (any other scheme, or none: no key)."""
+    if not value:
+        return None
+    scheme, _, key = value.strip().partition(" ")
+    return key.strip() or None if scheme.lower() == "bearer" else None
 
 
 async def get_auth(
     request: Request,
     authenticator: AuthenticatorDep,
     header_key: ApiKeyHeader,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    authorization: AuthorizationValue,
 ) -> AuthContext:
-    return await authenticate_key(
-        request, authenticator, header_key or (credentials.credentials if credentials else None)
-    )
+    return await authenticate_key(request, authenticator, header_key or bearer_key(authorization))
 
 
 async def authenticate_key(

@@ -27,6 +27,8 @@ from chatsvc.kit.validation import InputModel
 
 
 class ResourceKind(StrEnum):
+    """The kinds of library items a chat bundle is made of."""
+
     PERSONA = "persona"
     DOCUMENT = "document"
     PROBLEM_STATEMENT = "problem_statement"

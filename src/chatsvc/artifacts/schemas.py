@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from chatsvc.artifacts.kinds import (
     IDS_SPECS,
@@ -132,9 +132,15 @@ def _form_state_fields() -> dict[str, Any]:
     }
 
 
+class _FormStateBase(InputModel):
+    # Validated like input (stored JSON, a patch's result), always sent whole: the OpenAPI
+    # document lists its defaulted fields as required in responses.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
 FormState: type[BaseModel] = create_model(
     "ChatDraftFormState",
-    __base__=InputModel,
+    __base__=_FormStateBase,
     __doc__="Everything a draft holds: the selection per kind and the new items to add.",
     **_form_state_fields(),
 )
@@ -288,6 +294,10 @@ class SectionView(BaseModel):
 
 
 class EntryStats(BaseModel):
+    """Counts over every chat of the entry (all attempts)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     chat_count: int = 0
     message_count: int = 0
     user_message_count: int = 0
@@ -298,6 +308,10 @@ class EntryStats(BaseModel):
 
 
 class AttemptStats(BaseModel):
+    """Counts over the chats of one attempt."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     message_count: int = 0
     user_message_count: int = 0
     assistant_message_count: int = 0
@@ -306,6 +320,8 @@ class AttemptStats(BaseModel):
 
 
 class Statistics(BaseModel):
+    """Counts of the chats of a chat entry and of an attempt."""
+
     entry: EntryStats
     attempt: AttemptStats | None
     refreshed_at: datetime | None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,9 +50,7 @@ from chatsvc.chats.models import Chat
 from chatsvc.exports.jobs import EXPORT, filters_payload
 from chatsvc.exports.schemas import ExportFilters
 from chatsvc.jobs import runner as job_runner
-from chatsvc.jobs import service as job_service
 from chatsvc.jobs.models import JobState
-from chatsvc.kit.db import unit_of_work
 from chatsvc.kit.errors import Conflict, FieldError, Invalid, NotFound, Unavailable, or_not_found
 from chatsvc.kit.pagination import Page, PageParams
 
@@ -176,14 +175,16 @@ async def _shown(
     return Shown(revision, await bundles.selection(entry_id, revision), {}, None)
 
 
-def _item(resource: Resource, position: int) -> ItemView:
+def _item(resource: Resource | Row[Any], position: int | None) -> ItemView:
+    """A library item (a resource, or a row of one) as a section shows it: selected when it has
+    a place among the selected items."""
     return ItemView(
         id=resource.id,
         kind=resource.kind,
         name=resource.name,
         description=resource.description,
         data=resource.data,
-        selected=True,
+        selected=position is not None,
         position=position,
     )
 
@@ -228,17 +229,8 @@ async def _hydrate(session: AsyncSession, auth: AuthContext, query: HydrateQuery
     totals: dict[ResourceKind, int] = {}
     for row in available_rows:
         chosen = selection.get(row.kind) or []
-        available.setdefault(row.kind, []).append(
-            ItemView(
-                id=row.id,
-                kind=row.kind,
-                name=row.name,
-                description=row.description,
-                data=row.data,
-                selected=row.id in chosen,
-                position=chosen.index(row.id) if row.id in chosen else None,
-            )
-        )
+        position = chosen.index(row.id) if row.id in chosen else None
+        available.setdefault(row.kind, []).append(_item(row, position))
         totals[row.kind] = int(row.total)
     sections: dict[ResourceKind, SectionView] = {}
     for section in query.sections:
@@ -574,20 +566,8 @@ async def export_chat(
         "callback_url": None,
         "extra_columns": [list(column) for column in columns],
     }
-    # The job row is committed on its own: the run below reads it in sessions of its own.
-    async with unit_of_work(jobs.sessionmaker) as job_session:
-        job, _created = await job_service.create_job(
-            job_session,
-            auth.workspace_id,
-            EXPORT,
-            payload,
-            max_attempts=jobs.settings.job_max_attempts,
-            created_by=auth.principal_id,
-        )
-        job_id = job.id
-    await job_runner.execute(jobs, job_id)
-    async with unit_of_work(jobs.sessionmaker) as job_session:
-        job = await job_service.get_job(job_session, auth.workspace_id, job_id)
+    job = await jobs.run_here(auth.workspace_id, EXPORT, payload, created_by=auth.principal_id)
+    job_id = job.id
     result = job.result or {}
     if job.state != JobState.SUCCEEDED or "artifact" not in result:
         raise Unavailable(

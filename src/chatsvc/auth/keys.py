@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -16,21 +17,17 @@ from chatsvc.auth.service import AuthContext, authenticate_hash, hash_key
 MAX_KEY_LENGTH = 256
 
 
+@dataclass(eq=False)
 class Authenticator:
-    def __init__(
-        self,
-        reads: async_sessionmaker[AsyncSession],
-        ttl_seconds: float,
-        *,
-        size: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.reads = reads
-        self.ttl_seconds = ttl_seconds
-        self.size = size
-        self.clock = clock
-        #: key hash → (caller, when it expires); the raw key is never kept
-        self._known: OrderedDict[str, tuple[AuthContext, float]] = OrderedDict()
+    reads: async_sessionmaker[AsyncSession]
+    ttl_seconds: float
+    _: KW_ONLY
+    size: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    #: key hash → (caller, when it expires); the raw key is never kept
+    _known: OrderedDict[str, tuple[AuthContext, float]] = field(
+        init=False, repr=False, default_factory=OrderedDict
+    )
 
     def on(self, reads: async_sessionmaker[AsyncSession]) -> Authenticator:
         """One that reads through `reads` and keeps nothing (a test's rolled-back database)."""

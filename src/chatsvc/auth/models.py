@@ -13,11 +13,18 @@ from chatsvc.kit.db import Base, IdType, StrEnumType, TimestampMixin
 
 
 class Role(StrEnum):
+    """What a key may do: admin (everything in its workspace) or member."""
+
     ADMIN = "admin"
     MEMBER = "member"
 
 
 class PrincipalKind(StrEnum):
+    """Who a sender is: a user, an agent, an external system or the workspace's service
+
+
+    principal."""
+
     USER = "user"
     AGENT = "agent"
     EXTERNAL = "external"

@@ -24,12 +24,19 @@ from chatsvc.moderation.policy import Action, Severity
 
 
 class ExecutionStatus(StrEnum):
+    """Whether a chat can take a message: AVAILABLE, PROCESSING (a generation runs) or FAILED (the
+
+
+    last generation failed; see `error`)."""
+
     AVAILABLE = "AVAILABLE"
     PROCESSING = "PROCESSING"
     FAILED = "FAILED"
 
 
 class Role(StrEnum):
+    """Who wrote a message: user, assistant, tool or system."""
+
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"
@@ -37,6 +44,8 @@ class Role(StrEnum):
 
 
 class MessageStatus(StrEnum):
+    """How a message ended: complete, cancelled (a partial answer) or failed."""
+
     COMPLETE = "complete"
     CANCELLED = "cancelled"  # stopped by a cancel: the partial answer is kept
     FAILED = "failed"

@@ -11,6 +11,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstrain
 
 from chatsvc.chats.models import Chat, ExecutionStatus, Message, MessageStatus, Role
 from chatsvc.kit.validation import InputModel, PatchModel
+from chatsvc.moderation.policy import ModerationAction, ModerationSeverity
 
 #: message text: the chat's max_msg_length is checked by the service; this only stops abuse early
 MessageText = Annotated[str, StringConstraints(min_length=1, max_length=200_000)]
@@ -18,6 +19,8 @@ Metadata = Annotated[dict[str, Any], Field(max_length=50)]
 
 
 class UserMessageIn(InputModel):
+    """A user message to answer."""
+
     message: MessageText
     metadata: Metadata = Field(default_factory=dict)
 
@@ -31,11 +34,15 @@ class OptionalUserMessageIn(InputModel):
 
 
 class AssistantMessageIn(InputModel):
+    """An assistant message to store as it is (no answer is generated)."""
+
     message: MessageText
     metadata: Metadata = Field(default_factory=dict)
 
 
 class ToolCallMessageIn(InputModel):
+    """A tool call message to store as it is (no answer is generated)."""
+
     function_name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
     parameters: Metadata = Field(default_factory=dict)
     tool_call_id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -54,6 +61,8 @@ class ChatFeedbackIn(PatchModel):
 
 
 class MessageLikeIn(InputModel):
+    """The caller's feedback on a message: like (true), dislike (false) or none (null)."""
+
     like: bool | None
 
 
@@ -64,7 +73,12 @@ class MessageLikeIn(InputModel):
 
 
 class OutModel(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    """A response body. Every field is always sent, so the OpenAPI document lists fields with a
+    default as required too (generated clients then type them as present)."""
+
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
 
     @classmethod
     def wire(cls, obj: Any) -> dict[str, Any]:
@@ -106,13 +120,15 @@ class MessageOut(OutModel):
     updated_at: datetime
     # The moderation verdict of a user message (see docs/moderation-policy.md).
     is_flagged: bool = False
-    severity: str = Field(default="none", description="none, low, medium, high or critical.")
+    severity: ModerationSeverity = ModerationSeverity.NONE
     injection_categories: list[str] = Field(default_factory=list)
     pii_categories: list[str] = Field(default_factory=list)
-    action_taken: str = Field(default="none", description="none, flagged, redacted or blocked.")
+    action_taken: ModerationAction = ModerationAction.NONE
 
 
 class MessageFullOut(MessageOut):
+    """A message with the prompt its answer was generated from (for operators)."""
+
     prompt: dict[str, Any] | None = Field(
         description="What the generator was sent for this answer (generator, temperature, "
         "messages), for operators."

@@ -14,6 +14,8 @@ from chatsvc.kit.db import Base, IdType, StrEnumType, TimestampMixin
 
 
 class JobState(StrEnum):
+    """Where a job is: queued, running, succeeded or failed."""
+
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from chatsvc.config import Settings
 from chatsvc.jobs import service as job_service
 from chatsvc.jobs.models import Job
+from chatsvc.jobs.service import JobOptions
 
 logger = logging.getLogger("chatsvc.jobs")
 
@@ -202,22 +203,18 @@ async def submit(
     workspace_id: int,
     kind: str,
     payload: dict[str, Any],
-    *,
-    idempotency_key: str | None = None,
-    created_by: int | None = None,
-    max_attempts: int | None = None,
+    **options: Unpack[JobOptions],
 ) -> tuple[Job, bool]:
     """Create a job (or find it by its idempotency key) and trigger it after the commit. The one
     call a request or a job needs to start background work."""
-    job, created = await job_service.create_job(
-        session,
-        workspace_id,
-        kind,
-        payload,
-        idempotency_key=idempotency_key,
-        max_attempts=max_attempts or settings.job_max_attempts,
-        created_by=created_by,
-    )
+    options = with_configured_attempts(settings, options)
+    job, created = await job_service.create_job(session, workspace_id, kind, payload, **options)
     if created:
         enqueue_after_commit(session, queue, job.id)
     return job, created
+
+
+def with_configured_attempts(settings: Settings, options: JobOptions) -> JobOptions:
+    """`options` with max_attempts defaulting to the deployment's (CHATSVC_JOB_MAX_ATTEMPTS)
+    rather than the service's: what a job made by the application gets."""
+    return {**options, "max_attempts": options.get("max_attempts") or settings.job_max_attempts}

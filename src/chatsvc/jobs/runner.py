@@ -14,7 +14,7 @@ import logging
 import pkgutil
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,7 +24,8 @@ from chatsvc.config import Settings
 from chatsvc.generation.runner import Generations
 from chatsvc.jobs import service as job_service
 from chatsvc.jobs.models import Job, JobState
-from chatsvc.jobs.queue import JobQueue
+from chatsvc.jobs.queue import JobQueue, with_configured_attempts
+from chatsvc.jobs.service import JobOptions
 from chatsvc.kit.db import unit_of_work, utcnow
 from chatsvc.kit.errors import ChatsvcError
 from chatsvc.streaming.broker import StreamBroker
@@ -67,6 +68,22 @@ class JobContext:
             )
         if not held:
             raise LeaseLost(f"job {job.id} attempt {job.attempts} lost its lease")
+
+    async def run_here(
+        self, workspace_id: int, kind: str, payload: dict[str, Any], **options: Unpack[JobOptions]
+    ) -> Job:
+        """Create a job and run it in this process now, not through the queue; the job as the
+        run left it (readable afterwards like any other). Its row is committed first: the run
+        reads it in sessions of its own."""
+        options = with_configured_attempts(self.settings, options)
+        async with unit_of_work(self.sessionmaker) as session:
+            job, _created = await job_service.create_job(
+                session, workspace_id, kind, payload, **options
+            )
+            job_id = job.id
+        await execute(self, job_id)
+        async with unit_of_work(self.sessionmaker) as session:
+            return await job_service.get_job(session, workspace_id, job_id)
 
 
 Handler = Callable[[JobContext, Job], Coroutine[Any, Any, dict[str, Any] | None]]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,19 +28,29 @@ LEASE_EXPIRED_ERROR = "The worker running this job stopped before finishing it (
 # --- creating and reading ------------------------------------------------------------------------
 
 
+class JobOptions(TypedDict, total=False):
+    """How a new job is made beyond its kind and payload (each may be left out or None)."""
+
+    #: one job per (workspace, kind, key): creating it again finds the first
+    idempotency_key: str | None
+    #: attempts before it fails for good (default DEFAULT_MAX_ATTEMPTS)
+    max_attempts: int | None
+    #: the principal it is made for (who may read it)
+    created_by: int | None
+
+
 async def create_job(
     session: AsyncSession,
     workspace_id: int,
     kind: str,
     payload: dict[str, Any],
-    *,
-    idempotency_key: str | None = None,
-    max_attempts: int | None = None,
-    created_by: int | None = None,
+    **options: Unpack[JobOptions],
 ) -> tuple[Job, bool]:
     """A queued job, or the existing one with the same (workspace, kind, idempotency_key); the
     bool says whether it was created. The caller enqueues it only after its transaction commits
     (`chatsvc.jobs.queue.submit` does both): a worker must not look for a row it cannot see."""
+    idempotency_key = options.get("idempotency_key")
+    max_attempts = options.get("max_attempts")
     _validate(kind, payload, idempotency_key, max_attempts)
     jobs = JobRepository(session)
     if idempotency_key is not None:
@@ -50,7 +60,7 @@ async def create_job(
     now = utcnow()
     job = Job(
         workspace_id=workspace_id,
-        created_by=created_by,
+        created_by=options.get("created_by"),
         kind=kind,
         state=JobState.QUEUED,
         attempts=0,

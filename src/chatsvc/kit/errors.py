@@ -5,7 +5,7 @@ Each class has a `kind`, the name under which an error crosses a process boundar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +14,10 @@ class FieldError:
 
     field: str
     message: str
+
+
+#: kind → the error class that names it (ChatsvcError.__init_subclass__ fills it)
+_BY_KIND: dict[str, type[ChatsvcError]] = {}
 
 
 @dataclass
@@ -26,6 +30,14 @@ class ChatsvcError(Exception):
     code: str = ""
     errors: list[FieldError] = field(default_factory=list)
 
+    def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
+        """A subclass names its kind in its class line (`kind="conflict"`), and from_kind finds
+        it by that name; a subclass naming none keeps its base's kind."""
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.kind = kind
+            _BY_KIND[kind] = cls
+
     def __post_init__(self) -> None:
         self.code = self.code or self.kind
         Exception.__init__(self, self.message)
@@ -34,8 +46,8 @@ class ChatsvcError(Exception):
         return self.message
 
 
-class NotFound(ChatsvcError):
-    kind = "not_found"
+class NotFound(ChatsvcError, kind="not_found"):
+    """The thing asked for does not exist (or is not the caller's to see)."""
 
 
 T = TypeVar("T")
@@ -48,64 +60,39 @@ def or_not_found(found: T | None, message: str, *, code: str = "not_found") -> T
     return found
 
 
-class Conflict(ChatsvcError):
-    kind = "conflict"
+class Conflict(ChatsvcError, kind="conflict"):
+    """The request clashes with the current state (already running, key in use, ...)."""
 
 
-class Invalid(ChatsvcError):
+class Invalid(ChatsvcError, kind="invalid"):
     """Input that is well-formed but breaks a rule (unknown tool id, too long, ...)."""
 
-    kind = "invalid"
+
+class Unauthenticated(ChatsvcError, kind="unauthenticated"):
+    """No valid credentials came with the request."""
 
 
-class Unauthenticated(ChatsvcError):
-    kind = "unauthenticated"
+class Forbidden(ChatsvcError, kind="forbidden"):
+    """The caller is known but may not do this."""
 
 
-class Forbidden(ChatsvcError):
-    kind = "forbidden"
-
-
-class Unavailable(ChatsvcError):
+class Unavailable(ChatsvcError, kind="unavailable"):
     """A dependency (database, Redis, upstream) cannot be reached."""
 
-    kind = "unavailable"
 
-
-class UpstreamError(ChatsvcError):
+class UpstreamError(ChatsvcError, kind="upstream_error"):
     """A generator or other upstream could not be reached or answered with an error (502)."""
 
-    kind = "upstream_error"
 
-
-class UpstreamTimeout(ChatsvcError):
+class UpstreamTimeout(ChatsvcError, kind="upstream_timeout"):
     """A generator or other upstream did not answer in time (504)."""
 
-    kind = "upstream_timeout"
 
-
-class InternalError(ChatsvcError):
+class InternalError(ChatsvcError, kind="internal"):
     """Something this service did not foresee went wrong (the details are in the log only)."""
-
-    kind = "internal"
 
 
 def from_kind(kind: str, message: str, code: str) -> ChatsvcError:
     """The error a `kind` names, raised again where it arrived (an unknown kind: the base)."""
-    for error_class in _KINDS:
-        if error_class.kind == kind:
-            return error_class(message, code=code)
-    return ChatsvcError(message, code)
-
-
-_KINDS: tuple[type[ChatsvcError], ...] = (
-    NotFound,
-    Conflict,
-    Invalid,
-    Unauthenticated,
-    Forbidden,
-    Unavailable,
-    UpstreamError,
-    UpstreamTimeout,
-    InternalError,
-)
+    error_class = _BY_KIND.get(kind)
+    return ChatsvcError(message, code) if error_class is None else error_class(message, code=code)

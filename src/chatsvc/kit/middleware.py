@@ -26,18 +26,32 @@ DURATION = Histogram(
 )
 
 
-class ObservabilityMiddleware:
-    """Gives each request an id (X-Request-Id, taken from the client when sane), and records one
-    access-log line and the metrics when the response ends."""
+class _HttpMiddleware:
+    """An ASGI middleware that acts on HTTP requests only: other scopes (lifespan, websocket)
+    pass through to `app` untouched."""
 
-    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class ObservabilityMiddleware(_HttpMiddleware):
+    """Gives each request an id (X-Request-Id, taken from the client when sane), and records one
+    access-log line and the metrics when the response ends."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+        super().__init__(app)
+        self.access_log = access_log
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
@@ -84,19 +98,16 @@ class ObservabilityMiddleware:
                 )
 
 
-class BodySizeLimitMiddleware:
+class BodySizeLimitMiddleware(_HttpMiddleware):
     """Refuses request headers above a size with 431, and bodies above a size with 413, by
     Content-Length or while streaming."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, max_header_bytes: int = 65_536) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
         self.max_header_bytes = max_header_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw_headers = scope["headers"]
         if sum(len(name) + len(value) for name, value in raw_headers) > self.max_header_bytes:
             detail = (

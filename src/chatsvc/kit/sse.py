@@ -8,7 +8,9 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
+from typing import Annotated
 
+from fastapi import Header, Query
 from starlette.requests import HTTPConnection
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -179,3 +181,42 @@ def _refused(param: str) -> bool:
         return float(value) == 0
     except ValueError:
         return False
+
+
+# --- what a streaming operation declares (its OpenAPI parameters) --------------------------------
+
+AcceptHeader = Annotated[
+    str | None,
+    Header(
+        alias="Accept",
+        description="`text/event-stream` for Server-Sent Events; otherwise the answer is JSON.",
+    ),
+]
+
+
+async def accepts_event_stream(accept: AcceptHeader = None) -> None:
+    """Declares the Accept header of an operation that streams when asked (`wants_event_stream`
+    reads it), so generated clients can send it."""
+
+
+async def resumes_event_stream(
+    accept: AcceptHeader = None,
+    last_event_id_header: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="Resume the stream after this event (its `id:`), as a browser's "
+            "EventSource sends on reconnect.",
+        ),
+    ] = None,
+    last_event_id_query: Annotated[
+        str | None,
+        Query(
+            alias=LAST_EVENT_ID_QUERY,
+            description="The same as the Last-Event-ID header (which wins), for clients that "
+            "cannot set headers.",
+        ),
+    ] = None,
+) -> None:
+    """Declares what a resumable stream reads (`last_event_id` and `wants_event_stream`): Accept,
+    Last-Event-ID and ?last_event_id=, so generated clients can send them."""

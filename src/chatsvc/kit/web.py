@@ -354,6 +354,8 @@ def add_routes_of(app: FastAPI, router: APIRouter) -> None:
 
 
 class FieldErrorBody(BaseModel):
+    """One problem with the input: where (`field`) and what (`message`)."""
+
     field: str = Field(description="Where the problem is, e.g. body.temperature or query.page.")
     message: str
 

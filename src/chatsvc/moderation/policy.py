@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 _RANKS = {"none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
-class Severity(StrEnum):
+class ModerationSeverity(StrEnum):
     """How bad a finding is. Ordered: compare with `rank` (or `max_severity`), not as strings."""
 
     NONE = "none"
@@ -31,6 +31,9 @@ class Severity(StrEnum):
         return _BY_RANK[min(self.rank + 1, 4)]
 
 
+#: The name the moderation code uses (the class is named for the OpenAPI document, where the
+#: reports' severity is another enum, ReportSeverity).
+Severity = ModerationSeverity
 _BY_RANK = {rank: Severity(name) for name, rank in _RANKS.items()}
 
 
@@ -39,13 +42,17 @@ def max_severity(severities: Iterable[Severity | str]) -> Severity:
     return _BY_RANK[max((Severity(s).rank for s in severities), default=0)]
 
 
-class Action(StrEnum):
+class ModerationAction(StrEnum):
     """What moderation did to a message (the message's action_taken)."""
 
     NONE = "none"
     FLAGGED = "flagged"
     REDACTED = "redacted"
     BLOCKED = "blocked"
+
+
+#: The name the moderation code uses (the class is named for what it is in the OpenAPI document).
+Action = ModerationAction
 
 
 class PiiAction(StrEnum):

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from chatsvc.kit.db import Base, IdType, StrEnumType, TimestampMixin
 
 
-class Category(StrEnum):
+class ReportCategory(StrEnum):
     """How the answer was judged: CORRECT, INCORRECT, INCOMPLETE, IRRELEVANT, INAPPROPRIATE or
     OTHER."""
 
@@ -22,7 +22,7 @@ class Category(StrEnum):
     OTHER = "OTHER"
 
 
-class Reason(StrEnum):
+class ReportReason(StrEnum):
     """Why: NOT_IN_DOCS (the knowledge lacks it), WRONG_INFO, OUTDATED_INFO, MISUNDERSTOOD (the
     question), HALLUCINATION, TOOL_ERROR, SLOW or OTHER."""
 
@@ -36,7 +36,7 @@ class Reason(StrEnum):
     OTHER = "OTHER"
 
 
-class Severity(StrEnum):
+class ReportSeverity(StrEnum):
     """How much it matters, from least to most: INFO, LOW, MEDIUM, HIGH, CRITICAL."""
 
     INFO = "INFO"
@@ -46,7 +46,7 @@ class Severity(StrEnum):
     CRITICAL = "CRITICAL"
 
 
-class Status(StrEnum):
+class ReportStatus(StrEnum):
     """Where the report stands: NO_ISSUES (nothing to fix), OPEN, IN_REVIEW, RESOLVED or
     DISMISSED."""
 
@@ -55,6 +55,14 @@ class Status(StrEnum):
     IN_REVIEW = "IN_REVIEW"
     RESOLVED = "RESOLVED"
     DISMISSED = "DISMISSED"
+
+
+# The names the reports code uses; the classes are named for the OpenAPI document, where a bare
+# "Status" or "Severity" would not say whose (moderation has a severity too).
+Category = ReportCategory
+Reason = ReportReason
+Severity = ReportSeverity
+Status = ReportStatus
 
 
 class Report(TimestampMixin, Base):

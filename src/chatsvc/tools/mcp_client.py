@@ -32,7 +32,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
 import anyio
@@ -184,26 +184,22 @@ class _HttpSeen:
         )
 
 
+@dataclass(eq=False)
 class McpClient:
-    def __init__(
-        self,
-        policy: OutboundPolicy,
-        *,
-        connect_timeout_seconds: float = 5.0,
-        call_timeout_seconds: float = 20.0,
-        cache_seconds: float = 300.0,
-        max_result_chars: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.policy = policy
-        self.connect_timeout_seconds = connect_timeout_seconds
-        self.call_timeout_seconds = call_timeout_seconds
-        self.cache_seconds = cache_seconds
-        self.max_result_chars = max_result_chars
-        self._clock = clock
-        self._cache: OrderedDict[tuple[int, str], _Cached] = OrderedDict()
-        self._locks: dict[tuple[int, str], anyio.Lock] = {}
-        self._remembered: OrderedDict[tuple[str, str], _Remembered] = OrderedDict()
+    policy: OutboundPolicy
+    _: KW_ONLY
+    connect_timeout_seconds: float = 5.0
+    call_timeout_seconds: float = 20.0
+    cache_seconds: float = 300.0
+    max_result_chars: int = 100_000
+    clock: Callable[[], float] = time.monotonic
+    _cache: OrderedDict[tuple[int, str], _Cached] = field(
+        init=False, repr=False, default_factory=OrderedDict
+    )
+    _locks: dict[tuple[int, str], anyio.Lock] = field(init=False, repr=False, default_factory=dict)
+    _remembered: OrderedDict[tuple[str, str], _Remembered] = field(
+        init=False, repr=False, default_factory=OrderedDict
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> McpClient:
@@ -270,7 +266,7 @@ class McpClient:
         entry = self._cache.get(key)
         if entry is None:
             return None
-        if entry.expires <= self._clock():
+        if entry.expires <= self.clock():
             del self._cache[key]
             return None
         return entry.tools
@@ -279,7 +275,7 @@ class McpClient:
         if self.cache_seconds <= 0:
             return
         self.invalidate(key[0])  # an older endpoint of the same server is stale now
-        self._cache[key] = _Cached(tools, self._clock() + self.cache_seconds)
+        self._cache[key] = _Cached(tools, self.clock() + self.cache_seconds)
         while len(self._cache) > _MAX_CACHED:
             self._cache.popitem(last=False)
 

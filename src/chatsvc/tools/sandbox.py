@@ -182,31 +182,25 @@ class _Worker:
         return f"{DIED_ERROR} (exit status {code})"
 
 
+@dataclass(eq=False, kw_only=True)
 class ScriptPool:
-    def __init__(
-        self,
-        *,
-        workers: int = 2,
-        memory_mb: int = 64,
-        timeout_seconds: float = 2.0,
-        stack_kb: int = 256,
-        queue_wait_seconds: float = 2.0,
-        max_output_bytes: int = 64 * 1024,
-    ) -> None:
-        self.workers = workers
-        self.memory_mb = memory_mb
-        self.timeout_seconds = timeout_seconds
-        self.stack_kb = stack_kb
-        self.queue_wait_seconds = queue_wait_seconds
-        self.max_output_bytes = max_output_bytes
-        self._slots = asyncio.Semaphore(workers)
-        self._idle: list[_Worker] = []
-        self._busy: set[_Worker] = set()
-        #: every process started and not yet reaped, so close() can wait for all of them
-        self._processes: set[asyncio.subprocess.Process] = set()
-        self._reapers: set[asyncio.Task[None]] = set()
-        self._workdir: str | None = None
-        self._closed = False
+    workers: int = 2
+    memory_mb: int = 64
+    timeout_seconds: float = 2.0
+    stack_kb: int = 256
+    queue_wait_seconds: float = 2.0
+    max_output_bytes: int = 64 * 1024
+    _slots: asyncio.Semaphore = field(init=False, repr=False)
+    _idle: list[_Worker] = field(init=False, repr=False, default_factory=list)
+    _busy: set[_Worker] = field(init=False, repr=False, default_factory=set)
+    #: every process started and not yet reaped, so close() can wait for all of them
+    _processes: set[asyncio.subprocess.Process] = field(init=False, repr=False, default_factory=set)
+    _reapers: set[asyncio.Task[None]] = field(init=False, repr=False, default_factory=set)
+    _workdir: str | None = field(init=False, repr=False, default=None)
+    _closed: bool = field(init=False, repr=False, default=False)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.workers)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ScriptPool:

@@ -58,6 +58,8 @@ class ParametersMixin(BaseModel):
 
 
 class ParameterOut(BaseModel):
+    """A parameter of a tool (a JSON Schema property)."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: int

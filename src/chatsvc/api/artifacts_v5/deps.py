@@ -1,5 +1,6 @@
-"""Who calls the artifacts-v5 face: the seed's three headers (X-Api-Key, authorization, X-MCP)
-declared as header parameters, and the face's read cache."""
+"""Who calls the artifacts-v5 face: the seed's three headers (X-Api-Key and authorization, the
+security schemes every face documents, and the X-MCP header parameter), and the face's read
+cache."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from chatsvc.api.deps import authenticate_key
+from chatsvc.api.deps import ApiKeyHeader, AuthorizationValue, authenticate_key
 from chatsvc.auth.service import AuthContext
 from chatsvc.kit.errors import Unauthenticated
 from chatsvc.services import ArtifactsCacheDep, AuthenticatorDep
@@ -35,17 +36,8 @@ def key_from_authorization(value: str | None) -> str | None:
 async def face_auth(
     request: Request,
     authenticator: AuthenticatorDep,
-    x_api_key: Annotated[
-        str | None,
-        Header(alias="X-Api-Key", description="The API key, as `X-Api-Key: KEY`."),
-    ] = None,
-    authorization: Annotated[
-        str | None,
-        Header(
-            alias="authorization",
-            description="The API key, as `authorization: Bearer KEY` or `authorization: KEY`.",
-        ),
-    ] = None,
+    x_api_key: ApiKeyHeader,
+    authorization: AuthorizationValue,
     x_mcp: Annotated[
         str | None,
         Header(

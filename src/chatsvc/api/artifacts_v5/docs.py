@@ -50,7 +50,9 @@ def operations(app: FastAPI, routes: Sequence[BaseRoute]) -> list[OperationInfo]
     face's `routes`."""
     roles = _roles(routes)
     found = []
-    for path, item in app.openapi().get("paths", {}).items():
+    document = app.openapi()
+    schemes = document.get("components", {}).get("securitySchemes", {})
+    for path, item in document.get("paths", {}).items():
         if not path.startswith(PREFIX):
             continue
         for method, operation in item.items():
@@ -66,13 +68,29 @@ def operations(app: FastAPI, routes: Sequence[BaseRoute]) -> list[OperationInfo]
                     success_status=next((s for s in statuses if s.startswith("2")), ""),
                     statuses=statuses,
                     headers=[
-                        p["name"]
-                        for p in operation.get("parameters", [])
-                        if p.get("in") == "header"
+                        *_security_headers(schemes, operation),
+                        *(
+                            p["name"]
+                            for p in operation.get("parameters", [])
+                            if p.get("in") == "header"
+                        ),
                     ],
                 )
             )
     return found
+
+
+def _security_headers(schemes: dict[str, Any], operation: dict[str, Any]) -> list[str]:
+    """The headers an operation's security schemes read (X-Api-Key, Authorization)."""
+    names = [name for requirement in operation.get("security", []) for name in requirement]
+    headers = []
+    for name in names:
+        scheme = schemes.get(name, {})
+        if scheme.get("type") == "apiKey" and scheme.get("in") == "header":
+            headers.append(str(scheme["name"]))
+        elif scheme.get("type") == "http":
+            headers.append("Authorization")
+    return headers
 
 
 def permissions(app: FastAPI, ops: list[OperationInfo]) -> list[OperationInfo]:

@@ -7,7 +7,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Discriminator, Field, StringConstraints, Tag, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    create_model,
+)
 
 from chatsvc.artifacts.kinds import KINDS, NAME_MAX, TEXT_MAX, KindSpec, ResourceKind
 from chatsvc.artifacts.schemas import (
@@ -54,6 +62,8 @@ def _section_models(spec: KindSpec) -> type[BaseModel]:
     item = create_model(
         f"Chat{spec.title}Item",
         __base__=ItemBase,
+        __doc__=f"One {spec.kind.value.replace('_', ' ')} of the library, as a section lists it "
+        "(selected or available, with its position and data).",
         kind=(_literal(spec.kind.value), ...),
         data=(spec.data, Field(description=spec.description)),
     )
@@ -154,6 +164,8 @@ ChatGetResponse: type[BaseModel] = create_model(
 
 
 class PatchChatDraftResponse(BaseModel):
+    """The draft after a change: its new version, and the published revision when published."""
+
     success: bool
     draft_id: str
     new_version: int = Field(description="The draft's version after this change.")
@@ -166,6 +178,8 @@ class PatchChatDraftResponse(BaseModel):
 
 
 class GetChatDraftResponse(BaseModel):
+    """A draft of a chat entry's bundle, with its version (optimistic concurrency)."""
+
     draft_id: str
     chat_entry_id: str
     version: int
@@ -176,6 +190,8 @@ class GetChatDraftResponse(BaseModel):
 
 
 class GetChatDraftsResponse(BaseModel):
+    """The drafts of a chat entry."""
+
     entries: list[GetChatDraftResponse] | None = None
 
 
@@ -190,6 +206,8 @@ class VersionConflictBody(ErrorBody):
 
 
 class ExportChatRequest(InputModel):
+    """Which bundle to export as CSV: an entry's, an attempt's or a draft's."""
+
     chat_entry_id: EntryId
     attempt_id: AttemptId | None = Field(
         default=None, description="The chat to export; default: the caller's newest of the entry."
@@ -200,6 +218,8 @@ class ExportChatRequest(InputModel):
 
 
 class ExportChatResponse(BaseModel):
+    """The CSV export made, and where to download it."""
+
     upload_id: str = Field(description="The export job's id (GET /jobs/{id}/).")
     file_name: str
     row_count: int = Field(description="Data rows: one per visible message.")
@@ -209,6 +229,8 @@ class ExportChatResponse(BaseModel):
 
 
 class ChatRefreshResponse(BaseModel):
+    """What a refresh cleared: the views rebuilt and the cache tags dropped."""
+
     success: bool
     refreshed_views: list[str]
     invalidated_tags: list[str]
@@ -218,6 +240,8 @@ class ChatRefreshResponse(BaseModel):
 
 
 class DocsRequest(InputModel):
+    """Which entity, resource kind or chat entry to describe (omitted: the whole face)."""
+
     entity_id: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
         default=None,
         description="An entity or kind id from `entries`/`resources` (e.g. `draft`, `persona`), "
@@ -226,6 +250,8 @@ class DocsRequest(InputModel):
 
 
 class DocsField(BaseModel):
+    """One field of an entity or resource kind."""
+
     name: str
     type: str
     required: bool
@@ -233,6 +259,8 @@ class DocsField(BaseModel):
 
 
 class DocsResponse(BaseModel):
+    """An entity or resource kind: what it is and its fields."""
+
     id: str
     name: str
     type: str
@@ -241,6 +269,10 @@ class DocsResponse(BaseModel):
 
 
 class OperationInfo(BaseModel):
+    """One operation of the face, as the OpenAPI document declares it."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     operation_id: str
     method: str
     path: str
@@ -253,6 +285,8 @@ class OperationInfo(BaseModel):
 
 
 class DocsApiResponse(BaseModel):
+    """About the document the operations come from: title, versions and counts."""
+
     title: str
     version: str
     openapi: str
@@ -262,6 +296,11 @@ class DocsApiResponse(BaseModel):
 
 
 class ChatDocsResponse(BaseModel):
+    """The artifacts-v5 face described by its code: entities, resource kinds, operations and
+
+
+    permissions."""
+
     name: str
     type: str
     description: str
@@ -277,6 +316,8 @@ class ChatDocsResponse(BaseModel):
 
 
 class ResourceOut(BaseModel):
+    """A library item of one kind."""
+
     id: str
     kind: ResourceKind
     name: str

@@ -36,6 +36,8 @@ NOT_FOUND = error_responses({404: "No such assistant in this workspace."})
 async def list_assistants(
     request: Request, session: ReadSessionDep, auth: AuthDep, page: PageDep
 ) -> dict[str, Any]:
+    """The workspace's assistants, a page at a time (`page`, `page_size`), with `count`, `next` and
+    `previous`."""
     # The page's envelope of whole assistants: the route's response model shows them (here
     # AssistantOut; AssistantInfoOut on /assistants/info/, which this endpoint serves too).
     result = await assistant_service.list_assistants(session, auth.workspace_id, page)
@@ -52,6 +54,8 @@ async def list_assistants(
 async def create_assistant(
     body: AssistantIn, session: SessionDep, auth: AdminDep, settings: SettingsDep
 ) -> AssistantOut:
+    """Creates an assistant in the caller's workspace (admin keys). Omitted fields take their
+    defaults; an unknown generator or tool is 400."""
     assistant = await assistant_service.create_assistant(session, auth.workspace_id, body, settings)
     return AssistantOut.model_validate(assistant)
 
@@ -90,6 +94,8 @@ async def update_assistant(
     auth: AdminDep,
     settings: SettingsDep,
 ) -> AssistantOut:
+    """Changes an assistant's configuration (admin keys): PUT replaces it (omitted fields take their
+    defaults), PATCH changes only the fields sent."""
     assistant = await assistant_service.update_assistant(
         session, auth.workspace_id, id, update_values(body), settings
     )
@@ -101,6 +107,7 @@ partial_update_assistant = add_patch_route(
     update_assistant,
     AssistantPatch,
     summary="Partially update an assistant configuration",
+    description="Changes only the fields sent (admin keys); the others keep their values.",
 )
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from chatsvc.api.cognitive.params import AssistantId, ChatId, MessageId
 from chatsvc.api.deps import AuthDep, idempotency_header
+from chatsvc.api.stream_events import CHAT_EVENTS
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats import service as chat_service
 from chatsvc.chats.models import Role
@@ -32,7 +33,14 @@ from chatsvc.chats.schemas import (
 from chatsvc.chats.turns import Delivery, TurnHandle, TurnService
 from chatsvc.config import Settings
 from chatsvc.generation.registry import describe_apps
-from chatsvc.kit.sse import last_event_id, sse_response, wants_event_stream
+from chatsvc.kit.openapi import event_stream
+from chatsvc.kit.sse import (
+    accepts_event_stream,
+    last_event_id,
+    resumes_event_stream,
+    sse_response,
+    wants_event_stream,
+)
 from chatsvc.kit.web import (
     PageDep,
     SettingsDep,
@@ -81,14 +89,16 @@ KEY_CONFLICT = error_responses(
 )
 CREATE_ERRORS = {**TURN_ERRORS, **KEY_CONFLICT}
 Endpoint = Callable[..., Awaitable[Response]]
-SSE_DOC: dict[str, Any] = {
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    "description": "With `Accept: text/event-stream`: the answer as Server-Sent Events "
-    "(message.created, references, delta, message.completed, error; see the README).",
-}
+SSE_DOC = event_stream(
+    'With `Accept: text/event-stream`: the answer as Server-Sent Events (README.md, "Streams '
+    '(SSE)"); otherwise the chat as JSON once the answer is stored.',
+    CHAT_EVENTS,
+)
 
 
 class GeneratorAppOut(BaseModel):
+    """A generator app this server is configured with."""
+
     name: str
     kind: str
     model: str | None
@@ -97,6 +107,8 @@ class GeneratorAppOut(BaseModel):
 
 
 class CancelOut(BaseModel):
+    """What a cancel did: the generation asked to stop, if any ran."""
+
     chat: int
     generation_id: str | None = Field(description="The generation asked to stop, if any ran.")
     cancelled: bool = Field(description="False when nothing was running (nothing to stop).")
@@ -178,6 +190,8 @@ async def _one(entry: BrokerEntry) -> AsyncIterator[BrokerEntry]:
     summary="Get all available apps",
 )
 async def list_generator_apps(auth: AuthDep, settings: SettingsDep) -> list[GeneratorAppOut]:
+    """The generator apps this server is configured with (CHATSVC_GENERATOR_APPS); an assistant's
+    `generation_config` names one of them."""
     return [GeneratorAppOut.model_validate(app) for app in describe_apps(settings)]
 
 
@@ -200,6 +214,8 @@ async def list_chats(
     auth: AuthDep,
     page: PageDep,
 ) -> list[ChatOut]:
+    """A plain array; the total is in X-Total-Count, next/prev pages in Link. Member keys see their
+    own chats only."""
     result = await chat_service.list_chats(session, auth, assistant, page)
     messages = await chat_service.messages_of_many(session, [chat.id for chat in result.items])
     return page_items(request, response, result, lambda chat: ChatOut.of(chat, messages[chat.id]))
@@ -275,6 +291,7 @@ router.post(
     description="With `Accept: text/event-stream` and a `message`, the answer streams as SSE "
     "(the chat id is in the X-Chat-Id header and in message.created); otherwise JSON when done.",
     responses={**CREATE_ERRORS, 201: SSE_DOC},
+    dependencies=[Depends(accepts_event_stream)],
 )(_creator(Reply.STREAM))
 
 
@@ -329,6 +346,10 @@ def _poster(reply: Reply, status_code: int) -> Endpoint:
         ctx: TurnContextDep,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
+        """Stores the user message (length, moderation, numbering) and answers it as the route says:
+        JSON once the answer is stored, or Server-Sent Events on /chats_stream/ with `Accept:
+        text/event-stream`. With an Idempotency-Key, a retry re-attaches to the first turn instead
+        of sending the message twice."""
         handle = await ctx.turns.send(
             ctx.auth,
             id,
@@ -366,6 +387,8 @@ async def update_chat(
     session: SessionDep,
     auth: AuthDep,
 ) -> ChatOut:
+    """Sets the chat's feedback and settings: `like`, `comment`, `matrix_mode`; only the fields sent
+    change."""
     chat = await chat_service.update_feedback(session, auth, id, body)
     return ChatOut.of(chat, await chat_service.messages_of(session, chat.id))
 
@@ -384,6 +407,7 @@ def _message_adder(
 
     @invalid_is_400
     async def add(id: ChatId, body: NewMessage, session: SessionDep, auth: AuthDep) -> MessageOut:
+        """Stores the message as it is, without generating an answer."""
         if isinstance(body, UserMessageIn):  # add_message reads text and metadata in one form
             body = AssistantMessageIn(message=body.message, metadata=body.metadata)
         return MessageOut.model_validate(
@@ -431,6 +455,8 @@ _message_adder(
     responses=NOT_FOUND,
 )
 async def get_full_chat(id: ChatId, ctx: TurnContextDep) -> ChatFullOut:
+    """The chat with every message, each answer with its `prompt` (what the generator was sent), for
+    operators."""
     chat, messages = await ctx.turns.chat_with_messages(ctx.auth, id)
     return ChatFullOut.of(chat, messages)
 
@@ -467,6 +493,7 @@ router.get(
         200: SSE_DOC,
         204: {"description": "Reconnected with the `chat` event's id and nothing runs: no stream."},
     },
+    dependencies=[Depends(resumes_event_stream)],
 )(_reader(Reply.STREAM))
 router.post(
     "/chats_stream/{id}/",
@@ -475,6 +502,7 @@ router.post(
     status_code=201,
     summary="Add a new message to a streamed chat",
     responses={**TURN_ERRORS, 201: SSE_DOC},
+    dependencies=[Depends(accepts_event_stream)],
 )(_poster(Reply.STREAM, status_code=201))
 
 
@@ -497,6 +525,7 @@ _also_at(
     responses=NOT_FOUND,
 )
 async def get_message(id: MessageId, session: ReadSessionDep, auth: AuthDep) -> MessageOut:
+    """One message of a chat the caller may read."""
     return MessageOut.model_validate(await chat_service.get_message(session, auth, id))
 
 
@@ -514,6 +543,7 @@ async def like_message(
     session: SessionDep,
     auth: AuthDep,
 ) -> MessageOut:
+    """Sets the caller's feedback on a message: `like` true or false, or null to clear it."""
     return MessageOut.model_validate(await chat_service.like_message(session, auth, id, body.like))
 
 

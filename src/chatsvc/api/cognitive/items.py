@@ -38,6 +38,8 @@ def add_get_route(
     show = out or response_model.model_validate
 
     async def endpoint(id: item_id, session: ReadSessionDep, auth: AuthDep) -> Any:
+        """One item of the caller's workspace by its id (404 when missing or in another
+        workspace)."""
         return show(await read(session, auth.workspace_id, id))
 
     router.add_api_route(

@@ -28,6 +28,8 @@ NOT_FOUND = error_responses(
 
 
 class JobProgressOut(BaseModel):
+    """How far a job is: steps done of the total."""
+
     done: int = Field(description="Steps done.")
     total: int | None = Field(description="Steps in all; null while unknown.")
 
@@ -105,9 +107,11 @@ async def get_job(request: Request, id: JobId, session: ReadSessionDep, auth: Au
     response_class=FileResponse,
     responses={
         200: {
-            # Every job that produces a file (exports) produces a CSV file.
-            "content": {"text/csv": {"schema": {"type": "string"}}},
-            "description": "The file (CSV, UTF-8), as an attachment.",
+            # Export jobs, the only kind that makes a file, write CSV (exports/jobs.py);
+            # FileResponse sends the type of the file's name: text/csv; charset=utf-8.
+            "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The file, as an attachment (`Content-Disposition: attachment; "
+            "filename=...`): the CSV an export job wrote.",
         },
         **error_responses({404: "No such job in this workspace, or it produced no file (yet)."}),
     },
@@ -116,6 +120,8 @@ async def get_job(request: Request, id: JobId, session: ReadSessionDep, auth: Au
 async def get_job_artifact(
     id: JobId, session: SessionDep, auth: AuthDep, settings: SettingsDep
 ) -> FileResponse:
+    """The file a succeeded job produced (its `result_url`): today the CSV of an export, sent
+    as `text/csv`. 404 until the job has succeeded, and for jobs that make no file."""
     job = await job_service.get_job(session, auth.workspace_id, id, created_by=_owner(auth))
     name = _artifact_name(job)
     path = await asyncio.to_thread(_artifact_path, settings.artifact_dir, name)

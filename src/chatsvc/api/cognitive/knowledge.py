@@ -90,6 +90,7 @@ def _register(kind: Kind) -> None:
         auth: AdminDep,
         settings: SettingsDep,
     ) -> OutModel:
+        """Adds the item to the assistant's knowledge (admin keys); an invalid body is 400."""
         row = await knowledge_service.create_item(
             session, auth.workspace_id, assistant, body, settings
         )
@@ -104,6 +105,7 @@ def _register(kind: Kind) -> None:
         auth: AdminDep,
         settings: SettingsDep,
     ) -> OutModel:
+        """Replaces the item (admin keys); an invalid body is 400."""
         row = await knowledge_service.update_item(
             session, auth.workspace_id, assistant, item, body, settings
         )
@@ -112,6 +114,7 @@ def _register(kind: Kind) -> None:
     async def delete_item(
         assistant: AssistantId, item: item_id, session: SessionDep, auth: AdminDep
     ) -> DeletedOut:
+        """Deletes the item (admin keys); the answer names the deleted id."""
         await knowledge_service.delete_item(session, auth.workspace_id, assistant, kind.model, item)
         return DeletedOut(id=item, deleted=True)
 
@@ -130,6 +133,8 @@ def _register(kind: Kind) -> None:
 
 
 class DeletedOut(OutModel):
+    """The knowledge item deleted."""
+
     id: int
     deleted: bool
 

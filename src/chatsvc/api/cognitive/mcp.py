@@ -92,18 +92,24 @@ def tool_out(tool: Tool) -> McpToolOut:
 
 
 class ConfiguredToolOut(BaseModel):
+    """An MCP tool configured from a server's tool."""
+
     id: int
     name: str
     description: str
 
 
 class ServerInfoOut(BaseModel):
+    """An MCP server, briefly."""
+
     id: int
     name: str
     description: str
 
 
 class ConfiguredToolsOut(BaseModel):
+    """The MCP tools configured from a server, with the server."""
+
     success: bool
     message: str
     configured_tools: list[ConfiguredToolOut]
@@ -111,6 +117,8 @@ class ConfiguredToolsOut(BaseModel):
 
 
 class ConnectOut(BaseModel):
+    """Whether a connection to an MCP server succeeded, and the tools it offers."""
+
     server_name: str
     connection_successful: bool
     available_tools_count: int
@@ -119,6 +127,8 @@ class ConnectOut(BaseModel):
 
 
 class RemoteParameterOut(BaseModel):
+    """A parameter of a tool an MCP server offers."""
+
     name: str
     type: str
     description: str
@@ -129,6 +139,8 @@ class RemoteParameterOut(BaseModel):
 
 
 class RemoteToolOut(BaseModel):
+    """A tool an MCP server offers, and whether it is configured already."""
+
     name: str
     description: str
     input_schema: dict[str, Any] | None
@@ -137,15 +149,21 @@ class RemoteToolOut(BaseModel):
 
 
 class ConfiguredMarkOut(ConfiguredToolOut):
+    """A configured MCP tool, marked as configured."""
+
     configured: bool = True
 
 
 class RemoteToolsOut(BaseModel):
+    """The tools an MCP server offers, and those configured from it."""
+
     tools: list[RemoteToolOut]
     configured_tools: list[ConfiguredMarkOut]
 
 
 class SelectionOut(BaseModel):
+    """What a tool selection on an MCP server configured."""
+
     success: bool
     message: str
     result_data: dict[str, Any] = Field(
@@ -156,6 +174,8 @@ class SelectionOut(BaseModel):
 
 
 class DeletionOut(BaseModel):
+    """What a deletion removed."""
+
     success: bool
     message: str
     result_data: dict[str, Any]
@@ -490,6 +510,8 @@ async def update_mcp_tool(
 async def partial_update_mcp_tool(
     runtime: ToolsDep, id: McpToolId, body: McpToolPatch, session: SessionDep, auth: AdminDep
 ) -> McpToolOut:
+    """Changes only the fields sent (admin keys); moving the tool to another server or remote tool
+    reads its schema from the server again."""
     tool = await mcp_service.update_tool(session, auth.workspace_id, id, body.changes(), runtime)
     return tool_out(tool)
 

@@ -55,6 +55,11 @@ def _day(description: str, example: str) -> Any:
 
 
 class ReportOut(OutModel):
+    """A report on a chat: how the answer was judged, why, how much it matters, and where it
+
+
+    stands."""
+
     id: int
     category: Category
     reason: Reason
@@ -182,7 +187,6 @@ async def report_metrics(
 
 
 # Not add_get_route: what a member may read depends on the caller, not only on its workspace.
-# (No docstring: the operation has no description.)
 @router.get(
     "/reports/{id}/",
     response_model=ReportOut,
@@ -191,6 +195,8 @@ async def report_metrics(
     responses=NOT_FOUND,
 )
 async def get_report(id: ReportId, session: ReadSessionDep, auth: AuthDep) -> ReportOut:
+    """One report on a chat the caller may read: admin keys see every report of the workspace,
+    member keys those on the chats they made (any other is 404)."""
     report = await report_service.get_report(
         session, auth.workspace_id, id, principal_id=_reader(auth)
     )

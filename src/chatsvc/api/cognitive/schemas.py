@@ -27,10 +27,17 @@ __all__ = [
 
 
 class OutModel(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    """A response body. Every field is always sent, so the OpenAPI document lists fields with a
+    default as required too (generated clients then type them as present)."""
+
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
 
 
 class AssistantOut(OutModel):
+    """An assistant's configuration."""
+
     id: int
     generation_config: str
     generation_config_pretools: str | None
@@ -79,14 +86,16 @@ class AssistantInfoOut(OutModel):
 
 
 class AssistantPage(PageOut[AssistantOut]):
-    pass
+    """A page of assistants, with count and the next and previous pages' URLs."""
 
 
 class AssistantInfoPage(PageOut[AssistantInfoOut]):
-    pass
+    """A page of assistants with the fields the chat page needs."""
 
 
 class CommonQuestionOut(OutModel):
+    """A common question of an assistant's knowledge (matched by its name)."""
+
     id: int
     name: str
     content: str
@@ -94,6 +103,8 @@ class CommonQuestionOut(OutModel):
 
 
 class FixedResponseOut(OutModel):
+    """A fixed response of an assistant's knowledge, sent verbatim when its topic matches."""
+
     id: int
     topic: str
     content: str
@@ -102,6 +113,8 @@ class FixedResponseOut(OutModel):
 
 
 class LessonOut(OutModel):
+    """A lesson of an assistant's knowledge: what to apply, and when."""
+
     id: int
     name: str
     content: str

@@ -58,6 +58,8 @@ StoreDep = SecretStoreDep
 
 
 class SecretIn(InputModel):
+    """A secret's name and value."""
+
     name: str = Field(description=NAME_RULES, examples=["OPENAI-API-KEY"])
     value: str = Field(
         description=f"The secret itself, 1 to {MAX_VALUE_BYTES} bytes (UTF-8). Never returned.",
@@ -66,6 +68,8 @@ class SecretIn(InputModel):
 
 
 class SecretNameIn(InputModel):
+    """The name of the secret to delete."""
+
     name: str = Field(description=NAME_RULES, examples=["OPENAI-API-KEY"])
     value: str | None = Field(
         default=None, description="Ignored; accepted because the seed's example body has it."
@@ -73,6 +77,8 @@ class SecretNameIn(InputModel):
 
 
 class SecretOut(BaseModel):
+    """A secret, its value masked."""
+
     name: str = Field(description="The name, with the case it was created with.")
     value: str = Field(
         description=f"Always `{MASK}`: values are write-only. Reference a secret in a tool's "
@@ -82,6 +88,8 @@ class SecretOut(BaseModel):
 
 
 class DeletedSecretOut(BaseModel):
+    """The secret deleted."""
+
     name: str
 
 
@@ -97,10 +105,14 @@ async def list_secrets(auth: AdminDep, store: StoreDep) -> list[SecretOut]:
 
 
 async def create_secret(body: SecretIn, auth: AdminDep, store: StoreDep) -> SecretOut:
+    """Stores a new secret of the workspace (admin keys); the answer masks its value. A name in use
+    is 409."""
     return _out(await store.create(auth.workspace_id, body.name, body.value))
 
 
 async def update_secret(body: SecretIn, auth: AdminDep, store: StoreDep) -> SecretOut:
+    """Replaces the value of an existing secret (admin keys); the answer masks it. An unknown name
+    is 404."""
     return _out(await store.update(auth.workspace_id, body.name, body.value))
 
 

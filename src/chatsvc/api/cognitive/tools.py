@@ -67,6 +67,8 @@ class ToolIn(ParametersMixin, InputModel):
 
 
 class RetrievalToolIn(ToolIn):
+    """A retrieval tool: its parameters and the retrieval backend it calls."""
+
     retrieval_id: RetrievalId
     answer: bool = Field(
         default=False, description="Return the retrieved content as the answer, without a model."
@@ -74,6 +76,8 @@ class RetrievalToolIn(ToolIn):
 
 
 class ScriptToolIn(ToolIn):
+    """A script tool: its parameters and its JavaScript code."""
+
     code: Code = Field(description="JavaScript, compiled when saved: a syntax error is a 400.")
 
 
@@ -92,11 +96,15 @@ class ToolPatch(ParametersMixin, PatchModel):
 
 
 class RetrievalToolPatch(ToolPatch):
+    """The fields of a retrieval tool to change (those sent)."""
+
     retrieval_id: RetrievalId | None = None
     answer: bool | None = None
 
 
 class ScriptToolPatch(ToolPatch):
+    """The fields of a script tool to change (those sent)."""
+
     code: Code | None = None
 
 
@@ -124,11 +132,15 @@ class ToolOut(ToolShown, _IdAndParameters):
 
 
 class RetrievalToolOut(ToolOut):
+    """A retrieval tool."""
+
     retrieval_id: int
     answer: bool
 
 
 class ScriptToolOut(ToolOut):
+    """A script tool."""
+
     code: str
 
 
@@ -150,11 +162,11 @@ def script_out(tool: Tool) -> ScriptToolOut:
 
 
 class RetrievalToolPage(PageOut[RetrievalToolOut]):
-    pass
+    """A page of retrieval tools, with count and the next and previous pages' URLs."""
 
 
 class ScriptToolPage(PageOut[ScriptToolOut]):
-    pass
+    """A page of script tools, with count and the next and previous pages' URLs."""
 
 
 # --- the two kinds: one route factory ------------------------------------------------------------
@@ -205,6 +217,7 @@ def _register(kind: Kind) -> None:
         session: SessionDep,
         auth: AdminDep,
     ) -> ToolOut:
+        """Creates the tool in the caller's workspace (admin keys), with its parameters."""
         data: ToolIn = body
         values = data.model_dump(exclude={"parameters"})
         tool = await tool_service.create_tool(
@@ -213,6 +226,7 @@ def _register(kind: Kind) -> None:
         return to_out(tool)
 
     async def get_tool(id: ToolId, session: SessionDep, auth: AuthDep) -> ToolOut:
+        """One tool of the caller's workspace, with its parameters."""
         return to_out(await tool_service.get_tool(session, auth.workspace_id, kind.kind, id))
 
     @invalid_is_400
@@ -302,6 +316,8 @@ class FilterIn(InputModel):
 
 
 class FilterOut(OutModel):
+    """A metadata filter a retrieval backend offers."""
+
     id: int
     metadata_config_id: int
     name: str
@@ -313,6 +329,8 @@ class FilterOut(OutModel):
 
 
 class FiltersOut(BaseModel):
+    """The metadata filters of a retrieval backend's configuration."""
+
     metadata_config_id: int
     filters: list[FilterOut] = Field(description="Every filter of this backend, by name.")
 

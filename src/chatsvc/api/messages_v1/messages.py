@@ -10,20 +10,19 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Query, Request, Response
-from fastapi.security import APIKeyHeader
 from pydantic import BeforeValidator
 
-from chatsvc.api.deps import ApiKeyHeader, IdempotencyKey, authenticate_key
+from chatsvc.api.deps import ApiKeyHeader, AuthorizationValue, IdempotencyKey, authenticate_key
 from chatsvc.api.messages_v1.schemas import (
     AssistantRefOut,
     ChatMessageIn,
-    ChatMessageOut,
     ChatRefOut,
     ExportIn,
     ExportOut,
     Join,
     ModerationOut,
     SenderOut,
+    V1ChatMessageOut,
 )
 from chatsvc.auth.models import PrincipalKind
 from chatsvc.auth.service import AuthContext
@@ -41,20 +40,12 @@ from chatsvc.kit.web import (
 )
 from chatsvc.services import AuthenticatorDep, QueueDep, SessionDep, TurnsDep
 
-authorization_header = APIKeyHeader(
-    name="authorization",
-    scheme_name="authorization",
-    auto_error=False,
-    description="The API key to use for authentication, as `authorization: KEY` or "
-    "`authorization: Bearer KEY` (`X-Api-Key: KEY` works too).",
-)
-
 
 async def get_v1_auth(
     request: Request,
     authenticator: AuthenticatorDep,
-    authorization: Annotated[str | None, Depends(authorization_header)],
     header_key: ApiKeyHeader,
+    authorization: AuthorizationValue,
 ) -> AuthContext:
     # The same precedence as every face: X-Api-Key first, then the authorization header.
     raw = header_key
@@ -116,7 +107,7 @@ class Joined:
 
 def _message_out(
     message: Message, chat: Chat, senders: dict[int, Sender], joined: Joined | None = None
-) -> ChatMessageOut:
+) -> V1ChatMessageOut:
     sender = senders.get(message.sender_id) if message.sender_id is not None else None
     fields: dict[str, Any] = {
         "created_at": message.created_at,
@@ -145,7 +136,7 @@ def _message_out(
             pii_categories=list(message.pii_categories),
             action_taken=message.action_taken,
         )
-    return ChatMessageOut.model_validate(fields)
+    return V1ChatMessageOut.model_validate(fields)
 
 
 def _sender_out(sender: Sender | None) -> SenderOut | None:
@@ -188,7 +179,7 @@ async def _joined(session: SessionDep, chat: Chat, joins: Sequence[Join]) -> Joi
 
 @router.get(
     "/chat-messages",
-    response_model=list[ChatMessageOut],
+    response_model=list[V1ChatMessageOut],
     response_model_exclude_unset=True,
     name="list_chat_messages_v1",
     summary="Retrieves multiple chat messages",
@@ -212,7 +203,7 @@ async def list_chat_messages(
     chat_thread_id: Annotated[
         UUID | None, Query(alias="chatThreadId", description="Only this sub-thread's messages.")
     ] = None,
-) -> list[ChatMessageOut]:
+) -> list[V1ChatMessageOut]:
     found = await external.list_messages(
         session,
         auth,
@@ -232,7 +223,7 @@ async def list_chat_messages(
 
 @router.post(
     "/chat-messages",
-    response_model=ChatMessageOut,
+    response_model=V1ChatMessageOut,
     response_model_exclude_unset=True,
     name="create_chat_message_v1",
     summary="Creates a new chat message",
@@ -250,7 +241,7 @@ async def create_chat_message(
     body: ChatMessageIn,
     auth: V1AuthDep,
     turns: TurnsDep,
-) -> ChatMessageOut:
+) -> V1ChatMessageOut:
     posted = await turns.post_message(
         auth,
         external.NewMessage(

@@ -16,6 +16,7 @@ from chatsvc.chats.external import MAX_CONTENT
 from chatsvc.chats.models import ExecutionStatus, Role
 from chatsvc.exports.schemas import Language
 from chatsvc.kit.validation import InputModel
+from chatsvc.moderation.policy import ModerationAction, ModerationSeverity
 
 CAMEL = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
@@ -48,6 +49,8 @@ ExternalId = Annotated[str, StringConstraints(min_length=3, max_length=250)]
 
 
 class ChatMessageIn(CamelIn):
+    """A message to post to a chat (idempotent by `externalId`)."""
+
     chat_id: UUID = Field(description="The chat ID associated with the message.")
     chat_thread_id: UUID | None = Field(
         default=None,
@@ -79,6 +82,8 @@ class ChatMessageIn(CamelIn):
 
 
 class SenderOut(CamelOut):
+    """Who sent a message (embedded with `joins=sender`)."""
+
     id: UUID
     kind: PrincipalKind
     username: str
@@ -86,6 +91,8 @@ class SenderOut(CamelOut):
 
 
 class ChatRefOut(CamelOut):
+    """The chat a message belongs to (embedded with `joins=chat`)."""
+
     id: UUID
     title: str
     assistant_id: int = Field(description="The chat's assistant (its id on the cognitive face).")
@@ -98,6 +105,8 @@ class ChatRefOut(CamelOut):
 
 
 class AssistantRefOut(CamelOut):
+    """The assistant that answers in the chat (embedded with `joins=assistant`)."""
+
     id: int
     description: str
     deleted: bool
@@ -107,13 +116,15 @@ class ModerationOut(CamelOut):
     """The moderation verdict of a user message (other messages keep the defaults)."""
 
     is_flagged: bool
-    severity: str = Field(description="none, low, medium, high or critical.")
+    severity: ModerationSeverity
     injection_categories: list[str]
     pii_categories: list[str]
-    action_taken: str = Field(description="none, flagged, redacted or blocked.")
+    action_taken: ModerationAction
 
 
-class ChatMessageOut(CamelOut):
+class V1ChatMessageOut(CamelOut):
+    """A message of a chat in the messages-v1 face (camelCase; embedded objects with `joins`)."""
+
     created_at: datetime
     id: UUID
     updated_at: datetime
@@ -139,6 +150,8 @@ class ChatMessageOut(CamelOut):
 
 
 class ExportIn(CamelIn):
+    """A period of messages to export to a callback URL."""
+
     range_start: datetime | None = Field(
         description="The start date of the export period (inclusive, with a time zone; null: "
         "from the first message)."
@@ -158,4 +171,6 @@ class ExportIn(CamelIn):
 
 
 class ExportOut(CamelOut):
+    """The export is accepted; its file is POSTed to the callback URL."""
+
     message: str

@@ -17,6 +17,8 @@ router = APIRouter(tags=["operations"], generate_unique_id_function=operation_id
 
 @router.get("/healthz", summary="Liveness: the process answers")
 async def healthz() -> dict[str, str]:
+    """Answers 200 while the process runs; it checks nothing else (/readyz checks the database and
+    Redis). No API key."""
     return {"status": "ok"}
 
 
@@ -26,6 +28,8 @@ async def healthz() -> dict[str, str]:
     responses={503: {"description": "A dependency is down."}},
 )
 async def readyz(engine: EngineDep, redis: RedisDep) -> Response:
+    """200 when the database (and Redis, when configured) answer a trivial query, else 503 with the
+    error of each failed check. No API key."""
     checks: dict[str, Any] = {}
     try:
         async with engine.connect() as connection:
@@ -47,4 +51,6 @@ async def readyz(engine: EngineDep, redis: RedisDep) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics() -> Response:
+    """The process's metrics in the Prometheus text format (requests, latencies, generations). No
+    API key."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -6,7 +6,7 @@ from fastapi import Request, Response
 
 from chatsvc.api.deps import AuthDep
 from chatsvc.api.threads.params import MessageFiltersDep
-from chatsvc.api.threads.schemas import ChatMessageOut
+from chatsvc.api.threads.schemas import ThreadMessageOut
 from chatsvc.kit.web import PageDep, SlashRouter, error_responses, page_items
 from chatsvc.services import ReadSessionDep
 from chatsvc.threads import service as thread_service
@@ -16,7 +16,7 @@ router = SlashRouter(tags=["chat messages"])
 
 @router.get(
     "/api/chat-messages/",
-    response_model=list[ChatMessageOut],
+    response_model=list[ThreadMessageOut],
     summary="List Chat Messages",
     description="A plain array in thread order (total in X-Total-Count, next/prev pages in "
     "Link). Without `thread`, the messages of every thread the key sees that is not archived. "
@@ -30,6 +30,6 @@ async def chat_messages_list(
     auth: AuthDep,
     filters: MessageFiltersDep,
     page: PageDep,
-) -> list[ChatMessageOut]:
+) -> list[ThreadMessageOut]:
     found = await thread_service.list_messages(session, auth, filters, page)
-    return page_items(request, response, found, ChatMessageOut.of)
+    return page_items(request, response, found, ThreadMessageOut.of)

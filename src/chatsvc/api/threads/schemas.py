@@ -11,10 +11,8 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from chatsvc.kit.validation import MAX_ID, InputModel
 from chatsvc.moderation import ModerationPolicy
+from chatsvc.moderation.policy import ModerationAction, ModerationSeverity
 from chatsvc.threads.schemas import MessageView, SessionView, ThreadView
-
-SeverityName = Literal["none", "low", "medium", "high", "critical"]
-ActionName = Literal["none", "flagged", "redacted", "blocked"]
 
 
 class ChatSessionOut(BaseModel):
@@ -57,7 +55,7 @@ class ThreadOut(BaseModel):
     is_archived: bool
     message_count: int = Field(description="Messages shown without include_history.")
     is_flagged: bool = Field(description="Whether any user message of the thread was flagged.")
-    max_severity: SeverityName = Field(description="The highest severity of its messages.")
+    max_severity: ModerationSeverity = Field(description="The highest severity of its messages.")
     user_username: str | None
     user_full_name: str | None
     created: datetime
@@ -84,7 +82,7 @@ class ThreadOut(BaseModel):
         )
 
 
-class ChatMessageOut(BaseModel):
+class ThreadMessageOut(BaseModel):
     """A message of a thread, with its moderation verdict (user messages; others keep none)."""
 
     uuid: str
@@ -97,10 +95,10 @@ class ChatMessageOut(BaseModel):
     )
     created: datetime
     is_flagged: bool
-    severity: SeverityName
+    severity: ModerationSeverity
     injection_categories: list[str]
     pii_categories: list[str]
-    action_taken: ActionName
+    action_taken: ModerationAction
 
     @classmethod
     def of(cls, view: MessageView) -> Self:
@@ -162,11 +160,13 @@ class StreamTurnOut(BaseModel):
     """The JSON answer of POST /api/chat/stream/ without `Accept: text/event-stream`."""
 
     thread: ThreadOut
-    user_message: ChatMessageOut = Field(description="The user message the turn answered.")
-    answer: ChatMessageOut | None = Field(description="Its answer (null: none was stored).")
+    user_message: ThreadMessageOut = Field(description="The user message the turn answered.")
+    answer: ThreadMessageOut | None = Field(description="Its answer (null: none was stored).")
 
 
 class ChatSettingsOut(BaseModel):
+    """The workspace's chat settings: the default assistant and the moderation policy."""
+
     default_assistant: int | None = Field(
         description="The assistant of threads started without one; null: the workspace's first "
         "live assistant."
@@ -211,4 +211,4 @@ def thread_out(view: ThreadView) -> dict[str, Any]:
 
 
 def message_out(view: MessageView) -> dict[str, Any]:
-    return ChatMessageOut.of(view).model_dump(mode="json")
+    return ThreadMessageOut.of(view).model_dump(mode="json")

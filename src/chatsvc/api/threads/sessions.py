@@ -55,5 +55,6 @@ async def chat_sessions_list(
 async def chat_sessions_retrieve(
     uuid: SessionUuid, session: ReadSessionDep, auth: AuthDep, fields: SessionFieldsDep
 ) -> JSONResponse:
+    """The caller's session with this uuid (`field` picks the fields sent)."""
     view = await thread_service.get_session(session, auth, str(uuid))
     return fields.one(ChatSessionOut.of(view))

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatsvc.api.deps import AuthDep, idempotency_header
+from chatsvc.api.threads.events import THREAD_EVENTS
 from chatsvc.api.threads.schemas import ChatRequestIn, StreamTurnOut, message_out, thread_out
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats.models import Chat
@@ -22,7 +23,14 @@ from chatsvc.chats.service import Turn
 from chatsvc.chats.turns import ChatRef, TurnHandle, TurnService
 from chatsvc.config import Settings
 from chatsvc.kit.errors import FieldError, Invalid
-from chatsvc.kit.sse import EventStreamResponse, last_event_id, sse_response, wants_event_stream
+from chatsvc.kit.openapi import event_stream
+from chatsvc.kit.sse import (
+    EventStreamResponse,
+    last_event_id,
+    resumes_event_stream,
+    sse_response,
+    wants_event_stream,
+)
 from chatsvc.kit.web import ERROR_RESPONSES, ErrorBody, SettingsDep, SlashRouter, invalid_is_400
 from chatsvc.services import SessionmakerDep, TurnsDep
 from chatsvc.streaming import events
@@ -39,12 +47,11 @@ IdempotencyKey = Annotated[
         "the message twice (new messages and edits; not reloads)."
     ),
 ]
-SSE_DOC: dict[str, Any] = {
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    "description": "With `Accept: text/event-stream`: Server-Sent Events turn, message.created, "
-    "references, delta, tool.call, tool.result, message.completed or error (see "
-    "docs/threads.md). Otherwise JSON once the answer is stored.",
-}
+SSE_DOC = event_stream(
+    "With `Accept: text/event-stream`: the turn as Server-Sent Events (docs/threads.md). "
+    "Otherwise JSON once the answer is stored.",
+    THREAD_EVENTS,
+)
 
 
 @router.post(
@@ -65,6 +72,7 @@ SSE_DOC: dict[str, Any] = {
         503: {"model": ErrorBody, "description": "Moderation could not check the message."},
         504: {"model": ErrorBody, "description": "The generator timed out (JSON answers only)."},
     },
+    dependencies=[Depends(resumes_event_stream)],
 )
 @invalid_is_400
 async def chat_stream(
