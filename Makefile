@@ -117,7 +117,7 @@ bench: $(STAMP) ## Run every bench/*.py (files starting with _ are helpers, skip
 	done
 
 clean: ## Remove caches and build/generated files (keeps .venv and local databases)
-	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist test-artifacts openapi.json
+	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist test-artifacts openapi.json
 	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 \
 	  | xargs -0 rm -rf
 

@@ -78,8 +78,10 @@ def fuzz_settings(database_url: str, **overrides: object) -> Settings:
 
 
 async def fuzz(settings: Settings, backend: str) -> None:
-    out = ARTIFACTS / backend
+    out = (ARTIFACTS / backend).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    for report in (*out.glob("json-*.json"), *out.glob("junit-*.xml")):
+        report.unlink()  # the reports of earlier runs
     config = out / "schemathesis.toml"
     config.write_text(config_toml() + TEST_DATA)
     # What the server logs of its errors (a 500's traceback) goes next to the report.
@@ -119,6 +121,8 @@ async def fuzz(settings: Settings, backend: str) -> None:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, "NO_COLOR": "1", "COLUMNS": "160"},
+            # What schemathesis keeps between runs (.schemathesis/) stays in the artifacts.
+            cwd=out,
         )
         output, _ = await process.communicate()
         elapsed = time.monotonic() - started
@@ -132,12 +136,10 @@ async def fuzz(settings: Settings, backend: str) -> None:
 
 def figures(out: Path, elapsed: float) -> str:
     """One line of what the run did, from its JSON report: operations, test cases, failures."""
-    reports = sorted(out.glob("json-*.json"), key=lambda path: path.stat().st_mtime)
+    reports = list(out.glob("json-*.json"))
     if not reports:
         return f"no JSON report ({elapsed:.0f} s)"
-    report = json.loads(reports[-1].read_text())
-    for old in reports[:-1]:
-        old.unlink()
+    report = json.loads(reports[0].read_text())
     failures = {f["title"]: f["count"] for f in report["failures"]} or "none"
     return (
         f"{report['operations']['tested']} operations, "
