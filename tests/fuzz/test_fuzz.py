@@ -65,9 +65,12 @@ async def seed(admin: httpx.AsyncClient) -> None:
 
 
 def fuzz_settings(database_url: str, **overrides: object) -> Settings:
-    """The test settings, with callbacks that give up at once: generated requests name webhook
-    URLs on hosts that do not exist, and their retries would outlast the run."""
+    """The test settings, with no call out: generated requests name webhook, MCP and retrieval
+    URLs on arbitrary hosts (some exist: 0.com), so the outbound policy admits one port no
+    generated URL uses (such URLs are refused with 400, as any URL the policy refuses), and a
+    job that still fails gives up at once instead of retrying past the run."""
     values: dict[str, object] = {
+        "outbound_allowed_ports": [9],
         "webhook_attempts": 1,
         "webhook_base_delay_seconds": 0,
         "job_max_attempts": 1,
