@@ -13,6 +13,18 @@ CHATSVC_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgr
 CHATSVC_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export CHATSVC_TEST_DATABASE_URL CHATSVC_TEST_REDIS_URL
 
+# The SDK contract check's generators (tests/contract, `make sdk-tools`): openapi-python-client in a
+# virtualenv of its own (it needs an older httpx than chatsvc), pinned in
+# tests/contract/generator-requirements.txt; openapi-typescript and typescript installed by `npm ci`
+# from tests/contract/package-lock.json.
+SDK_VENV ?= .venv-sdk
+SDK_STAMP = $(SDK_VENV)/.installed
+SDK_REQUIREMENTS = tests/contract/generator-requirements.txt
+NODE_DIR = tests/contract
+NODE_STAMP = $(NODE_DIR)/node_modules/.installed
+CHATSVC_OPENAPI_PYTHON_CLIENT ?= $(abspath $(SDK_VENV))/bin/openapi-python-client
+export CHATSVC_OPENAPI_PYTHON_CLIENT
+
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k sse -x"`.
 PYTEST_ARGS ?=
 # `make fuzz`: generated test cases per operation and phase, and the seed (tests/fuzz/).
@@ -21,8 +33,8 @@ FUZZ_SEED ?= 20261208
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install lock run test fuzz check-migrations lint format typecheck migrate openapi worker bench \
-	clean distclean
+.PHONY: help install lock run test fuzz sdk-check sdk-tools check-migrations lint format \
+	typecheck migrate openapi worker bench clean distclean
 
 help: ## List the targets
 	@echo "Usage: make <target>   (VENV=$(VENV))"
@@ -75,7 +87,7 @@ run: $(STAMP) ## Migrate, then serve http://127.0.0.1:8000 (embedded SQLite by d
 	$(VENV)/bin/chatsvc migrate
 	$(VENV)/bin/chatsvc serve
 
-test: $(STAMP) ## Start PostgreSQL/Redis if needed, then run pytest
+test: $(STAMP) sdk-tools ## Start PostgreSQL/Redis if needed, then run pytest (the SDK contract check included)
 	$(PY) scripts/ensure_services.py
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -83,6 +95,30 @@ fuzz: $(STAMP) ## The fuzz stage, longer: schemathesis with FUZZ_EXAMPLES cases 
 	$(PY) scripts/ensure_services.py
 	CHATSVC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CHATSVC_FUZZ_SEED=$(FUZZ_SEED) \
 	  $(PY) -m pytest tests/fuzz -s $(PYTEST_ARGS)
+
+sdk-check: $(STAMP) sdk-tools ## Only the SDK contract check: generated Python client and TS types, strict, one scenario
+	$(PY) scripts/ensure_services.py
+	$(PY) -m pytest tests/contract $(PYTEST_ARGS)
+
+sdk-tools: $(SDK_STAMP) $(NODE_STAMP) ## Install the contract check's generators (.venv-sdk, tests/contract/node_modules)
+
+$(SDK_STAMP): $(SDK_REQUIREMENTS)
+	@if [ ! -x "$(SDK_VENV)/bin/python" ]; then \
+	  echo "$(PYTHON) -m venv $(SDK_VENV)"; \
+	  $(PYTHON) -m venv $(SDK_VENV) || { \
+	    echo "error: '$(PYTHON) -m venv' failed (Debian/Ubuntu: apt-get install python3-venv)." >&2; \
+	    exit 1; }; \
+	fi
+	$(SDK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(SDK_REQUIREMENTS)
+	@touch $@
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "error: npm is missing: the contract check needs Node.js >= 18 with npm" >&2; \
+	  echo "       (Debian/Ubuntu: apt-get install nodejs npm; .ci/run installs them)." >&2; \
+	  exit 1; }
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund
+	@touch $@
 
 check-migrations: $(STAMP) ## alembic check: migrations build what the models describe (PostgreSQL, SQLite)
 	$(PY) scripts/ensure_services.py
@@ -116,10 +152,10 @@ bench: $(STAMP) ## Run every bench/*.py (files starting with _ are helpers, skip
 	  $(PY) "$$f"; \
 	done
 
-clean: ## Remove caches and build/generated files (keeps .venv and local databases)
+clean: ## Remove caches and build/generated files (keeps the virtualenvs, node_modules and local databases)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist test-artifacts openapi.json
 	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 \
 	  | xargs -0 rm -rf
 
-distclean: clean ## clean, and also remove the virtualenv
-	rm -rf $(VENV)
+distclean: clean ## clean, and also remove the virtualenvs and the contract check's node_modules
+	rm -rf $(VENV) $(SDK_VENV) $(NODE_DIR)/node_modules

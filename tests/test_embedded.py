@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -156,6 +157,66 @@ def test_production_refuses_to_start_with_placeholders(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "CHATSVC_SECRET_KEY" in result.stderr
+
+
+SECRET_KEY = "s3cr3t-key-that-must-never-show-0123456789"
+BOOTSTRAP_KEY = "csk_bootstrap-key-that-must-never-show-42"
+UPSTREAM_KEY = "sk-upstream-key-that-must-never-show-7"
+
+
+@pytest.mark.parametrize(
+    ("broken", "named"),
+    [
+        ({"CHATSVC_PAGE_SIZE_DEFAULT": "500"}, "CHATSVC_PAGE_SIZE_DEFAULT must not exceed"),
+        ({"CHATSVC_ENV": "production", "CHATSVC_SECRET_KEY": "changeme"}, "CHATSVC_SECRET_KEY"),
+        ({"CHATSVC_PORT": BOOTSTRAP_KEY}, "CHATSVC_PORT: Input should be a valid integer"),
+        (
+            {
+                "CHATSVC_GENERATOR_APPS": json.dumps(
+                    {"gpt": {"kind": "openai", "api_key": UPSTREAM_KEY, "base_url": "nowhere"}}
+                )
+            },
+            "CHATSVC_GENERATOR_APPS[gpt][base_url]: Input should be a valid URL",
+        ),
+        ({"CHATSVC_GENERATOR_APPS": f'{{"gpt": {{"api_key": "{UPSTREAM_KEY}"'}, "generator_apps"),
+    ],
+    ids=["model-rule", "production-placeholder", "field-type", "nested-json", "broken-json"],
+)
+def test_a_settings_error_names_the_variable_and_never_a_secret(
+    tmp_path: Path, broken: dict[str, str], named: str
+) -> None:
+    secrets = {
+        "CHATSVC_SECRET_KEY": SECRET_KEY,
+        "CHATSVC_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
+        "CHATSVC_GENERATOR_APPS": json.dumps(
+            {
+                "offline": {"kind": "offline"},
+                "gpt": {
+                    "kind": "openai",
+                    "api_key": UPSTREAM_KEY,
+                    "base_url": "http://127.0.0.1:9/v1",
+                    "model": "m",
+                },
+            }
+        ),
+    }
+    result = subprocess.run(
+        [*CHATSVC, "migrate"],
+        env=_env(tmp_path, **{**secrets, **broken}),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result
+    assert named in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    for secret in (SECRET_KEY, BOOTSTRAP_KEY, UPSTREAM_KEY):
+        # Not even a part of one: no 6 characters of it in a row.
+        parts = {secret[i : i + 6] for i in range(len(secret) - 5)}
+        shown = [part for part in parts if part in result.stderr]
+        assert not shown, (shown, result.stderr)
 
 
 @pytest.mark.parametrize("flag", ["--help"])

@@ -6,7 +6,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, model_validator
+from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "dev-secret"})
@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     history_max_messages: int = Field(default=200, ge=1, le=10_000)
     #: a PROCESSING chat whose lease expired (its process died) may be taken over
     generation_lease_seconds: int = Field(default=120, ge=5)
+    #: every process (API and worker) with Redis renews a heartbeat this often and looks for
+    #: processes whose heartbeat stopped: their running generations fail at once (chat FAILED,
+    #: an `error` event ends their streams); so a dead process's chats are failed within about
+    #: heartbeat_ttl_seconds + heartbeat_seconds (defaults: 8 + 2 s). A process stalled for
+    #: longer than the time to live is taken for dead (its generations stop as if cancelled).
+    heartbeat_seconds: float = Field(default=2.0, gt=0, le=60)
+    heartbeat_ttl_seconds: float = Field(default=8.0, gt=0, le=600)
     #: background jobs: a running job's lease (renewed while it runs; a worker that dies lets it
     #: expire and the sweeper hands the job to another), attempts before a job fails for good,
     #: how often the sweeper looks, and where jobs write the files they produce
@@ -198,6 +205,11 @@ class Settings(BaseSettings):
                 f"CHATSVC_DEFAULT_GENERATOR={self.default_generator!r} is not one of "
                 f"CHATSVC_GENERATOR_APPS ({', '.join(sorted(self.generator_apps))})"
             )
+        if self.heartbeat_ttl_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                "CHATSVC_HEARTBEAT_TTL_SECONDS must be at least twice CHATSVC_HEARTBEAT_SECONDS "
+                "(a live process renews its heartbeat before it expires)"
+            )
         if self.page_size_default > self.page_size_max:
             raise ValueError("CHATSVC_PAGE_SIZE_DEFAULT must not exceed CHATSVC_PAGE_SIZE_MAX")
         if self.env is Environment.PRODUCTION:
@@ -227,6 +239,34 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
+class SettingsInvalid(ValueError):
+    """The environment does not make valid settings. Its message names each variable and what
+    is wrong with it, never a value given (any of them may hold a secret, or a part of one)."""
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """What is wrong, one line per problem: the CHATSVC_ variable (and the path inside a JSON
+    value) and the reason; the values given are left out."""
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False, include_context=False):
+        loc = [str(part) for part in problem["loc"]]
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if loc:
+            name = f"CHATSVC_{loc[0].upper()}" + "".join(f"[{part}]" for part in loc[1:])
+            message = f"{name}: {message}"
+        lines.append(message)
+    return "; ".join(lines)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; SettingsInvalid (no value given shown) when they are not."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # `from None`: the validation error's own text shows the values given.
+        raise SettingsInvalid(describe_settings_error(exc)) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 from starlette.middleware.cors import CORSMiddleware
 
 from chatsvc import __version__
@@ -30,7 +30,7 @@ from chatsvc.kit.web import (
     operation_id,
 )
 from chatsvc.services import Services
-from chatsvc.ui import ui_app
+from chatsvc.ui import favicon, ui_app
 
 DESCRIPTION = """
 chatsvc is a self-hosted backend for chat assistants.
@@ -107,6 +107,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """People who open the service in a browser land on the chat page."""
         return RedirectResponse("/ui/")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon_ico() -> Response:
+        """Browsers ask for it on every site: the chat page's icon, not a 404 in the logs."""
+        return favicon()
+
     # Added last = outermost: the request id exists before anything else runs.
     if settings.cors_origins:
         app.add_middleware(
@@ -114,8 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            # Every header the docs tell a browser to read (X-Chat-Id: the chat a stream is in).
-            expose_headers=["X-Request-Id", "X-Total-Count", "Link", "X-Chat-Id"],
+            # Every header the docs tell a browser to read (X-Chat-Id, X-Thread-Uuid: the chat or
+            # thread a stream or a failed turn is in).
+            expose_headers=["X-Request-Id", "X-Total-Count", "Link", "X-Chat-Id", "X-Thread-Uuid"],
         )
     app.add_middleware(
         BodySizeLimitMiddleware,

@@ -5,6 +5,9 @@ and the typed dependencies through which faces reach them. A test overrides one 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
@@ -22,19 +25,28 @@ from chatsvc.config import Settings
 from chatsvc.generation.registry import build_generators
 from chatsvc.generation.runner import Generations
 from chatsvc.jobs.queue import ArqQueue, InProcessQueue, JobQueue
-from chatsvc.jobs.runner import JobContext, execute
+from chatsvc.jobs.runner import (
+    JobContext,
+    Orphans,
+    beat_once,
+    execute,
+    recover_orphans,
+    run_heartbeat,
+)
 from chatsvc.kit.db import (
     create_engine,
     create_read_sessionmaker,
     create_sessionmaker,
     unit_of_work,
 )
+from chatsvc.kit.heartbeat import Heartbeat, new_owner_id
 from chatsvc.secrets.store import SecretStore
 from chatsvc.streaming.broker import StreamBroker
 from chatsvc.streaming.factory import build_broker
 from chatsvc.tools.runtime import ToolRuntime
 
 T = TypeVar("T")
+logger = logging.getLogger("chatsvc.services")
 
 
 @dataclass
@@ -55,8 +67,11 @@ class Services:
     turns: TurnService
     artifacts_cache: TagCache
     authenticator: Authenticator
+    #: this process's heartbeat (with Redis; embedded: None, the process itself is its life)
+    heartbeat: Heartbeat | None = None
     #: what job handlers use: some of these services (made from them, not passed in)
     jobs: JobContext = field(init=False)
+    _beating: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.jobs = JobContext(
@@ -88,8 +103,15 @@ class Services:
         )
         broker = build_broker(redis)
         tools = ToolRuntime.build(settings, sessionmaker)
+        owner = new_owner_id()
         generations = Generations(
-            sessionmaker, broker, build_generators(settings, upstream), settings, tools, reads=reads
+            sessionmaker,
+            broker,
+            build_generators(settings, upstream),
+            settings,
+            tools,
+            reads=reads,
+            owner=owner,
         )
         if queue is None:
             use_arq = settings.job_queue == "arq" or (
@@ -117,18 +139,45 @@ class Services:
             turns=TurnService(sessionmaker, settings, generations, queue, reads),
             artifacts_cache=TagCache.build(redis, settings.database_url),
             authenticator=Authenticator(reads, settings.auth_cache_seconds),
+            heartbeat=Heartbeat(
+                redis,
+                owner,
+                ttl_seconds=settings.heartbeat_ttl_seconds,
+                remember_seconds=settings.generation_lease_seconds + settings.heartbeat_ttl_seconds,
+            )
+            if redis is not None
+            else None,
         )
         return services
 
     async def start(self) -> None:
-        """Start what runs in the background for the whole process (the broker's listener)."""
+        """Start what runs in the background for the whole process: the broker's listener and
+        the heartbeat (its first beat before anything is served). Embedded (no Redis, one
+        process per database): what an earlier run left running is dead, so it fails now."""
         await self.broker.start()
+        if self.heartbeat is None:
+            await recover_orphans(self.jobs, Orphans(all_but=self.generations.owner))
+            return
+        try:
+            await beat_once(self.jobs, self.heartbeat)
+        except Exception:
+            logger.warning("first heartbeat failed; trying again", exc_info=True)
+        self._beating = asyncio.create_task(
+            run_heartbeat(self.jobs, self.heartbeat), name="heartbeat"
+        )
 
     async def close(self) -> None:
         """Stop in dependency order: no new jobs, running generations finish (or are stopped),
         then the clients and the engine."""
         await self.queue.close()
         await self.generations.shutdown()
+        if self._beating is not None:
+            self._beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beating
+        if self.heartbeat is not None:
+            with contextlib.suppress(Exception):
+                await self.heartbeat.stop()
         await self.broker.close()
         await self.tools.close()
         await self.http.aclose()

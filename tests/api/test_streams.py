@@ -31,6 +31,7 @@ from tests.fixtures.sse import (
     WAIT,
     assert_stream_headers,
     completed,
+    follow_like_eventsource,
     names,
     sse,
     text_of,
@@ -219,6 +220,73 @@ async def test_a_client_that_leaves_loses_nothing_and_resumes_where_it_left(
         assert text_of(head) + text_of(resumed + end) == sent
         assert completed(end)["content"] == sent and completed(end)["status"] == "cancelled"
         assert (await settled(live.admin, chat))["messages"][-1]["content"] == sent
+
+
+@pytest.mark.parametrize("broker", ["redis", "memory"])
+async def test_an_eventsource_stops_after_the_end_and_every_event_id_resumes(
+    live_pg_url: str, broker: str
+) -> None:
+    async with live_with_fake(live_pg_url, redis=broker == "redis", tokens=numbered(6)) as (
+        live,
+        fake,
+    ):
+        assistant = await make_assistant(live.admin, generation_config="gpt")
+        chat = await new_chat(live.admin, assistant)
+        stored = await live.admin.post(f"/chats/{chat}/add_user_message/", json={"message": "go"})
+        assert stored.status_code == 201, stored.text
+
+        # A browser EventSource on the chat: the answer streams, the server ends the response,
+        # the EventSource reconnects with the last id it saw and gets 204, which ends it.
+        found, statuses = await follow_like_eventsource(live.admin, "GET", f"/chats_stream/{chat}/")
+        assert statuses == [200, 204]
+        assert names(found)[0] == "message.created" and names(found)[-1] == "message.completed"
+        assert text_of(found) == "".join(numbered(6))
+
+        # Every id resumes, the first one too: exactly the events after it; after the last, 204.
+        for index, event in enumerate(found):
+            again = await live.admin.get(
+                f"/chats_stream/{chat}/", headers={**SSE, "Last-Event-ID": event.id}
+            )
+            if index == len(found) - 1:
+                assert again.status_code == 204, again.text
+                assert again.headers["x-chat-id"] == str(chat) and again.content == b""
+                continue
+            async with sse(
+                live.admin, "GET", f"/chats_stream/{chat}/", headers={"Last-Event-ID": event.id}
+            ) as source:
+                await assert_stream_headers(source.response, 200)
+                assert await source.rest() == found[index + 1 :]
+
+        # A new chat's stream, followed by the same rules: its request sent again with the last
+        # id resumes that stream (no second chat), and 204 after its end.
+        url = f"/assistants/{assistant}/chats_stream/"
+        created, statuses = await follow_like_eventsource(live.admin, "POST", url, json={})
+        assert statuses == [201, 204] and names(created) == ["chat"]
+        fake.configure(tokens=numbered(4))
+        before = len((await live.admin.get(f"/assistants/{assistant}/chats/")).json())
+        opened, statuses = await follow_like_eventsource(
+            live.admin, "POST", url, json={"message": "go"}
+        )
+        assert statuses == [201, 204], statuses
+        assert names(opened)[-1] == "message.completed"
+        async with sse(
+            live.admin, "POST", url, json={"message": "go"}, headers={"Last-Event-ID": opened[1].id}
+        ) as source:
+            await assert_stream_headers(source.response, 200)
+            assert await source.rest() == opened[2:]
+        assert len((await live.admin.get(f"/assistants/{assistant}/chats/")).json()) == before + 1
+
+        # A stream that ended in an error ends an EventSource the same way.
+        fake.configure(fail_status=500)
+        failed, statuses = await follow_like_eventsource(
+            live.admin, "POST", f"/chats_stream/{chat}/", json={"message": "fail"}
+        )
+        assert statuses == [201, 204]
+        assert names(failed)[-1] == "error" and failed[-1].data["chat_id"] == chat
+        # Polling the FAILED chat with an EventSource: one `chat` event, then 204.
+        idle, statuses = await follow_like_eventsource(live.admin, "GET", f"/chats_stream/{chat}/")
+        assert statuses == [200, 204] and names(idle) == ["chat"]
+        assert idle[0].data["execution_status"] == "FAILED"
 
 
 async def test_a_malformed_last_event_id_is_400(live_pg_url: str) -> None:
@@ -468,6 +536,45 @@ async def test_an_unreachable_generator_is_502_and_leaves_the_chat_usable(live_p
             assert response.json()["messages"][-1]["content"] == "".join(numbered(3))
             assert response.json()["execution_status"] == "AVAILABLE"
             assert response.json()["error"] is None
+
+
+async def test_a_failed_blocking_turn_names_its_chat_so_the_client_can_retry(
+    live_pg_url: str,
+) -> None:
+    async with live_with_fake(live_pg_url, fail_status=500) as (live, fake):
+        assistant = await make_assistant(live.admin, generation_config="gpt")
+        # A new chat with its first message, blocking: the chat was made, so the 502 names it.
+        created = await live.admin.post(f"/assistants/{assistant}/", json={"message": "hello"})
+        assert created.status_code == 502, created.text
+        chat = created.json()["chat_id"]
+        assert created.headers["x-chat-id"] == str(chat)
+        assert created.json()["code"] and created.json()["detail"]
+        # Every blocking turn route names it the same way (JSON from the streaming routes too).
+        for response in (
+            await live.admin.get(f"/chats/{chat}/", params={"retry": "true"}),
+            await live.admin.post(f"/chats/{chat}/", json={"message": "again"}),
+            await live.admin.post(f"/chats_stream/{chat}/", json={"message": "and again"}),
+            await live.admin.post(f"/assistants/{assistant}/chats_stream/", json={"message": "x"}),
+        ):
+            assert response.status_code == 502, response.text
+            named = response.json()["chat_id"]
+            assert response.headers["x-chat-id"] == str(named)
+        assert named != chat  # the last one made a chat of its own
+        # Errors that name no chat carry no chat_id.
+        missing = await live.admin.get("/chats/999999/")
+        assert missing.status_code == 404 and "chat_id" not in missing.json()
+        assert "x-chat-id" not in missing.headers
+
+        # What the client does with it: once the upstream works, retry the named chat.
+        fake.reset(tokens=numbered(3))
+        retried = await live.admin.get(f"/chats/{chat}/", params={"retry": "true"})
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["messages"][-1]["content"] == "".join(numbered(3))
+        assert [m["content"] for m in of_role(retried.json(), "user")] == [
+            "hello",
+            "again",
+            "and again",
+        ]
 
 
 @pytest.mark.parametrize(

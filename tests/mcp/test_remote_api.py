@@ -462,3 +462,47 @@ async def test_deleting_a_server_deletes_its_tools_and_drops_them_from_assistant
         f"/assistants/{assistant.json()['id']}/", json={"tools": ids[:1]}
     )
     assert refused.status_code == 400
+
+
+async def test_a_secret_is_sent_only_to_its_allowed_origins(
+    tenant: Tenant, fake: FakeMcp, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.configure(required_headers={"authorization": "Bearer s3cr3t-value"})
+    response = await tenant.admin.post(
+        "/secrets/",
+        json={
+            "name": "FAKE-TOKEN",
+            "value": "s3cr3t-value",
+            "allowed_origins": ["https://crm.example.com"],
+        },
+    )
+    assert response.status_code == 201, response.text
+    headers = {"Authorization": "Bearer {{secret:FAKE-TOKEN}}"}
+    # Configuration time: a server whose origin the secret does not allow is refused.
+    refused = await tenant.admin.post(
+        "/mcp-servers/", json={"name": "Fake tools", "url": fake.url, "headers": headers}
+    )
+    body = assert_error(refused, 400, "secret_origin_not_allowed")
+    assert body["errors"][0]["field"] == "body.headers.Authorization"
+    assert fake.base_url in body["detail"] and "https://crm.example.com" in body["detail"]
+    # Allowed: saved and called with the value.
+    allow = {"name": "FAKE-TOKEN", "value": "s3cr3t-value", "allowed_origins": [fake.base_url]}
+    assert (await tenant.admin.put("/secrets/", json=allow)).status_code == 200
+    server = await new_server(tenant, fake, headers=headers)
+    base = f"/mcp-servers/{server['id']}"
+    report = (await tenant.admin.get(f"{base}/connect/")).json()
+    assert report["connection_successful"] is True, report
+    assert fake.requests[0].headers["authorization"] == "Bearer s3cr3t-value"
+    # Call time: once the secret no longer allows the server's origin, it is never sent.
+    elsewhere = {**allow, "allowed_origins": ["https://crm.example.com"]}
+    assert (await tenant.admin.put("/secrets/", json=elsewhere)).status_code == 200
+    fake.requests.clear()
+    assert_error(await tenant.admin.get(f"{base}/tools/"), 400, "secret_origin_not_allowed")
+    report = (await tenant.admin.get(f"{base}/connect/")).json()
+    assert report["connection_successful"] is False
+    assert "may not be sent to" in report["errors"][0]
+    assert fake.requests == []  # the server was not even asked
+    # An edit of the server's headers is checked against the secret too.
+    edited = await tenant.admin.patch(f"{base}/", json={"headers": {**headers, "X-Tenant": "a"}})
+    assert_error(edited, 400, "secret_origin_not_allowed")
+    assert "s3cr3t-value" not in caplog.text

@@ -55,7 +55,7 @@ async def server_of(
     session: AsyncSession, workspace_id: int, runtime: ToolRuntime, fake: FakeMcp, **fields: Any
 ) -> int:
     data = McpServerIn(name="Fake", url=fake.url, **fields)
-    server = await mcp_service.create_server(session, workspace_id, data, runtime.policy)
+    server = await mcp_service.create_server(session, workspace_id, data, runtime)
     return server.id
 
 

@@ -15,6 +15,7 @@ from chatsvc.kit.errors import NotFound
 from chatsvc.secrets.store import SecretStore, resolve_references
 from tests.fixtures.app import Tenant, app_of, services_of
 
+DESTINATION = "https://api.example.com/v1/search"
 VALUE = "sk-live-5e6f7a8b-not-for-logs-or-bodies"
 MASK = "********"
 
@@ -36,24 +37,30 @@ async def test_the_seed_flow_with_masked_values(
 ) -> None:
     admin = tenant.admin
     assert (await admin.get("/secrets/")).json() == []
-    assert await create(admin, "OPENAI-API-KEY") == {"name": "OPENAI-API-KEY", "value": MASK}
+    assert await create(admin, "OPENAI-API-KEY") == {
+        "name": "OPENAI-API-KEY",
+        "value": MASK,
+        "allowed_origins": None,
+    }
     await create(admin, "crm-token", "another value")
     listed = await admin.get("/secrets/")
     assert listed.status_code == 200
     assert listed.json() == [
-        {"name": "crm-token", "value": MASK},
-        {"name": "OPENAI-API-KEY", "value": MASK},
+        {"name": "crm-token", "value": MASK, "allowed_origins": None},
+        {"name": "OPENAI-API-KEY", "value": MASK, "allowed_origins": None},
     ]
     updated = await admin.put("/secrets/", json={"name": "openai-api-key", "value": "rotated"})
     assert updated.status_code == 200
-    assert updated.json() == {"name": "OPENAI-API-KEY", "value": MASK}
+    assert updated.json() == {"name": "OPENAI-API-KEY", "value": MASK, "allowed_origins": None}
     # What tools get, at call time.
     store = store_of(app_client)
     assert await store.get(tenant.workspace_id, "OPENAI-API-KEY") == "rotated"
     deleted = await admin.request("DELETE", "/secrets/", json={"name": "OPENAI-API-KEY"})
     assert deleted.status_code == 200
     assert deleted.json() == {"name": "OPENAI-API-KEY"}
-    assert (await admin.get("/secrets/")).json() == [{"name": "crm-token", "value": MASK}]
+    assert (await admin.get("/secrets/")).json() == [
+        {"name": "crm-token", "value": MASK, "allowed_origins": None}
+    ]
     with pytest.raises(NotFound):
         await store.get(tenant.workspace_id, "OPENAI-API-KEY")
 
@@ -65,7 +72,9 @@ async def test_paths_without_the_trailing_slash(
     created = await admin.post("/secrets", json={"name": "k", "value": VALUE})
     assert created.status_code == 201
     assert (await admin.put("/secrets", json={"name": "k", "value": "v2"})).status_code == 200
-    assert (await admin.get("/secrets")).json() == [{"name": "k", "value": MASK}]
+    assert (await admin.get("/secrets")).json() == [
+        {"name": "k", "value": MASK, "allowed_origins": None}
+    ]
     assert (await admin.request("DELETE", "/secrets", json={"name": "k"})).status_code == 200
 
 
@@ -86,7 +95,11 @@ async def test_a_deleted_name_can_be_created_again(
     await create(tenant.admin, "reborn", "first")
     deleted = await tenant.admin.request("DELETE", "/secrets/", json={"name": "reborn"})
     assert deleted.status_code == 200
-    assert await create(tenant.admin, "reborn", "second") == {"name": "reborn", "value": MASK}
+    assert await create(tenant.admin, "reborn", "second") == {
+        "name": "reborn",
+        "value": MASK,
+        "allowed_origins": None,
+    }
     assert await store_of(app_client).get(tenant.workspace_id, "reborn") == "second"
 
 
@@ -108,7 +121,9 @@ async def test_secrets_are_for_admins_only(app_client: httpx.AsyncClient, tenant
         )
         anonymous = await app_client.request(method, "/secrets/", json=body)
         assert anonymous.status_code == 401
-    assert (await tenant.admin.get("/secrets/")).json() == [{"name": "admin-made", "value": MASK}]
+    assert (await tenant.admin.get("/secrets/")).json() == [
+        {"name": "admin-made", "value": MASK, "allowed_origins": None}
+    ]
     assert await store_of(app_client).get(tenant.workspace_id, "admin-made") == VALUE
 
 
@@ -222,9 +237,16 @@ async def test_workspaces_do_not_see_each_others_secrets(
     await other.request("DELETE", "/secrets/", json={"name": "shared-name"})
     # A tool of the other workspace cannot resolve acme's secret.
     with pytest.raises(NotFound) as missing:
-        await resolve_references(store, other_tenant.workspace_id, "Bearer {{secret:shared-name}}")
+        await resolve_references(
+            store,
+            other_tenant.workspace_id,
+            "Bearer {{secret:shared-name}}",
+            destination=DESTINATION,
+        )
     assert "acme's value" not in missing.value.message
-    resolved = await resolve_references(store, tenant.workspace_id, "{{secret:shared-name}}")
+    resolved = await resolve_references(
+        store, tenant.workspace_id, "{{secret:shared-name}}", destination=DESTINATION
+    )
     assert resolved == "acme's value"
 
 
@@ -282,3 +304,34 @@ async def test_openapi_documents_the_four_operations(
     }
     assert operations["post"]["responses"].keys() >= {"201", "400", "409", "422"}
     assert "requestBody" in operations["delete"]
+
+
+async def test_allowed_origins_go_in_and_come_out(
+    app_client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    admin = tenant.admin
+    body = {"name": "crm-token", "value": VALUE, "allowed_origins": ["https://CRM.example.com/"]}
+    made = await admin.post("/secrets/", json=body)
+    assert made.status_code == 201, made.text
+    restricted = {
+        "name": "crm-token",
+        "value": MASK,
+        "allowed_origins": ["https://crm.example.com"],
+    }
+    assert made.json() == restricted
+    assert (await admin.get("/secrets/")).json() == [restricted]
+    # PUT without the field keeps the origins; with null it lifts them.
+    kept = await admin.put("/secrets/", json={"name": "crm-token", "value": "new value"})
+    assert kept.json() == restricted
+    lifted = await admin.put(
+        "/secrets/", json={"name": "crm-token", "value": "v3", "allowed_origins": None}
+    )
+    assert lifted.json() == {"name": "crm-token", "value": MASK, "allowed_origins": None}
+    bad = await admin.put(
+        "/secrets/",
+        json={"name": "crm-token", "value": "v4", "allowed_origins": ["https://crm.example.com/x"]},
+    )
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["code"] == "invalid_origins"
+    assert bad.json()["errors"][0]["field"] == "body.allowed_origins[0]"
+    assert "v4" not in bad.text

@@ -16,6 +16,7 @@ from chatsvc.secrets.store import (
 )
 from tests.fixtures.secrets import Backend
 
+DESTINATION = "https://api.example.com/v1/search"
 VALUE = "sk-live-7f3c9a1e-not-for-logs"
 
 
@@ -188,23 +189,31 @@ async def test_references_are_replaced(backend: Backend) -> None:
     await store.create(ws, "user", "ada")
     await store.create(ws, "Password", r"p\1ss{{secret:user}}")
     text = "Basic {{secret:user}}:{{secret:password}} and again {{secret:user}}"
-    resolved = await resolve_references(store, ws, text)
+    resolved = await resolve_references(store, ws, text, destination=DESTINATION)
     # Values go in as they are (no regex escapes) and are not scanned again.
     assert resolved == r"Basic ada:p\1ss{{secret:user}} and again ada"
 
 
 async def test_text_without_references_is_unchanged(backend: Backend) -> None:
     for text in ("", "Bearer abc", "{{secret}}", "{secret:x}", "{{ not a reference }}"):
-        assert await resolve_references(backend.store, backend.workspace_a, text) == text
+        assert (
+            await resolve_references(
+                backend.store, backend.workspace_a, text, destination=DESTINATION
+            )
+            == text
+        )
 
 
 async def test_a_missing_reference_names_the_secret(backend: Backend) -> None:
     store, a, b = backend.store, backend.workspace_a, backend.workspace_b
     await store.create(a, "api-key", VALUE)
-    assert await resolve_references(store, a, "Bearer {{secret:api-key}}") == f"Bearer {VALUE}"
+    assert (
+        await resolve_references(store, a, "Bearer {{secret:api-key}}", destination=DESTINATION)
+        == f"Bearer {VALUE}"
+    )
     # Another workspace's secret does not resolve.
     with pytest.raises(NotFound) as missing:
-        await resolve_references(store, b, "Bearer {{secret:api-key}}")
+        await resolve_references(store, b, "Bearer {{secret:api-key}}", destination=DESTINATION)
     assert "'api-key'" in missing.value.message
     assert VALUE not in missing.value.message
 
@@ -213,7 +222,9 @@ async def test_a_missing_reference_names_the_secret(backend: Backend) -> None:
 async def test_a_malformed_reference_is_invalid(backend: Backend, reference: str) -> None:
     await backend.store.create(backend.workspace_a, "api-key", VALUE)
     with pytest.raises(Invalid) as invalid:
-        await resolve_references(backend.store, backend.workspace_a, f"Bearer {reference}")
+        await resolve_references(
+            backend.store, backend.workspace_a, f"Bearer {reference}", destination=DESTINATION
+        )
     assert invalid.value.code == "invalid_secret_reference"
     assert reference in invalid.value.message
 
@@ -221,3 +232,74 @@ async def test_a_malformed_reference_is_invalid(backend: Backend, reference: str
 def test_validate_name_returns_the_name() -> None:
     assert validate_name("A-b-9") == "A-b-9"
     assert validate_name("x" * 120, max_length=120) == "x" * 120
+
+
+# -- allowed origins ---------------------------------------------------------------------------
+
+
+async def test_allowed_origins_are_normalized_and_kept(backend: Backend) -> None:
+    store, ws = backend.store, backend.workspace_a
+    given = ("HTTPS://CRM.Example.com:443/", "http://127.0.0.1:8080", "https://crm.example.com")
+    created = await store.create(ws, "crm-token", VALUE, given)
+    expected = ("https://crm.example.com", "http://127.0.0.1:8080")
+    assert created.allowed_origins == expected
+    assert (await store.read(ws, "CRM-TOKEN")).allowed_origins == expected
+    [listed] = await store.list(ws)
+    assert (listed.name, listed.value, listed.allowed_origins) == ("crm-token", "", expected)
+    # A PUT of the value alone keeps them; null lifts them; a list replaces them.
+    assert (await store.update(ws, "crm-token", "v2")).allowed_origins == expected
+    assert (await store.read(ws, "crm-token")).allowed_origins == expected
+    assert (await store.update(ws, "crm-token", "v3", None)).allowed_origins is None
+    assert (await store.read(ws, "crm-token")).allowed_origins is None
+    replaced = await store.update(ws, "crm-token", "v4", ("https://bücher.example",))
+    assert replaced.allowed_origins == ("https://xn--bcher-kva.example",)
+    assert (await store.read(ws, "crm-token")).value == "v4"
+
+
+async def test_a_secret_resolves_only_for_its_allowed_origins(backend: Backend) -> None:
+    store, ws = backend.store, backend.workspace_a
+    await store.create(ws, "crm-token", VALUE, ("https://crm.example.com",))
+    await store.create(ws, "anywhere", "open-value")  # no allowed_origins: any origin
+    text = "Bearer {{secret:crm-token}}"
+    for allowed in ("https://crm.example.com/api?q=1", "https://CRM.example.com:443/x"):
+        assert await resolve_references(store, ws, text, destination=allowed) == f"Bearer {VALUE}"
+    for refused in (
+        "https://evil.example/collect",
+        "http://crm.example.com/api",  # another scheme
+        "https://crm.example.com:8443/api",  # another port
+        "https://crm.example.com.evil.example/",
+        "not a url",
+    ):
+        with pytest.raises(Invalid) as caught:
+            await resolve_references(
+                store, ws, f"{text} {{{{secret:anywhere}}}}", destination=refused
+            )
+        assert caught.value.code == "secret_origin_not_allowed"
+        assert "'crm-token'" in caught.value.message
+        assert "https://crm.example.com" in caught.value.message
+        assert VALUE not in caught.value.message
+    resolved = await resolve_references(
+        store, ws, "{{secret:anywhere}}", destination="https://evil.example/"
+    )
+    assert resolved == "open-value"
+
+
+@pytest.mark.parametrize(
+    "origins",
+    [
+        ["https://crm.example.com/api"],
+        ["ftp://crm.example.com"],
+        ["https://user:pw@crm.example.com"],
+        ["https://a..b"],
+        ["https://crm.example.com?x=1"],
+        ["https://crm.example.com:99999"],
+        ["crm.example.com"],
+        [],
+    ],
+)
+async def test_invalid_allowed_origins_are_refused(backend: Backend, origins: list[str]) -> None:
+    with pytest.raises(Invalid) as caught:
+        await backend.store.create(backend.workspace_a, "crm-token", VALUE, tuple(origins))
+    assert caught.value.code == "invalid_origins"
+    assert caught.value.errors[0].field.startswith("allowed_origins")
+    assert await backend.store.list(backend.workspace_a) == []

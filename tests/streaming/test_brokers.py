@@ -363,6 +363,31 @@ async def test_an_event_appended_elsewhere_after_the_end_is_read_too(
     assert [e.id for e in everything] == [*ids, late]
 
 
+async def test_the_end_a_replica_appends_to_a_dead_producers_stream_reaches_resumed_readers(
+    replicas: tuple[RelayBroker, RelayBroker, Redis, str],
+) -> None:
+    """The producer died mid-stream (never finished): the replica that recovers its generation
+    appends the terminal event, and a client resuming anywhere after the last event it had gets
+    it (a `publish` of that replica would number it 0-1 and Redis would refuse it)."""
+    here, there, client, prefix = replicas
+    here.open("s")
+    ids = [await here.publish("s", "delta", {"i": i}) for i in range(5)]
+    await here.flush()  # what a client on another replica could have had before the death
+    end = await there.append("s", "error", {"code": "interrupted"})
+    await there.finish("s", 60)
+    third = RelayBroker(RedisBroker(client, prefix=prefix))
+    try:
+        for reader in (there, third):
+            entries = await reader.read("s", ids[2], block_seconds=0)
+            assert [(e.id, e.event) for e in entries] == [
+                (ids[3], "delta"),
+                (ids[4], "delta"),
+                (end, "error"),
+            ]
+    finally:
+        await third.close()
+
+
 async def test_a_cancel_asked_on_one_replica_reaches_the_others_listener(
     replicas: tuple[RelayBroker, RelayBroker, Redis, str],
 ) -> None:

@@ -14,7 +14,15 @@ import pytest
 
 from tests.fixtures.app import Live
 from tests.fixtures.chats import live_with_fake, make_assistant, numbered
-from tests.fixtures.sse import SSE, assert_stream_headers, completed, names, sse, text_of
+from tests.fixtures.sse import (
+    SSE,
+    assert_stream_headers,
+    completed,
+    follow_like_eventsource,
+    names,
+    sse,
+    text_of,
+)
 from tests.fixtures.threads import STREAM, messages, sent_to_model, stream, thread_of, turn_of
 
 FAQ_QUESTION = "How do I reset my password?"
@@ -396,6 +404,59 @@ async def test_resume_409_and_idempotent_retries(live_pg_url: str) -> None:
             assert response.status_code == 400, (bad, response.text)
             assert response.json()["code"] == "bad_last_event_id"
         assert len(fake.requests) == 2
+
+
+async def test_a_client_resuming_with_sse_rules_stops_after_the_end(live_pg_url: str) -> None:
+    async with live_with_fake(live_pg_url, tokens=numbered(5)) as (live, _fake):
+        await make_assistant(live.admin, generation_config="gpt", max_responses=1)
+        # A fetch client that follows the SSE rules: the same request again with Last-Event-ID
+        # after the server ended the response, until 204.
+        found, statuses = await follow_like_eventsource(
+            live.member, "POST", STREAM, json={"input": "count"}
+        )
+        assert statuses == [200, 204]
+        assert names(found)[0] == "turn" and names(found)[-1] == "message.completed"
+        thread = turn_of(found)["thread"]["uuid"]
+        body = {"input": "count", "thread_uuid": thread}
+        # Every id resumes, the first one (the `turn` event) too; after the last, 204.
+        for index, event in enumerate(found[:-1]):
+            async with sse(
+                live.member, "POST", STREAM, json=body, headers={"Last-Event-ID": event.id}
+            ) as source:
+                await assert_stream_headers(source.response, 200)
+                assert names(await source.rest()) == names(found[index + 1 :])
+        ended = await live.member.post(
+            STREAM, json=body, headers={**SSE, "Last-Event-ID": found[-1].id}
+        )
+        assert ended.status_code == 204, ended.text
+        assert ended.headers["x-thread-uuid"] == thread and ended.content == b""
+
+        # The next message gets the end message at once (max_responses): two events, and a
+        # reconnect with either id ends too.
+        at_once, statuses = await follow_like_eventsource(live.member, "POST", STREAM, json=body)
+        assert statuses == [200, 204] and names(at_once) == ["turn", "message.completed"]
+        first = await live.member.post(
+            STREAM, json=body, headers={**SSE, "Last-Event-ID": at_once[0].id}
+        )
+        assert first.status_code == 204, first.text
+        assert len(await messages(live.member, thread)) == 4
+
+
+async def test_a_failed_blocking_turn_names_its_thread(live_pg_url: str) -> None:
+    async with live_with_fake(live_pg_url, fail_status=503) as (live, fake):
+        await make_assistant(live.admin, generation_config="gpt")
+        failed = await live.member.post(STREAM, json={"input": "hello"})
+        assert failed.status_code == 502, failed.text
+        thread = failed.headers["x-thread-uuid"]
+        assert failed.headers["x-chat-id"] == str(failed.json()["chat_id"])
+        assert [m["content"] for m in await messages(live.member, thread)] == ["hello"]
+        # The client reloads the named thread once the upstream works.
+        fake.reset(tokens=numbered(2))
+        reload = await live.member.post(
+            STREAM, json={"input": "", "thread_uuid": thread, "mode": "reload"}
+        )
+        assert reload.status_code == 200, reload.text
+        assert reload.json()["answer"]["content"] == "".join(numbered(2))
 
 
 async def test_the_current_session_is_made_once_under_concurrent_first_calls(live: Live) -> None:

@@ -634,3 +634,27 @@ async def test_header_secrets_are_resolved_and_never_shown(
     with pytest.raises(UpstreamError) as failed:
         await run_retrieval(runtime, session, workspace_id, tool, {"query": "x"})
     assert SECRET_VALUE not in str(failed.value)
+
+
+async def test_a_header_secret_goes_only_to_its_allowed_origins(
+    pg_runtime: tuple[ToolRuntime, AsyncSession, int], server: RetrievalServer
+) -> None:
+    runtime, session, workspace_id = pg_runtime
+    tool = await new_tool(session, runtime, workspace_id, retrieval_id=HTTP)
+    await runtime.secrets.create(
+        workspace_id, "SEARCH-TOKEN", SECRET_VALUE, ("https://search.example.com",)
+    )
+    server.configure(results=[{"title": "T", "content": "C"}])
+    with pytest.raises(Invalid) as refused:
+        await run_retrieval(runtime, session, workspace_id, tool, {"query": "x"})
+    assert refused.value.code == "secret_origin_not_allowed"
+    assert "may not be sent to http://127.0.0.1:" in refused.value.message
+    assert SECRET_VALUE not in refused.value.message
+    assert server.requests == []  # never sent
+    origin = server.url.split("/", 3)
+    await runtime.secrets.update(
+        workspace_id, "SEARCH-TOKEN", SECRET_VALUE, (f"{origin[0]}//{origin[2]}",)
+    )
+    outcome = await run_retrieval(runtime, session, workspace_id, tool, {"query": "x"})
+    assert outcome.content == "[1] T\nC"
+    assert server.requests[-1].headers["authorization"] == f"Bearer {SECRET_VALUE}"

@@ -6,36 +6,26 @@ and read errors in words. Screenshots go to test-artifacts/."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from chatsvc.config import GeneratorApp
+from tests.fakes.openai_server import running_openai_server
 from tests.fixtures.app import Live, live_tenant, make_settings
+from tests.fixtures.chats import app_for, closed_port, numbered
 
 ARTIFACTS = Path(os.environ.get("CHATSVC_TEST_ARTIFACTS", "test-artifacts"))
-CHROMIUM = os.environ.get("CHATSVC_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 QUESTION = "What is chatsvc?"
 ANSWER = (
     "chatsvc is a self-hosted backend for chat assistants: teams configure them, users talk to "
     "them, operators review what was said."
 )
 WAIT_MS = 20_000
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        found = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
-        )
-        yield found
-        await found.close()
 
 
 @pytest.fixture
@@ -112,7 +102,7 @@ async def test_a_person_chats_likes_stops_and_reloads_an_answer(
     streaming = page.locator(".msg.assistant.streaming .text")
     await expect(streaming).to_contain_text("chatsvc is", timeout=WAIT_MS)
     await expect(answers(page).last.locator(".text")).to_have_text(ANSWER, timeout=WAIT_MS)
-    await expect(answers(page).last.locator(".refs")).to_contain_text(QUESTION)
+    await expect(answers(page).last.locator(".refs li")).to_have_text([QUESTION])
     chat = await chat_of(page)
 
     # Like it: the API has it.
@@ -235,3 +225,89 @@ async def test_tool_calls_show_with_their_arguments_and_results(
     await expect(tool).to_contain_text('{"sum": 42}')
     await expect(answers(page).last).to_contain_text('{"sum": 42}', timeout=WAIT_MS)
     await page.screenshot(path=str(ARTIFACTS / "ui-tools.png"), full_page=True)
+
+
+async def test_a_failed_answer_shows_once_in_words_without_internal_names(
+    browser: Browser, live_pg_url: str
+) -> None:
+    """The generator is down: the person reads one sentence, in the answer's place, naming
+    neither the generator app nor its address; the page's own icon is served."""
+    port = closed_port()
+    down = GeneratorApp.model_validate(
+        {"kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "model": "m"}
+    )
+    settings = make_settings(
+        live_pg_url, generator_apps={"offline": GeneratorApp(kind="offline"), "internal-gpt": down}
+    )
+    async with live_tenant(settings) as live:
+        response = await live.admin.post(
+            "/assistants/",
+            json={"description": "Product guide", "generation_config": "internal-gpt"},
+        )
+        assert response.status_code == 201, response.text
+        page = await (await browser.new_context()).new_page()
+        icons: list[int] = []
+        page.on(
+            "response",
+            lambda r: icons.append(r.status) if "favicon" in r.url else None,
+        )
+        await page.goto(f"{live.base_url}/ui/")
+        await page.get_by_label("API key").fill(live.admin_key)
+        await page.get_by_role("button", name="Connect").click()
+        await page.get_by_role("button", name="Product guide").click()
+        await ask(page, "Anyone there?")
+
+        failed = page.locator(".msg.assistant.error .text")
+        await expect(failed).to_have_text(
+            "The assistant could not answer just now. Send your message again.", timeout=WAIT_MS
+        )
+        await expect(page.locator("#send")).to_be_enabled()
+        assert await page.locator("#alert").is_hidden()  # once: not in the banner too
+        shown = await page.locator("body").inner_text()
+        assert "internal-gpt" not in shown and str(port) not in shown and "127.0.0.1" not in shown
+        assert (await chat_of(page)) > 0
+        await page.screenshot(path=str(ARTIFACTS / "ui-error.png"), full_page=True)
+
+        assert icons and set(icons) == {200}
+        async with httpx.AsyncClient(base_url=live.base_url) as anonymous:
+            icon = await anonymous.get("/favicon.ico")
+            assert icon.status_code == 200
+            assert icon.headers["content-type"].startswith("image/svg+xml")
+            assert icon.content.startswith(b"<svg")
+
+
+async def test_sources_stay_with_an_answer_resumed_after_a_page_reload(
+    browser: Browser, live_pg_url: str
+) -> None:
+    """The upstream holds the answer after 3 words, so the page is certainly reloaded mid-answer:
+    the resumed answer keeps its sources, by name, until it ends (here: stopped)."""
+    async with running_openai_server(tokens=numbered(12), hang_after=3) as fake:
+        settings = make_settings(
+            live_pg_url,
+            generator_apps={"offline": GeneratorApp(kind="offline"), "gpt": app_for(fake)},
+        )
+        async with live_tenant(settings) as live:
+            response = await live.admin.post(
+                "/assistants/", json={"description": "Product guide", "generation_config": "gpt"}
+            )
+            assert response.status_code == 201, response.text
+            faq = {"name": QUESTION, "content": ANSWER}
+            url = f"/assistants/{response.json()['id']}/common_questions/"
+            assert (await live.admin.post(url, json=faq)).status_code == 201
+            page = await (await browser.new_context()).new_page()
+            await page.goto(f"{live.base_url}/ui/")
+            await page.get_by_label("API key").fill(live.admin_key)
+            await page.get_by_role("button", name="Connect").click()
+            await page.get_by_role("button", name="Product guide").click()
+            await ask(page, QUESTION)
+            streaming = page.locator(".msg.assistant.streaming")
+            await expect(streaming.locator(".text")).to_have_text("w0 w1 w2 ", timeout=WAIT_MS)
+            await expect(streaming.locator(".refs li")).to_have_text([QUESTION])
+
+            await page.reload()
+
+            await expect(streaming.locator(".text")).to_have_text("w0 w1 w2 ", timeout=WAIT_MS)
+            await expect(streaming.locator(".refs li")).to_have_text([QUESTION])
+            await page.get_by_role("button", name="Stop").click()
+            await expect(answers(page).last).to_contain_text("Stopped", timeout=WAIT_MS)
+            await expect(answers(page).last.locator(".refs li")).to_have_text([QUESTION])

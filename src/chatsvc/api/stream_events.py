@@ -46,6 +46,12 @@ class ToolCallEvent(EventData):
     arguments: dict[str, Any] = Field(description="The arguments the model passed.")
 
 
+class ToolResultBase(EventData):
+    tool_call_id: str
+    is_error: bool
+    content: str = Field(description="What the tool returned (what the model sees).")
+
+
 class StreamErrorBase(EventData):
     code: str = Field(description="A stable machine-readable code, as in error bodies.")
     detail: str = Field(description="What went wrong.")
@@ -64,12 +70,9 @@ class MessageCreatedEvent(EventData):
     usr_msg_num: int | None = Field(description="The user message being answered.")
 
 
-class ToolResultEvent(EventData):
+class ToolResultEvent(ToolResultBase):
     """The tool answered or failed; the call and result are stored as a `tool` message."""
 
-    tool_call_id: str
-    is_error: bool
-    content: str = Field(description="What the tool returned (what the model sees).")
     message: MessageOut = Field(description="The stored `tool` message.")
 
 
@@ -86,14 +89,28 @@ class StreamErrorEvent(StreamErrorBase):
     chat_id: int
 
 
+def generation_events(
+    created: type[BaseModel],
+    tool_result: type[BaseModel],
+    completed: type[BaseModel],
+    error: type[BaseModel],
+) -> tuple[SseEvent, ...]:
+    """The events of one generation, in a face's shapes for those that carry its resources."""
+    return (
+        SseEvent(events.MESSAGE_CREATED, created, "the answer starts."),
+        SseEvent(events.REFERENCES, ReferencesEvent, "sources were retrieved."),
+        SseEvent(events.DELTA, DeltaEvent, "a piece of the answer."),
+        SseEvent(events.TOOL_CALL, ToolCallEvent, "the model called a tool."),
+        SseEvent(events.TOOL_RESULT, tool_result, "the tool answered or failed."),
+        SseEvent(events.MESSAGE_COMPLETED, completed, "the answer is stored (last)."),
+        SseEvent(events.ERROR, error, "the generation failed (last)."),
+    )
+
+
 CHAT_EVENTS = (
-    SseEvent(events.MESSAGE_CREATED, MessageCreatedEvent, "the answer starts."),
-    SseEvent(events.REFERENCES, ReferencesEvent, "sources were retrieved."),
-    SseEvent(events.DELTA, DeltaEvent, "a piece of the answer."),
-    SseEvent(events.TOOL_CALL, ToolCallEvent, "the model called a tool."),
-    SseEvent(events.TOOL_RESULT, ToolResultEvent, "the tool answered or failed."),
-    SseEvent(events.MESSAGE_COMPLETED, MessageCompletedEvent, "the answer is stored (last)."),
-    SseEvent(events.ERROR, StreamErrorEvent, "the generation failed (last)."),
+    *generation_events(
+        MessageCreatedEvent, ToolResultEvent, MessageCompletedEvent, StreamErrorEvent
+    ),
     SseEvent(
         events.CHAT,
         ChatOut,

@@ -32,7 +32,7 @@ from chatsvc.config import Settings
 from chatsvc.exports.requests import ExportRequestIn, request_export
 from chatsvc.jobs.models import Job
 from chatsvc.jobs.queue import JobQueue
-from chatsvc.kit.db import utcnow
+from chatsvc.kit.db import iso_utc, utcnow
 from chatsvc.kit.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from chatsvc.kit.outbound import OutboundBlocked, OutboundPolicy, check_url, describe_url
 from chatsvc.kit.pagination import Page, PageParams
@@ -341,7 +341,7 @@ async def request_period_export(
     end = end if end is not None else utcnow()
     if start is not None and start >= end:
         raise Invalid(
-            f"rangeStart ({start.isoformat()}) must be before rangeEnd ({end.isoformat()}).",
+            f"rangeStart ({iso_utc(start)}) must be before rangeEnd ({iso_utc(end)}).",
             code="invalid_date_range",
             errors=[FieldError("rangeEnd", "must be after rangeStart")],
         )

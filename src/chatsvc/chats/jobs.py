@@ -17,8 +17,8 @@ from chatsvc.config import Settings
 from chatsvc.generation.answers import TurnRef
 from chatsvc.jobs.models import Job
 from chatsvc.jobs.queue import JobQueue, submit
-from chatsvc.jobs.runner import JobContext, recovery, register
-from chatsvc.kit.db import unit_of_work, utcnow
+from chatsvc.jobs.runner import JobContext, Orphans, orphan_recovery, recovery, register
+from chatsvc.kit.db import snapshot_reads, unit_of_work, utcnow
 from chatsvc.kit.errors import Unavailable
 from chatsvc.streaming import events
 
@@ -30,6 +30,10 @@ CHAT_GENERATION = "chat_generation"
 STUCK_CHAT_ERROR = (
     "The generation stopped (its process died); send the message again or GET the chat to retry."
 )
+ORPHAN_ERROR = (
+    "The generation stopped: the server process running it died. Send the message again or GET "
+    "the chat to retry."
+)
 
 
 @register(CHAT_GENERATION)
@@ -39,7 +43,7 @@ async def run_chat_generation(ctx: JobContext, job: Job) -> dict[str, Any] | Non
         str(job.payload["generation_id"]),
         int(job.payload["user_msg_num"]),
     )
-    async with ctx.sessionmaker() as session:
+    async with snapshot_reads(ctx.sessionmaker)() as session:
         state = await ChatRepository(session).generation_state(turn.chat_id)
     # Idempotent: a redelivered or swept job whose generation was finished, failed or
     # superseded does nothing (a client GET retries a failed turn).
@@ -82,21 +86,46 @@ async def enqueue_answer(
     return job.id
 
 
+@orphan_recovery("generations")
+async def fail_orphaned_generations(ctx: JobContext, orphans: Orphans) -> int:
+    """The running generations of dead processes (their heartbeat stopped) fail at once: their
+    chats become FAILED and a client following (or resuming) their streams gets the terminal
+    `error` event. A process taken for dead while alive (stalled) is asked to stop them, as a
+    cancel asks."""
+    async with unit_of_work(ctx.sessionmaker) as session:
+        failed = await ChatRepository(session).fail_orphaned(
+            orphans.owners, all_but=orphans.all_but, now=utcnow(), error=ORPHAN_ERROR
+        )
+    await _end_streams(ctx, failed, ORPHAN_ERROR, cancel=True)
+    return len(failed)
+
+
 @recovery("stuck_generations")
 async def fail_stuck_generations(ctx: JobContext) -> int:
-    """Chats left PROCESSING by a dead process (lease expired) become FAILED, and a client still
-    following the dead generation's stream gets its terminal `error` event."""
+    """Chats left PROCESSING by a dead process (lease expired: the last resort, when no
+    heartbeat named the process dead) become FAILED, and a client still following the dead
+    generation's stream gets its terminal `error` event."""
     async with unit_of_work(ctx.sessionmaker) as session:
         stuck = await ChatRepository(session).fail_expired(utcnow(), STUCK_CHAT_ERROR)
-    for chat_id, generation_id in stuck:
+    await _end_streams(ctx, stuck, STUCK_CHAT_ERROR)
+    return len(stuck)
+
+
+async def _end_streams(
+    ctx: JobContext, failed: list[tuple[int, str | None]], detail: str, *, cancel: bool = False
+) -> None:
+    """Each failed generation's stream ends with an `error` event (and, `cancel`, the
+    generation is asked to stop wherever it may still run)."""
+    error = Unavailable(detail, code="interrupted")
+    for chat_id, generation_id in failed:
         logger.warning("chat %s: generation %s died; chat marked FAILED", chat_id, generation_id)
         if generation_id is None:
             continue
         key = events.stream_key(generation_id)
-        error = Unavailable(STUCK_CHAT_ERROR, code="interrupted")
         try:
-            await ctx.broker.publish(key, events.ERROR, events.error_payload(error, chat_id))
+            await ctx.broker.append(key, events.ERROR, events.error_payload(error, chat_id))
             await ctx.broker.finish(key, ctx.settings.stream_ttl_seconds)
+            if cancel:
+                await ctx.broker.request_cancel(generation_id, ctx.settings.stream_ttl_seconds)
         except Exception:
             logger.warning("chat %s: could not end its stream", chat_id, exc_info=True)
-    return len(stuck)

@@ -99,6 +99,10 @@ class Chat(TimestampMixin, Base):
     #: the running (or last) generation and the lease that keeps PROCESSING from sticking
     generation_id: Mapped[str | None] = mapped_column(String(36), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: the process running the generation (its heartbeat tells whether it still lives: a dead
+    #: owner's generations are failed within seconds, docs/architecture.md "Recovery"); None
+    #: while a background turn waits for a worker (the lease alone covers it then)
+    owner_id: Mapped[str | None] = mapped_column(String(64), default=None)
     is_archived: Mapped[bool] = mapped_column(default=False)
     #: the Idempotency-Key of the request that created the chat, so a retry finds it
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)

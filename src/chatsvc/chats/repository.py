@@ -5,7 +5,7 @@ public UUIDs)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -231,12 +231,15 @@ class ChatRepository(RepositoryBase[Chat]):
         lease_until: datetime,
         title: str,
         message: dict[str, Any],
+        *,
+        owner: str | None = None,
     ) -> int | None:
         """Claim the chat for `generation_id` and store its user message, in one statement
         (PostgreSQL: an UPDATE ... RETURNING feeding the INSERT): the chat row's lock numbers
         the message gap-free. Only a chat that may take a turn now is claimed (no generation
         running, not ended, not archived, below its limit of answers); None otherwise, and
-        nothing was written. The message number on success."""
+        nothing was written. `owner`: the process that runs the generation (None: a background
+        job will). The message number on success."""
         result = await self._write_turn(
             _accept_statement,
             message,
@@ -244,6 +247,7 @@ class ChatRepository(RepositoryBase[Chat]):
             generation_id,
             now,
             p_lease_until=lease_until,
+            p_owner=owner,
             p_title=title,
         )
         found: int | None = result.scalar_one_or_none()
@@ -313,9 +317,11 @@ class ChatRepository(RepositoryBase[Chat]):
         lease_until: datetime,
         *,
         unchanged_since: int | None = None,
+        owner: str | None = None,
     ) -> bool:
         """AVAILABLE/FAILED (or PROCESSING with an expired lease) → PROCESSING, in one conditional
         UPDATE: of many concurrent claims exactly one wins, whatever process they run in.
+        `owner`: the process that runs the generation (None: a background job will).
         `unchanged_since`: only if the chat's last message number is still this one (what the
         caller decided on was read before; an answer stored since then refuses the claim)."""
         condition = (Chat.execution_status != ExecutionStatus.PROCESSING) | (
@@ -330,6 +336,7 @@ class ChatRepository(RepositoryBase[Chat]):
                 execution_status=ExecutionStatus.PROCESSING,
                 generation_id=generation_id,
                 lease_expires_at=lease_until,
+                owner_id=owner,
                 error=None,
             )
             .execution_options(synchronize_session=False)
@@ -385,7 +392,41 @@ class ChatRepository(RepositoryBase[Chat]):
         )
         return [(row.id, row.generation_id) for row in rows]
 
-    async def extend_lease(self, chat_id: int, generation_id: str, lease_until: datetime) -> None:
+    async def fail_orphaned(
+        self, owners: Collection[str], *, all_but: str | None, now: datetime, error: str
+    ) -> list[tuple[int, str | None]]:
+        """PROCESSING chats whose generation's process died become FAILED with `error`: those
+        owned by one of `owners`, or (`all_but`) by any process but that one. (chat id,
+        generation id) of each; each row changes once, so many processes may run this at once."""
+        owned: ColumnElement[bool]
+        if all_but is not None:
+            owned = Chat.owner_id.is_not(None) & (Chat.owner_id != all_but)
+        elif owners:
+            owned = Chat.owner_id.in_(sorted(owners))
+        else:
+            return []
+        rows = await self.session.execute(
+            update(Chat)
+            .where(Chat.execution_status == ExecutionStatus.PROCESSING, owned)
+            .values(
+                execution_status=ExecutionStatus.FAILED,
+                error=error,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .returning(Chat.id, Chat.generation_id)
+            .execution_options(synchronize_session=False)
+        )
+        return [(row.id, row.generation_id) for row in rows]
+
+    async def extend_lease(
+        self, chat_id: int, generation_id: str, lease_until: datetime, owner: str | None = None
+    ) -> None:
+        """Renew the generation's lease; `owner`: the process running it takes it over (a
+        background job's worker)."""
+        values: dict[str, Any] = {"lease_expires_at": lease_until}
+        if owner is not None:
+            values["owner_id"] = owner
         await self.session.execute(
             update(Chat)
             .where(
@@ -393,7 +434,7 @@ class ChatRepository(RepositoryBase[Chat]):
                 Chat.generation_id == generation_id,
                 Chat.execution_status == ExecutionStatus.PROCESSING,
             )
-            .values(lease_expires_at=lease_until)
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
 
@@ -725,6 +766,7 @@ def _accept_statement(given: frozenset[str]) -> tuple[Any, tuple[str, ...]]:
             execution_status=ExecutionStatus.PROCESSING,
             generation_id=bindparam("p_generation_id"),
             lease_expires_at=bindparam("p_lease_until"),
+            owner_id=bindparam("p_owner"),
             error=None,
             last_msg_num=Chat.last_msg_num + 1,
             title=case((Chat.title == "", bindparam("p_title")), else_=Chat.title),

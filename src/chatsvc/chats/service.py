@@ -127,6 +127,7 @@ async def create_chat(
     *,
     idempotency_key: str | None,
     lease_seconds: int,
+    owner: str | None = None,
     require_streaming: bool = False,
     require_realtime: bool = False,
 ) -> tuple[Chat, Turn | None]:
@@ -200,6 +201,7 @@ async def create_chat(
             dict(data.metadata),
             idempotency_key,
             lease_seconds,
+            owner=owner,
         )
     return chat, turn
 
@@ -218,11 +220,17 @@ class UserMessage:
 
 
 async def submit_user_message(
-    session: AsyncSession, auth: AuthContext, sent: UserMessage, *, lease_seconds: int
+    session: AsyncSession,
+    auth: AuthContext,
+    sent: UserMessage,
+    *,
+    lease_seconds: int,
+    owner: str | None = None,
 ) -> Turn:
     """Store a user message and claim the chat for its answer (409 while another runs). An
     edit hides the message it replaces and every message after it (kept); the new one
-    `replaces` it and is answered on the branch so made."""
+    `replaces` it and is answered on the branch so made. `owner`: the process that will run
+    the generation (None: a background job)."""
     chat = await get_chat(session, auth, sent.chat_id)
     if sent.idempotency_key:
         replay = await _replayed_turn(session, chat, sent.idempotency_key)
@@ -238,12 +246,18 @@ async def submit_user_message(
         sent.metadata,
         sent.idempotency_key,
         lease_seconds,
+        owner=owner,
         edit_uuid=sent.edit_uuid,
     )
 
 
 async def accept_in_one_statement(
-    session: AsyncSession, auth: AuthContext, sent: UserMessage, *, lease_seconds: int
+    session: AsyncSession,
+    auth: AuthContext,
+    sent: UserMessage,
+    *,
+    lease_seconds: int,
+    owner: str | None = None,
 ) -> tuple[TurnTarget, Turn] | None:
     """The common turn (a new user message in a chat that may take it) in two round trips on
     PostgreSQL: one read (the chat, its assistant's liveness, the moderation policy, a replayed
@@ -288,6 +302,7 @@ async def accept_in_one_statement(
                 "generation_id": generation_id,
                 **screened.columns(),
             },
+            owner=owner,
         )
     except IntegrityError:
         return None  # a concurrent retry with the same key stored it: the full path replays
@@ -325,6 +340,7 @@ async def claim_pending(
     chat_id: int,
     *,
     lease_seconds: int,
+    owner: str | None = None,
     retry_failed: bool = False,
 ) -> tuple[Chat, Turn | None]:
     """For GET: when the last message is from the user and no generation runs, claim the chat
@@ -350,6 +366,7 @@ async def claim_pending(
         now,
         now + timedelta(seconds=lease_seconds),
         unchanged_since=chat.last_msg_num,
+        owner=owner,
     )
     if not claimed:
         await session.refresh(chat)  # another caller won: report its generation
@@ -360,13 +377,18 @@ async def claim_pending(
 
 
 async def reload_answer(
-    session: AsyncSession, auth: AuthContext, chat_id: int, *, lease_seconds: int
+    session: AsyncSession,
+    auth: AuthContext,
+    chat_id: int,
+    *,
+    lease_seconds: int,
+    owner: str | None = None,
 ) -> Turn:
     """Answer the chat's last user message again. Its answer (with the tool messages of that
     turn) is hidden, kept, and `replaced` by the new answer; a generation must not be running."""
     chat = await get_chat(session, auth, chat_id)
     await _live_assistant(session, chat)
-    generation_id = await _claim(session, chat, lease_seconds)
+    generation_id = await _claim(session, chat, lease_seconds, owner)
     messages = await MessageRepository(session).for_chat(chat.id)
     user = next((m for m in reversed(messages) if m.visible and m.role == Role.USER), None)
     if user is None:
@@ -607,11 +629,12 @@ async def _accept_user_message(
     idempotency_key: str | None,
     lease_seconds: int,
     *,
+    owner: str | None = None,
     edit_uuid: str | None = None,
 ) -> Turn:
     _check_length(text, chat.max_msg_length)
     screened = await screen(session, chat.workspace_id, text)
-    generation_id = await _claim(session, chat, lease_seconds)
+    generation_id = await _claim(session, chat, lease_seconds, owner)
     replaces_id = await _supersede(session, chat, edit_uuid) if edit_uuid is not None else None
     user = await _append(
         session,
@@ -648,13 +671,15 @@ async def _accept_user_message(
     return Turn(chat.id, user.msg_num, generation_id)
 
 
-async def _claim(session: AsyncSession, chat: Chat, lease_seconds: int) -> str:
+async def _claim(
+    session: AsyncSession, chat: Chat, lease_seconds: int, owner: str | None = None
+) -> str:
     """Claim the chat for a new generation (409 while another runs) and check, under the row
     lock the claim takes, that it may be continued. Returns the generation id."""
     generation_id = str(uuid.uuid4())
     now = utcnow()
     if not await ChatRepository(session).claim_generation(
-        chat.id, generation_id, now, now + timedelta(seconds=lease_seconds)
+        chat.id, generation_id, now, now + timedelta(seconds=lease_seconds), owner=owner
     ):
         raise Conflict(
             f"A generation is already running on chat {chat.id}: wait for it to finish or cancel "

@@ -28,7 +28,7 @@ from chatsvc.config import Settings
 from chatsvc.generation.answers import TurnRef
 from chatsvc.generation.runner import Generations
 from chatsvc.jobs.queue import JobQueue
-from chatsvc.kit.db import unit_of_work, utcnow
+from chatsvc.kit.db import in_unit_of_work, unit_of_work, utcnow
 from chatsvc.kit.errors import Invalid, NotFound
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry
@@ -80,6 +80,9 @@ class TurnHandle:
     after: str | None = None
     #: the chat and its messages as read, when nothing ran (what `outcome` answers)
     snapshot: tuple[Chat, list[Message]] | None = None
+    #: a resume from the generation's last event (or after its events expired): the client has
+    #: had everything; faces answer 204, which is what ends a browser EventSource's reconnects
+    ended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,11 @@ class TurnService:
     def _lease(self) -> int:
         return self.settings.generation_lease_seconds
 
+    def _owner(self, delivery: Delivery) -> str | None:
+        """Who a turn's claim names as its generation's process: this one for a live turn; none
+        for a background one (the worker that runs it takes it over when it starts)."""
+        return self.generations.owner if delivery is Delivery.LIVE else None
+
     # --- accepting turns -----------------------------------------------------------------------
 
     async def open_chat(
@@ -140,6 +148,7 @@ class TurnService:
                 data,
                 idempotency_key=idempotency_key,
                 lease_seconds=self._lease,
+                owner=self._owner(delivery),
                 require_streaming=streaming,
                 require_realtime=delivery is Delivery.BACKGROUND,
             )
@@ -162,7 +171,7 @@ class TurnService:
             # The common case in one read and one statement, no transaction around them.
             async with unit_of_work(self.reads) as session:
                 quick = await chat_service.accept_in_one_statement(
-                    session, auth, sent, lease_seconds=self._lease
+                    session, auth, sent, lease_seconds=self._lease, owner=self._owner(delivery)
                 )
             if quick is not None:
                 target, accepted = quick
@@ -170,7 +179,7 @@ class TurnService:
 
         async def accept(session: AsyncSession) -> tuple[Chat, Turn | None]:
             turn = await chat_service.submit_user_message(
-                session, auth, sent, lease_seconds=self._lease
+                session, auth, sent, lease_seconds=self._lease, owner=self._owner(delivery)
             )
             return await chat_service.get_chat(session, auth, chat_id), turn
 
@@ -187,11 +196,19 @@ class TurnService:
         """A threads-face turn (new thread, new message, reload or edit). `intro` reads what the
         stream shows first; it is published before the generation starts, so every reader of
         the stream (resumes too) gets it first."""
-        async with unit_of_work(self.sessionmaker) as session:
+
+        async def start(session: AsyncSession) -> tuple[Chat, Turn, dict[str, Any]]:
             chat, turn = await thread_service.start_turn(
-                session, auth, request, idempotency_key=idempotency_key, lease_seconds=self._lease
+                session,
+                auth,
+                request,
+                idempotency_key=idempotency_key,
+                lease_seconds=self._lease,
+                owner=self._owner(Delivery.LIVE),
             )
-            shown = await intro(session, chat, turn)
+            return chat, turn, await intro(session, chat, turn)
+
+        chat, turn, shown = await in_unit_of_work(self.sessionmaker, start)
         if turn.generation_id is not None and not turn.replayed:
             await self.generations.broker.publish(
                 events.stream_key(turn.generation_id), events.TURN, shown
@@ -223,7 +240,12 @@ class TurnService:
 
         async def accept(session: AsyncSession) -> tuple[Chat, Turn | None]:
             return await chat_service.claim_pending(
-                session, auth, chat_id, lease_seconds=self._lease, retry_failed=retry_failed
+                session,
+                auth,
+                chat_id,
+                lease_seconds=self._lease,
+                owner=self._owner(delivery),
+                retry_failed=retry_failed,
             )
 
         chat, pending = await self._accept(auth, delivery, accept)
@@ -238,12 +260,15 @@ class TurnService:
     async def post_message(self, auth: AuthContext, new: external.NewMessage) -> external.Posted:
         """messages-v1: a message stored once per externalId; a main-thread user message is a
         turn answered by a background job."""
-        async with unit_of_work(self.sessionmaker) as session:
+
+        async def post(session: AsyncSession) -> external.Posted:
             posted = await external.post_message(session, auth, new, settings=self.settings)
             if posted.turn is not None:
                 job_id = await enqueue_answer(session, self.queue, self.settings, auth, posted.turn)
                 posted = replace(posted, answer_job_id=job_id)
-        return posted
+            return posted
+
+        return await in_unit_of_work(self.sessionmaker, post)
 
     # --- following -----------------------------------------------------------------------------
 
@@ -258,7 +283,8 @@ class TurnService:
         """Where a client that reconnects with Last-Event-ID resumes: the generation its id
         names, after that event. Refused (400) before any byte is streamed when the id is
         malformed or the broker cannot read from it; 404 unless the caller sees the chat (the
-        one named, else the one the generation answered in) and the generation is of it."""
+        one named, else the one the generation answered in) and the generation is of it. The
+        handle is `ended` when the client had every event of a generation that no longer runs."""
         try:
             generation_id, after = events.parse_event_id(last_event_id)
         except ValueError as exc:
@@ -274,7 +300,8 @@ class TurnService:
             raise NotFound(
                 f"No stream {generation_id} in thread {thread_uuid}.", code="stream_not_found"
             )
-        return TurnHandle(ChatRef.of(chat), None, generation_id, after=after)
+        ended = await self.generations.has_ended(chat.id, generation_id, after)
+        return TurnHandle(ChatRef.of(chat), None, generation_id, after=after, ended=ended)
 
     async def events(self, handle: TurnHandle) -> AsyncIterator[BrokerEntry]:
         """The handle's generation's events from its resume position, live, until its terminal
@@ -332,12 +359,16 @@ class TurnService:
         self, auth: AuthContext, delivery: Delivery, accept: Accept
     ) -> tuple[Chat, Turn | None]:
         """Run `accept` (the rules: a turn accepted, or none) in one committed unit of work with,
-        for a background delivery, the job that will answer the turn."""
-        async with unit_of_work(self.sessionmaker) as session:
+        for a background delivery, the job that will answer the turn (queued once it commits).
+        On SQLite, a unit that meets a lock error runs again from the start (`in_unit_of_work`)."""
+
+        async def accepted(session: AsyncSession) -> tuple[Chat, Turn | None]:
             chat, turn = await accept(session)
             if delivery is Delivery.BACKGROUND:
                 await enqueue_answer(session, self.queue, self.settings, auth, turn)
-        return chat, turn
+            return chat, turn
+
+        return await in_unit_of_work(self.sessionmaker, accepted)
 
     async def _accept_and_start(
         self, auth: AuthContext, delivery: Delivery, accept: Accept

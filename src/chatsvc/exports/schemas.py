@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from chatsvc.kit.db import iso_utc
 from chatsvc.kit.errors import FieldError, Invalid
 from chatsvc.kit.validation import MAX_ID
 
@@ -82,7 +83,7 @@ class ExportFilters:
         object.__setattr__(self, "language", Language(self.language).value)
         if start is not None and end is not None and start >= end:
             raise Invalid(
-                f"start ({start.isoformat()}) must be before end ({end.isoformat()}).",
+                f"start ({iso_utc(start)}) must be before end ({iso_utc(end)}).",
                 code="invalid_date_range",
             )
 

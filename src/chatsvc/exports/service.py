@@ -42,6 +42,7 @@ from chatsvc.exports.csv_writer import (
 )
 from chatsvc.exports.repository import ExportRepository
 from chatsvc.exports.schemas import ExportFilters, ExportResult, Language, Progress
+from chatsvc.kit.db import snapshot_reads
 from chatsvc.kit.errors import Invalid, NotFound
 
 #: Column keys, in file order. They are a contract: later work fills columns, never renames them.
@@ -509,7 +510,9 @@ async def export_to_file(
     its own, opened and closed here."""
     _check_name(name)
     final = directory / name
-    async with sessionmaker() as session:
+    # A snapshot that takes no write lock on SQLite: the progress reports (and every other
+    # writer) go on while the export reads.
+    async with snapshot_reads(sessionmaker)() as session:
         await check_scope(session, filters)
         if await asyncio.to_thread(final.is_file):
             rows, size, digest = await asyncio.to_thread(describe_file, final)

@@ -131,6 +131,8 @@ class AnswerStore:
                 chat_id, generation_id, ExecutionStatus.FAILED, error=detail
             )
 
-    async def extend_lease(self, chat_id: int, generation_id: str, until: datetime) -> None:
+    async def extend_lease(
+        self, chat_id: int, generation_id: str, until: datetime, owner: str | None = None
+    ) -> None:
         async with unit_of_work(self.single or self.sessionmaker) as session:
-            await ChatRepository(session).extend_lease(chat_id, generation_id, until)
+            await ChatRepository(session).extend_lease(chat_id, generation_id, until, owner)

@@ -17,6 +17,8 @@ from chatsvc.streaming.broker import BrokerEntry, StreamBroker
 
 #: how long one broker read waits before the follower checks the generation still runs
 IDLE_READ_SECONDS = 2.0
+#: how long a reader waits for an event the generation may be publishing as it ends
+SETTLE_SECONDS = 0.25
 
 
 @dataclass
@@ -54,6 +56,19 @@ class Follower:
             if entry.event in events.TERMINAL:
                 terminal = entry
         return terminal
+
+    async def has_ended(self, chat_id: int, generation_id: str, after: str) -> bool:
+        """Whether a client that had the events up to `after` has had them all: nothing follows
+        `after` in the broker and the generation no longer runs (it ended, or died, or its
+        events expired). What `follow` would then send is nothing; a resume answers 204."""
+        key = events.stream_key(generation_id)
+        if await self.broker.read(key, after, block_seconds=0, count=1):
+            return False
+        if await self.is_running(chat_id, generation_id):
+            return False
+        # The answer is stored before its terminal event is published: a short wait lets an
+        # event published just now arrive, as `follow` does before it gives up.
+        return not await self.broker.read(key, after, block_seconds=SETTLE_SECONDS, count=1)
 
     async def check_position(self, generation_id: str, after: str) -> None:
         """Refuse a resume position the broker cannot read (before any byte is streamed)."""

@@ -22,6 +22,9 @@ class LeaseWatch:
     broker: StreamBroker
     store: AnswerStore
     lease_seconds: int
+    #: this process (kit/heartbeat.py): a renewal names it the generation's owner, so a
+    #: background turn's worker owns the generation from its first renewal
+    owner: str | None = None
     #: injectable, so tests let time pass without waiting
     sleep: Sleep = asyncio.sleep
     clock: Callable[[], datetime] = utcnow
@@ -43,7 +46,7 @@ class LeaseWatch:
         while not cancelled.is_set():
             if renew:
                 until = self.clock() + timedelta(seconds=self.lease_seconds)
-                await self.store.extend_lease(chat_id, generation_id, until)
+                await self.store.extend_lease(chat_id, generation_id, until, self.owner)
                 if await self.broker.cancel_requested(generation_id):
                     cancelled.set()
                     return

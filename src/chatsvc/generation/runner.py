@@ -29,6 +29,7 @@ from chatsvc.generation.tool_loop import Running, ToolLoop
 from chatsvc.generation.tools import ToolExecutor
 from chatsvc.generation.types import Generator
 from chatsvc.kit.errors import ChatsvcError, InternalError, Unavailable
+from chatsvc.kit.heartbeat import new_owner_id
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry, StreamBroker
 from chatsvc.tools.runtime import ToolRuntime
@@ -124,9 +125,12 @@ class Generations:
         tools: ToolRuntime | None = None,
         *,
         reads: async_sessionmaker[AsyncSession] | None = None,
+        owner: str | None = None,
     ) -> None:
-        """`reads`: sessions for the reads (autocommit); default: `sessionmaker`."""
+        """`reads`: sessions for the reads (autocommit); default: `sessionmaker`. `owner`: this
+        process's id (kit/heartbeat.py), named by the chats whose generations run here."""
         reads = reads or sessionmaker
+        self.owner = owner or new_owner_id()
         self.broker = broker
         self.settings = settings
         self.tasks = GenerationTasks()
@@ -137,9 +141,9 @@ class Generations:
         self.runner = GenerationRunner(
             broker,
             Planner(reads, history_limit=settings.history_max_messages),
-            ToolLoop(broker, generators, ToolExecutor(tools, sessionmaker, settings), store),
+            ToolLoop(broker, generators, ToolExecutor(tools, reads, settings), store),
             store,
-            LeaseWatch(broker, store, settings.generation_lease_seconds),
+            LeaseWatch(broker, store, settings.generation_lease_seconds, owner=self.owner),
             stream_ttl_seconds=settings.stream_ttl_seconds,
         )
 
@@ -174,3 +178,6 @@ class Generations:
 
     async def check_position(self, generation_id: str, after: str) -> None:
         await self.follower.check_position(generation_id, after)
+
+    async def has_ended(self, chat_id: int, generation_id: str, after: str) -> bool:
+        return await self.follower.has_ended(chat_id, generation_id, after)

@@ -110,7 +110,9 @@ def _is_type(value: Any, expected: str) -> bool:
 
 class ToolExecutor:
     """Runs one tool call: script in the sandbox pool, MCP through the MCP client, retrieval
-    against its backend; each under `tool_timeout_seconds`, each result capped."""
+    against its backend; each under `tool_timeout_seconds`, each result capped. `sessionmaker`
+    reads the tool's row (autocommit sessions in a process: no write lock is held on SQLite
+    while a retrieval backend answers)."""
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ from chatsvc.jobs.queue import JobQueue, with_configured_attempts
 from chatsvc.jobs.service import JobOptions
 from chatsvc.kit.db import unit_of_work, utcnow
 from chatsvc.kit.errors import ChatsvcError
+from chatsvc.kit.heartbeat import Heartbeat
 from chatsvc.streaming.broker import StreamBroker
 
 logger = logging.getLogger("chatsvc.jobs")
@@ -117,6 +118,33 @@ def recovery(name: str) -> Callable[[Recovery], Recovery]:
 
     def decorator(recover: Recovery) -> Recovery:
         RECOVERIES[name] = recover
+        return recover
+
+    return decorator
+
+
+@dataclass(frozen=True)
+class Orphans:
+    """Processes known to be dead, whose work is to be recovered: `owners`, or (`all_but`) every
+    process but that one (the embedded mode's start: one process per database, so whatever an
+    earlier run of it left running is dead)."""
+
+    owners: frozenset[str] = frozenset()
+    all_but: str | None = None
+
+
+OrphanRecovery = Callable[[JobContext, Orphans], Coroutine[Any, Any, int]]
+#: name → a domain's recovery of what dead processes owned (e.g. their running generations), run
+#: as soon as a process's heartbeat stops (kit/heartbeat.py); it returns how many rows it recovered
+ORPHAN_RECOVERIES: dict[str, OrphanRecovery] = {}
+
+
+def orphan_recovery(name: str) -> Callable[[OrphanRecovery], OrphanRecovery]:
+    """Register a domain's recovery of a dead process's work: `@orphan_recovery("generations")`.
+    It must be safe to run from many processes at once, and more than once."""
+
+    def decorator(recover: OrphanRecovery) -> OrphanRecovery:
+        ORPHAN_RECOVERIES[name] = recover
         return recover
 
     return decorator
@@ -290,6 +318,48 @@ async def run_sweeper(ctx: JobContext) -> None:
         except Exception:
             logger.exception("sweep failed")
         await asyncio.sleep(ctx.settings.sweep_interval_seconds)
+
+
+# --- heartbeats: a dead process's work recovered within seconds ---------------------------------
+
+
+async def recover_orphans(ctx: JobContext, orphans: Orphans) -> dict[str, int] | None:
+    """Run every domain's recovery of `orphans`' work; how many rows each recovered, or None when
+    one failed (the next round tries again)."""
+    recovered: dict[str, int] = {}
+    for name, recover in ORPHAN_RECOVERIES.items():
+        try:
+            recovered[name] = await recover(ctx, orphans)
+        except Exception:
+            logger.exception("recovery %s of dead processes failed; trying again", name)
+            return None
+    if any(recovered.values()):
+        logger.warning(
+            "recovered the work of dead process(es) %s: %s",
+            ", ".join(sorted(orphans.owners)) or f"other than {orphans.all_but}",
+            recovered,
+        )
+    return recovered
+
+
+async def beat_once(ctx: JobContext, heartbeat: Heartbeat) -> dict[str, float]:
+    """One round: renew this process's heartbeat, then recover the work of every process whose
+    heartbeat stopped. The owners found dead (each reported once)."""
+    dead = await heartbeat.dead(await heartbeat.beat())
+    if dead and await recover_orphans(ctx, Orphans(frozenset(dead))) is not None:
+        heartbeat.reported(dead)
+    return dead
+
+
+async def run_heartbeat(ctx: JobContext, heartbeat: Heartbeat) -> None:
+    """`beat_once` every settings.heartbeat_seconds until cancelled; every process runs one (API
+    and worker), so any live process recovers a dead one's work."""
+    while True:
+        try:
+            await beat_once(ctx, heartbeat)
+        except Exception:
+            logger.warning("heartbeat failed; trying again", exc_info=True)
+        await asyncio.sleep(ctx.settings.heartbeat_seconds)
 
 
 # --- a job kind for tests and smoke checks -------------------------------------------------------

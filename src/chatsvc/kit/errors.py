@@ -29,6 +29,9 @@ class ChatsvcError(Exception):
     message: str
     code: str = ""
     errors: list[FieldError] = field(default_factory=list)
+    #: the chat a failed turn left stored (its user message kept): the response names it, so the
+    #: client can retry the turn
+    chat_id: int | None = None
 
     def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
         """A subclass names its kind in its class line (`kind="conflict"`), and from_kind finds
@@ -92,7 +95,7 @@ class InternalError(ChatsvcError, kind="internal"):
     """Something this service did not foresee went wrong (the details are in the log only)."""
 
 
-def from_kind(kind: str, message: str, code: str) -> ChatsvcError:
+def from_kind(kind: str, message: str, code: str, *, chat_id: int | None = None) -> ChatsvcError:
     """The error a `kind` names, raised again where it arrived (an unknown kind: the base)."""
-    error_class = _BY_KIND.get(kind)
-    return ChatsvcError(message, code) if error_class is None else error_class(message, code=code)
+    error_class = _BY_KIND.get(kind, ChatsvcError)
+    return error_class(message, code=code, chat_id=chat_id)

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 
 from chatsvc.config import Settings
+from chatsvc.kit.db import is_lock_error
 from chatsvc.kit.errors import (
     ChatsvcError,
     Conflict,
@@ -367,6 +368,12 @@ class ErrorBody(BaseModel):
     code: str = Field(description="A stable machine-readable code, e.g. not_found, invalid.")
     errors: list[FieldErrorBody] = Field(default_factory=list)
     request_id: str | None = None
+    chat_id: int | None = Field(
+        default=None,
+        description="Only when a turn failed (502, 504, ...) after its chat and user message "
+        "were stored: that chat, also in the X-Chat-Id header. Retry with "
+        "GET /chats/{id}/?retry=true.",
+    )
 
 
 STATUS_BY_ERROR: dict[type[ChatsvcError], int] = {
@@ -420,14 +427,21 @@ def error_response(
     code: str,
     errors: Sequence[FieldError] = (),
     headers: dict[str, str] | None = None,
+    *,
+    chat_id: int | None = None,
 ) -> JSONResponse:
     body = ErrorBody(
         detail=detail,
         code=code,
         errors=[FieldErrorBody(field=e.field, message=e.message) for e in errors],
         request_id=request.scope.get("state", {}).get("request_id"),
+        chat_id=chat_id,
     )
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    if chat_id is not None:
+        headers = {**(headers or {}), "X-Chat-Id": str(chat_id)}
+    # chat_id is left out where no chat is named (every error but a failed turn's).
+    shown = body.model_dump(exclude={"chat_id"} if chat_id is None else None)
+    return JSONResponse(shown, status_code=status, headers=headers)
 
 
 def _location(loc: Sequence[int | str]) -> str:
@@ -454,6 +468,11 @@ def status_of_kind(kind: str) -> int:
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ChatsvcError)
+    return domain_error_response(request, exc)
+
+
+def domain_error_response(request: Request, exc: ChatsvcError) -> JSONResponse:
+    """The response of a domain error: its status, the one body, the chat a failed turn names."""
     status = status_of(exc)
     headers = {"WWW-Authenticate": 'Bearer realm="chatsvc"'} if status == 401 else None
     # Services name the input field; on the wire it is a body field, as validation errors say.
@@ -463,7 +482,9 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         else FieldError(f"body.{e.field}", e.message)
         for e in exc.errors
     ]
-    return error_response(request, status, exc.message, exc.code, errors, headers)
+    return error_response(
+        request, status, exc.message, exc.code, errors, headers, chat_id=exc.chat_id
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -504,6 +525,17 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_lock_error(exc):
+        # Embedded SQLite: writers held the database past the busy timeout and the retries of
+        # the unit of work (kit/db.py). Nothing was kept; the request may be sent again.
+        logger.warning("database locked: %s", exc)
+        return error_response(
+            request,
+            503,
+            "The database is busy with other writes; nothing was changed. Retry shortly.",
+            "database_busy",
+            headers={"Retry-After": "1"},
+        )
     logger.exception("unhandled error", exc_info=exc)
     return error_response(
         request, 500, "Internal error; the request id identifies it in the logs.", "internal"

@@ -28,7 +28,12 @@ from chatsvc.kit.outbound import OutboundBlocked, OutboundPolicy, check_url
 from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.mcp.repository import McpServerRepository, McpToolRepository
 from chatsvc.mcp.schemas import SECRET_REFERENCE, McpServerIn, McpToolIn, unmask_headers
-from chatsvc.secrets.store import SecretStore, resolve_references
+from chatsvc.secrets.store import (
+    SecretStore,
+    origin_problem,
+    reference_names,
+    resolve_references,
+)
 from chatsvc.tools.mcp_client import McpEndpoint, RemoteResult, RemoteTool
 from chatsvc.tools.models import McpServer, Tool, ToolKind
 from chatsvc.tools.runtime import ToolRuntime
@@ -67,10 +72,34 @@ def check_server_url(url: str, policy: OutboundPolicy, *, field_name: str = "url
         ) from None
 
 
+async def check_header_secrets(
+    secrets: SecretStore, workspace_id: int, url: str, headers: dict[str, Any] | None
+) -> None:
+    """Refuse (400 secret_origin_not_allowed, naming the header) headers that reference a secret
+    whose allowed origins exclude `url`'s origin, so that a server is not saved to fail at every
+    call. A secret that does not exist yet is not checked here; every call checks again."""
+    for header, raw in (headers or {}).items():
+        for name in reference_names(str(raw)):
+            try:
+                item = await secrets.read(workspace_id, name)
+            except NotFound:
+                continue
+            problem = origin_problem(item, url)
+            if problem is not None:
+                message = f"header {header!r}: {problem}"
+                raise Invalid(
+                    f"MCP server {message}. Allow the origin on the secret (PUT /secrets/ with "
+                    "allowed_origins) or reference another secret.",
+                    code="secret_origin_not_allowed",
+                    errors=[FieldError(f"headers.{header}", message)],
+                )
+
+
 async def create_server(
-    session: AsyncSession, workspace_id: int, data: McpServerIn, policy: OutboundPolicy
+    session: AsyncSession, workspace_id: int, data: McpServerIn, runtime: ToolRuntime
 ) -> McpServer:
-    check_server_url(data.url, policy)
+    check_server_url(data.url, runtime.policy)
+    await check_header_secrets(runtime.secrets, workspace_id, data.url, data.headers)
     server = McpServer(workspace_id=workspace_id, **data.model_dump())
     return await McpServerRepository(session).add(server)
 
@@ -91,6 +120,13 @@ async def update_server(
         check_server_url(values["url"], runtime.policy)
     if "headers" in values:
         values["headers"] = unmask_headers(values["headers"], server.headers)
+    if "url" in values or "headers" in values:
+        await check_header_secrets(
+            runtime.secrets,
+            workspace_id,
+            values.get("url", server.url),
+            values.get("headers", server.headers),
+        )
     values["updated_at"] = utcnow()
     await repository.update(server, values)
     runtime.mcp.invalidate(server.id)
@@ -132,11 +168,17 @@ async def endpoint(secrets: SecretStore, server: McpServer) -> McpEndpoint:
         value = str(raw)
         if SECRET_REFERENCE.search(value):
             try:
-                value = await resolve_references(secrets, server.workspace_id, value)
+                value = await resolve_references(
+                    secrets, server.workspace_id, value, destination=server.url
+                )
             except NotFound as exc:
                 raise Invalid(
                     f"header {name!r} of MCP server {server.id}: {exc.message}",
                     code="secret_not_found",
+                ) from None
+            except Invalid as exc:
+                raise Invalid(
+                    f"header {name!r} of MCP server {server.id}: {exc.message}", code=exc.code
                 ) from None
             if any(c in value for c in "\r\n\x00"):
                 raise Invalid(

@@ -8,7 +8,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
@@ -25,8 +25,25 @@ from azure.core.exceptions import (
 from azure.keyvault.secrets.aio import SecretClient
 
 from chatsvc.config import Settings
-from chatsvc.kit.errors import Conflict, NotFound, Unavailable, UpstreamError, UpstreamTimeout
-from chatsvc.secrets.store import MAX_NAME_LENGTH, SecretItem, validate_name, validate_value
+from chatsvc.kit.errors import (
+    Conflict,
+    FieldError,
+    Invalid,
+    NotFound,
+    Unavailable,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from chatsvc.secrets.store import (
+    KEEP,
+    MAX_NAME_LENGTH,
+    Keep,
+    Origins,
+    SecretItem,
+    validate_name,
+    validate_origins,
+    validate_value,
+)
 
 logger = logging.getLogger("chatsvc.secrets")
 
@@ -109,6 +126,32 @@ def _translated(what: str, name: str | None = None) -> Iterator[None]:
         raise UpstreamError(f"Key Vault could not {target}.", code="secret_store_error") from None
 
 
+#: the tag that holds a secret's allowed origins, separated by spaces (none: any origin)
+ORIGINS_TAG = "chatsvc-origins"
+#: Key Vault's limit on a tag's value
+MAX_TAG_LENGTH = 256
+
+
+def _origins_of(tags: dict[str, str] | None) -> Origins:
+    text = (tags or {}).get(ORIGINS_TAG)
+    return None if text is None else tuple(text.split())
+
+
+def _checked_tag(origins: Origins) -> Origins:
+    """The origins when they fit one Key Vault tag (256 characters, separated by spaces)."""
+    if origins is not None and len(" ".join(origins)) > MAX_TAG_LENGTH:
+        reason = (
+            f"take {len(' '.join(origins))} characters separated by spaces; Key Vault keeps at "
+            f"most {MAX_TAG_LENGTH} in the tag that holds them"
+        )
+        raise Invalid(
+            f"Allowed origins {reason}.",
+            code="invalid_origins",
+            errors=[FieldError("allowed_origins", reason)],
+        )
+    return origins
+
+
 class AzureSecretStore:
     """SecretStore on Azure Key Vault (soft delete on, as Azure enforces for new vaults).
 
@@ -167,23 +210,31 @@ class AzureSecretStore:
 
     async def list(self, workspace_id: int) -> list[SecretItem]:
         prefix = workspace_prefix(workspace_id).lower()
-        names: list[str] = []
+        items: list[SecretItem] = []
         with _translated("list"):
             async for properties in self._client.list_properties_of_secrets():
                 vault_name = properties.name or ""
                 if vault_name.lower().startswith(prefix) and len(vault_name) > len(prefix):
-                    names.append(vault_name[len(prefix) :])
-        return [SecretItem(name, "") for name in sorted(names, key=str.lower)]
+                    origins = _origins_of(properties.tags)
+                    items.append(SecretItem(vault_name[len(prefix) :], "", origins))
+        return sorted(items, key=lambda item: item.name.lower())
 
     async def get(self, workspace_id: int, name: str) -> str:
+        return (await self.read(workspace_id, name)).value
+
+    async def read(self, workspace_id: int, name: str) -> SecretItem:
         vault_name = self._vault_name(workspace_id, name)
         with _translated("read", name):
             secret = await self._client.get_secret(vault_name)
-        return secret.value or ""
+        own = self._own_name(workspace_id, secret.name, name)
+        return SecretItem(own, secret.value or "", _origins_of(secret.properties.tags))
 
-    async def create(self, workspace_id: int, name: str, value: str) -> SecretItem:
+    async def create(
+        self, workspace_id: int, name: str, value: str, allowed_origins: Origins = None
+    ) -> SecretItem:
         vault_name = self._vault_name(workspace_id, name)
         validate_value(value)
+        origins = _checked_tag(validate_origins(allowed_origins))
         with _translated("read", name):
             try:
                 existing = await self._client.get_secret(vault_name)
@@ -199,29 +250,38 @@ class AzureSecretStore:
         try:
             with _translated("create", name):
                 try:
-                    secret = await self._set(workspace_id, vault_name, value)
+                    secret = await self._set(workspace_id, vault_name, value, origins)
                 except ResourceExistsError as exc:
                     await self._recover(exc, vault_name, name)
-                    secret = await self._set(workspace_id, vault_name, value)
+                    secret = await self._set(workspace_id, vault_name, value, origins)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"Key Vault did not finish recovering the deleted secret '{name}' in time; "
                 "try again shortly.",
                 code="secret_store_timeout",
             ) from None
-        return SecretItem(self._own_name(workspace_id, secret.name, name), value)
+        return SecretItem(self._own_name(workspace_id, secret.name, name), value, origins)
 
-    async def update(self, workspace_id: int, name: str, value: str) -> SecretItem:
+    async def update(
+        self,
+        workspace_id: int,
+        name: str,
+        value: str,
+        allowed_origins: Origins | Literal[Keep.KEEP] = KEEP,
+    ) -> SecretItem:
         vault_name = self._vault_name(workspace_id, name)
         validate_value(value)
+        given = None if allowed_origins is KEEP else _checked_tag(validate_origins(allowed_origins))
         with _translated("update", name):
             existing = await self._client.get_secret(vault_name)
+            origins = _origins_of(existing.properties.tags) if allowed_origins is KEEP else given
             try:
-                secret = await self._set(workspace_id, vault_name, value)
+                secret = await self._set(workspace_id, vault_name, value, origins)
             except ResourceExistsError:
                 # Deleted between the read and the write.
                 raise ResourceNotFoundError("deleted meanwhile") from None
-        return SecretItem(self._own_name(workspace_id, existing.name or secret.name, name), value)
+        own = self._own_name(workspace_id, existing.name or secret.name, name)
+        return SecretItem(own, value, origins)
 
     async def delete(self, workspace_id: int, name: str) -> SecretItem:
         vault_name = self._vault_name(workspace_id, name)
@@ -245,10 +305,13 @@ class AzureSecretStore:
         await self._client.close()
         await self._credential.close()
 
-    async def _set(self, workspace_id: int, vault_name: str, value: str) -> Any:
-        return await self._client.set_secret(
-            vault_name, value, tags={"chatsvc-workspace": str(workspace_id)}
-        )
+    async def _set(
+        self, workspace_id: int, vault_name: str, value: str, origins: Origins = None
+    ) -> Any:
+        tags = {"chatsvc-workspace": str(workspace_id)}
+        if origins is not None:
+            tags[ORIGINS_TAG] = " ".join(origins)
+        return await self._client.set_secret(vault_name, value, tags=tags)
 
     async def _recover(self, conflict: ResourceExistsError, vault_name: str, name: str) -> None:
         """A 409 on set: recover a soft-deleted secret of that name (its old versions come back

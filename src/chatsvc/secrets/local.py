@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 from collections.abc import Sequence
+from typing import Any, Literal
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -17,10 +18,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatsvc.config import Settings
-from chatsvc.kit.db import unit_of_work, utcnow
+from chatsvc.kit.db import snapshot_reads, unit_of_work, utcnow
 from chatsvc.kit.errors import Conflict, NotFound, Unavailable
 from chatsvc.secrets.models import StoredSecret
-from chatsvc.secrets.store import SecretItem, validate_name, validate_value
+from chatsvc.secrets.store import (
+    KEEP,
+    Keep,
+    Origins,
+    SecretItem,
+    validate_name,
+    validate_origins,
+    validate_value,
+)
 
 logger = logging.getLogger("chatsvc.secrets")
 
@@ -53,11 +62,22 @@ class SecretCipher:
             raise ValueError("SecretCipher needs at least one key")
         self._fernet = MultiFernet([Fernet(derive_fernet_key(key)) for key in secret_keys])
 
-    def encrypt(self, workspace_id: int, name: str, value: str) -> str:
-        payload = json.dumps({"w": workspace_id, "n": name.lower(), "v": value})
+    def encrypt(
+        self, workspace_id: int, name: str, value: str, allowed_origins: Origins = None
+    ) -> str:
+        fields: dict[str, Any] = {"w": workspace_id, "n": name.lower(), "v": value}
+        if allowed_origins is not None:
+            fields["o"] = list(allowed_origins)
+        payload = json.dumps(fields)
         return self._fernet.encrypt(payload.encode("utf-8")).decode("ascii")
 
     def decrypt(self, workspace_id: int, name: str, token: str) -> str:
+        return self.open(workspace_id, name, token)[0]
+
+    def open(self, workspace_id: int, name: str, token: str) -> tuple[str, Origins]:
+        """The value and the allowed origins sealed with it: the token is what counts, so a
+        row whose `allowed_origins` column was widened in the database (without the key) does
+        not widen where the value goes."""
         try:
             payload = json.loads(self._fernet.decrypt(token.encode("ascii")))
         except (InvalidToken, UnicodeError, ValueError):
@@ -69,8 +89,13 @@ class SecretCipher:
             or not isinstance(payload.get("v"), str)
         ):
             raise UndecryptableSecret
+        origins = payload.get("o")
+        if origins is not None and (
+            not isinstance(origins, list) or not all(isinstance(o, str) for o in origins)
+        ):
+            raise UndecryptableSecret
         value: str = payload["v"]
-        return value
+        return value, None if origins is None else tuple(origins)
 
     def rotate(self, token: str) -> str:
         """The token re-encrypted under the first key (raises UndecryptableSecret when no key
@@ -79,6 +104,14 @@ class SecretCipher:
             return self._fernet.rotate(token.encode("ascii")).decode("ascii")
         except (InvalidToken, UnicodeError):
             raise UndecryptableSecret from None
+
+
+def _origins(column: list[str] | None) -> Origins:
+    return None if column is None else tuple(column)
+
+
+def _column(origins: Origins) -> list[str] | None:
+    return None if origins is None else list(origins)
 
 
 def _named(workspace_id: int, name: str) -> ColumnElement[bool]:
@@ -118,17 +151,21 @@ class LocalSecretStore:
         return cls(SecretCipher([settings.secret_key.get_secret_value()]), sessionmaker)
 
     async def list(self, workspace_id: int) -> list[SecretItem]:
-        async with unit_of_work(self.sessionmaker) as session:
-            names = await session.scalars(
-                select(StoredSecret.name)
+        # Reads take no write lock on SQLite (a request may hold it while it reads secrets).
+        async with unit_of_work(snapshot_reads(self.sessionmaker)) as session:
+            rows = await session.execute(
+                select(StoredSecret.name, StoredSecret.allowed_origins)
                 .where(StoredSecret.workspace_id == workspace_id)
                 .order_by(func.lower(StoredSecret.name))
             )
-            return [SecretItem(name, "") for name in names]
+            return [SecretItem(name, "", _origins(origins)) for name, origins in rows]
 
     async def get(self, workspace_id: int, name: str) -> str:
+        return (await self.read(workspace_id, name)).value
+
+    async def read(self, workspace_id: int, name: str) -> SecretItem:
         validate_name(name)
-        async with unit_of_work(self.sessionmaker) as session:
+        async with unit_of_work(snapshot_reads(self.sessionmaker)) as session:
             row = (
                 await session.execute(
                     select(StoredSecret.name, StoredSecret.ciphertext).where(
@@ -139,24 +176,32 @@ class LocalSecretStore:
         if row is None:
             raise _not_found(name)
         try:
-            return self.cipher.decrypt(workspace_id, row.name, row.ciphertext)
+            value, origins = self.cipher.open(workspace_id, row.name, row.ciphertext)
+            return SecretItem(row.name, value, origins)
         except UndecryptableSecret:
-            logger.warning(
-                "secret %r of workspace %s cannot be decrypted with CHATSVC_SECRET_KEY",
-                row.name,
-                workspace_id,
-            )
-            raise Unavailable(
-                f"Secret '{row.name}' cannot be decrypted with the configured CHATSVC_SECRET_KEY: "
-                "the key was changed without re-encrypting the stored secrets (see 'Rotating the "
-                "key' in docs/secrets.md), or the stored row was altered.",
-                code="secret_undecryptable",
-            ) from None
+            raise self._undecryptable(workspace_id, row.name) from None
 
-    async def create(self, workspace_id: int, name: str, value: str) -> SecretItem:
+    @staticmethod
+    def _undecryptable(workspace_id: int, name: str) -> Unavailable:
+        logger.warning(
+            "secret %r of workspace %s cannot be decrypted with CHATSVC_SECRET_KEY",
+            name,
+            workspace_id,
+        )
+        return Unavailable(
+            f"Secret '{name}' cannot be decrypted with the configured CHATSVC_SECRET_KEY: "
+            "the key was changed without re-encrypting the stored secrets (see 'Rotating the "
+            "key' in docs/secrets.md), or the stored row was altered.",
+            code="secret_undecryptable",
+        )
+
+    async def create(
+        self, workspace_id: int, name: str, value: str, allowed_origins: Origins = None
+    ) -> SecretItem:
         validate_name(name)
         validate_value(value)
-        ciphertext = self.cipher.encrypt(workspace_id, name, value)
+        origins = validate_origins(allowed_origins)
+        ciphertext = self.cipher.encrypt(workspace_id, name, value, origins)
         try:
             async with unit_of_work(self.sessionmaker) as session:
                 existing = await session.scalar(
@@ -165,7 +210,12 @@ class LocalSecretStore:
                 if existing is not None:
                     raise _exists(existing)
                 session.add(
-                    StoredSecret(workspace_id=workspace_id, name=name, ciphertext=ciphertext)
+                    StoredSecret(
+                        workspace_id=workspace_id,
+                        name=name,
+                        ciphertext=ciphertext,
+                        allowed_origins=_column(origins),
+                    )
                 )
                 await session.flush()
         except IntegrityError:
@@ -177,23 +227,47 @@ class LocalSecretStore:
             if existing is None:
                 raise
             raise _exists(existing) from None
-        return SecretItem(name, value)
+        return SecretItem(name, value, origins)
 
-    async def update(self, workspace_id: int, name: str, value: str) -> SecretItem:
+    async def update(
+        self,
+        workspace_id: int,
+        name: str,
+        value: str,
+        allowed_origins: Origins | Literal[Keep.KEEP] = KEEP,
+    ) -> SecretItem:
         validate_name(name)
         validate_value(value)
-        ciphertext = self.cipher.encrypt(workspace_id, name, value)
         async with unit_of_work(self.sessionmaker) as session:
+            if allowed_origins is KEEP:
+                row = (
+                    await session.execute(
+                        select(StoredSecret.name, StoredSecret.ciphertext).where(
+                            _named(workspace_id, name)
+                        )
+                    )
+                ).one_or_none()
+                if row is None:
+                    raise _not_found(name)
+                try:
+                    origins = self.cipher.open(workspace_id, row.name, row.ciphertext)[1]
+                except UndecryptableSecret:
+                    raise self._undecryptable(workspace_id, row.name) from None
+            else:
+                origins = validate_origins(allowed_origins)
+            ciphertext = self.cipher.encrypt(workspace_id, name, value, origins)
             stored = await session.scalar(
                 update(StoredSecret)
                 .where(_named(workspace_id, name))
-                .values(ciphertext=ciphertext, updated_at=utcnow())
+                .values(
+                    ciphertext=ciphertext, allowed_origins=_column(origins), updated_at=utcnow()
+                )
                 .returning(StoredSecret.name)
                 .execution_options(synchronize_session=False)
             )
         if stored is None:
             raise _not_found(name)
-        return SecretItem(stored, value)
+        return SecretItem(stored, value, origins)
 
     async def delete(self, workspace_id: int, name: str) -> SecretItem:
         validate_name(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from chatsvc.kit.db import Base, IdType, TimestampMixin
+from chatsvc.kit.db import Base, IdType, JSONType, TimestampMixin
 
 
 class StoredSecret(TimestampMixin, Base):
@@ -18,6 +18,9 @@ class StoredSecret(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(127))
     #: the Fernet token of the value bound to its workspace and name; never the value
     ciphertext: Mapped[str] = mapped_column(Text)
+    #: the origins (`https://host[:port]`) the value may be sent to, as listed; null: any. The
+    #: copy sealed in the ciphertext is the one enforced (a row altered here widens nothing).
+    allowed_origins: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
 
 
 # One name per workspace whatever its case: `API-KEY` and `api-key` are one secret on both backends.

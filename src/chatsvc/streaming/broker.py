@@ -27,6 +27,12 @@ class StreamBroker(Protocol):
         """Append an event; returns its id. O(1)."""
         ...
 
+    async def append(self, stream: str, event: str, data: dict[str, Any]) -> str:
+        """Append an event to a stream another process may have produced (the end of a dead
+        generation's stream, written by whichever process recovers it): it sorts after every
+        event of the stream, wherever they were published. Returns its id."""
+        ...
+
     async def read(
         self, stream: str, after: str | None, *, block_seconds: float, count: int = 512
     ) -> list[BrokerEntry]:

@@ -54,9 +54,12 @@ def error_payload(error: ChatsvcError, chat_id: int) -> dict[str, Any]:
 
 
 def error_of(data: dict[str, Any]) -> ChatsvcError:
-    """The error an `error` event reports, to raise again where a request waited for it."""
+    """The error an `error` event reports, to raise again where a request waited for it; it
+    names the chat the failed turn is stored in."""
+    chat_id = data.get("chat_id")
     return from_kind(
         str(data.get("kind", "error")),
         str(data.get("detail", "The generation failed.")),
         str(data.get("code", "error")),
+        chat_id=chat_id if isinstance(chat_id, int) else None,
     )

@@ -121,6 +121,10 @@ class MemoryBroker:
         wake.set()
         return entry_id
 
+    async def append(self, stream: str, event: str, data: dict[str, Any]) -> str:
+        """One process, one memory: the same as `publish`."""
+        return await self.publish(stream, event, data)
+
     async def read(
         self, stream: str, after: str | None, *, block_seconds: float, count: int = 512
     ) -> list[BrokerEntry]:

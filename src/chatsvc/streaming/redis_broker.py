@@ -92,6 +92,10 @@ class RedisBroker:
             entry_id, _ = await pipe.execute()
         return _text(entry_id)
 
+    async def append(self, stream: str, event: str, data: dict[str, Any]) -> str:
+        """Ids are Redis's own (time-based): the same as `publish`."""
+        return await self.publish(stream, event, data)
+
     async def read(
         self, stream: str, after: str | None, *, block_seconds: float, count: int = 512
     ) -> list[BrokerEntry]:

@@ -6,9 +6,9 @@ one shared Redis pub/sub listener, not a poll per generation.
 
 Ids: the events of a stream produced here are numbered `0-1`, `0-2`, ... (valid Redis stream ids,
 so one id means the same event wherever it is read); a batch is one Redis entry whose id is its
-last event's, holding the events as JSON. An event another process appends with a plain
-`RedisBroker.publish` (the sweeper ending a dead generation's stream) has an ordinary Redis id,
-which sorts after every `0-n`."""
+last event's, holding the events as JSON. An event another process appends (`append`: the
+recovery ending a dead generation's stream) has an ordinary Redis id, which sorts after every
+`0-n`."""
 
 from __future__ import annotations
 
@@ -99,6 +99,14 @@ class RelayBroker:
         self._dirty[stream] = local
         self._schedule_flush()
         return entry_id
+
+    async def append(self, stream: str, event: str, data: dict[str, Any]) -> str:
+        """A stream produced here takes the event as `publish` does; one produced elsewhere (or
+        by a process that died) gets it from Redis with an ordinary Redis id, after every `0-n`
+        of its producer (an id of ours, `0-1`, would be refused as not after the stream's top)."""
+        if stream in self._local:
+            return await self.publish(stream, event, data)
+        return await self.remote.publish(stream, event, data)
 
     async def read(
         self, stream: str, after: str | None, *, block_seconds: float, count: int = 512

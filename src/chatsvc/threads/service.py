@@ -170,6 +170,7 @@ async def start_turn(
     *,
     idempotency_key: str | None,
     lease_seconds: int,
+    owner: str | None = None,
 ) -> tuple[Chat, Turn]:
     """Store what the request asks (in the caller's transaction) and claim the thread for the
     answer: a new thread in the caller's session, a new message, a reload of the last answer or
@@ -179,13 +180,13 @@ async def start_turn(
         chat = await thread_chat(session, auth, request.thread_uuid)
         if request.mode is Mode.RELOAD:
             turn = await chat_service.reload_answer(
-                session, auth, chat.id, lease_seconds=lease_seconds
+                session, auth, chat.id, lease_seconds=lease_seconds, owner=owner
             )
         else:
             edit_uuid = request.edit_message_uuid if request.mode is Mode.EDIT else None
             sent = UserMessage(chat.id, request.text, {}, idempotency_key, edit_uuid)
             turn = await chat_service.submit_user_message(
-                session, auth, sent, lease_seconds=lease_seconds
+                session, auth, sent, lease_seconds=lease_seconds, owner=owner
             )
         return chat, turn
     # A new thread, in the caller's session.
@@ -198,6 +199,7 @@ async def start_turn(
         OptionalUserMessageIn(message=request.text),
         idempotency_key=idempotency_key,
         lease_seconds=lease_seconds,
+        owner=owner,
         require_streaming=True,
     )
     assert first is not None  # a chat made with a message has its turn

@@ -445,7 +445,7 @@ async def _search_http(
     # Never the path or query of the URL: they may carry credentials.
     origin = f"Retrieval backend {retrieval_id}{named} at {describe_url(url)}"
     headers = {
-        name: await _header(runtime, workspace_id, origin, name, value)
+        name: await _header(runtime, workspace_id, origin, name, value, destination=url)
         for name, value in backend.headers.items()
     }
     payload = {
@@ -471,12 +471,16 @@ async def _search_http(
 
 
 async def _header(
-    runtime: ToolRuntime, workspace_id: int, origin: str, name: str, value: str
+    runtime: ToolRuntime, workspace_id: int, origin: str, name: str, value: str, *, destination: str
 ) -> str:
+    """A header's value with its secrets filled in for a request to `destination`; a secret
+    whose allowed origins exclude it is refused (never sent)."""
     if "{{secret:" not in value:
         return value
     try:
-        return await resolve_references(runtime.secrets, workspace_id, value)
+        return await resolve_references(
+            runtime.secrets, workspace_id, value, destination=destination
+        )
     except NotFound as exc:
         raise Invalid(
             f"{origin}: header {name} references a secret this workspace does not have "

@@ -68,7 +68,7 @@ class ParameterOut(BaseModel):
     type: str
     items: dict[str, Any] | None = None
     required: bool
-    enum: list[Any] | None = None
+    enum: list[str | int | float | bool] | None = None
     properties: dict[str, Any] | None = None
 
 

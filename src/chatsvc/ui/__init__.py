@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,3 +42,13 @@ class _Secured:
 
 def ui_app() -> ASGIApp:
     return _Secured(StaticFiles(directory=STATIC, html=True))
+
+
+#: the page's icon, also what browsers and bookmarks ask for at /favicon.ico
+FAVICON = (STATIC / "favicon.svg").read_bytes()
+
+
+def favicon() -> Response:
+    return Response(
+        FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
+    )

@@ -34,7 +34,7 @@ from chatsvc.artifacts.schemas import DraftPatch, Hydrated, HydrateQuery, Resour
 from chatsvc.kit.errors import NotFound
 from chatsvc.kit.validation import MAX_ID
 from chatsvc.kit.web import PageDep, SlashRouter, error_responses, invalid_is_400, set_list_headers
-from chatsvc.services import JobsDep, SessionDep
+from chatsvc.services import JobsDep, ReadSessionDep, SessionDep
 
 router = SlashRouter(prefix=PREFIX, tags=["artifacts-v5"])
 NOT_FOUND = error_responses(
@@ -212,7 +212,7 @@ async def get_chat_drafts(
 async def export_chat(
     request: Request,
     body: ExportChatRequest,
-    session: SessionDep,
+    session: ReadSessionDep,  # reads only: the job runs in units of work of its own
     auth: FaceAuthDep,
     jobs: JobsDep,
 ) -> ExportChatResponse:

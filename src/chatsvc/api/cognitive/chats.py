@@ -35,7 +35,6 @@ from chatsvc.config import Settings
 from chatsvc.generation.registry import describe_apps
 from chatsvc.kit.openapi import event_stream
 from chatsvc.kit.sse import (
-    accepts_event_stream,
     last_event_id,
     resumes_event_stream,
     sse_response,
@@ -168,6 +167,18 @@ class TurnContext:
             headers={"X-Chat-Id": str(handle.chat.id)},
         )
 
+    async def resume(
+        self, request: Request, chat_id: int | None, resume: str, reply: Reply
+    ) -> Response:
+        """A stream resumed after the event `resume` names: the events after it, or 204 when
+        the client had the last one of a stream that is over (204 ends an EventSource's
+        reconnecting, where an empty 200 would go on forever). `chat_id` None: the chat the
+        generation answered in (a new chat's stream, resumed by sending its request again)."""
+        handle = await self.turns.resume(self.auth, resume, chat_id=chat_id)
+        if handle.ended:
+            return Response(status_code=204, headers={"X-Chat-Id": str(handle.chat.id)})
+        return await self.respond(request, handle, reply)
+
 
 async def turn_context(auth: AuthDep, turns: TurnsDep, settings: SettingsDep) -> TurnContext:
     return TurnContext(auth, turns, settings)
@@ -256,6 +267,14 @@ def _creator(reply: Reply) -> Endpoint:
         ctx: TurnContextDep,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
+        resume = last_event_id(request) if reply.sse(request) else None
+        if resume == events.SNAPSHOT_EVENT_ID:
+            # The new chat was answered at once, whole in that `chat` event: nothing is left.
+            return Response(status_code=204)
+        if resume is not None:
+            # Sent again with Last-Event-ID (the SSE rules): the rest of the stream it started,
+            # not a second chat.
+            return await ctx.resume(request, None, resume, reply)
         handle = await ctx.turns.open_chat(
             ctx.auth,
             assistant,
@@ -289,9 +308,15 @@ router.post(
     status_code=201,
     summary="Create a new streaming-enabled chat",
     description="With `Accept: text/event-stream` and a `message`, the answer streams as SSE "
-    "(the chat id is in the X-Chat-Id header and in message.created); otherwise JSON when done.",
-    responses={**CREATE_ERRORS, 201: SSE_DOC},
-    dependencies=[Depends(accepts_event_stream)],
+    "(the chat id is in the X-Chat-Id header and in message.created); otherwise JSON when done. "
+    "The same request sent again with `Last-Event-ID` resumes that stream (200), or answers 204 "
+    "after its last event.",
+    responses={
+        **CREATE_ERRORS,
+        201: SSE_DOC,
+        204: {"description": "Resumed after the stream's last event: no stream."},
+    },
+    dependencies=[Depends(resumes_event_stream)],
 )(_creator(Reply.STREAM))
 
 
@@ -310,8 +335,7 @@ def _reader(reply: Reply) -> Endpoint:
     ) -> Response:
         resume = last_event_id(request) if reply.sse(request) else None
         if resume is not None and resume != events.SNAPSHOT_EVENT_ID:
-            handle = await ctx.turns.resume(ctx.auth, resume, chat_id=id)
-            return await ctx.respond(request, handle, reply)
+            return await ctx.resume(request, id, resume, reply)
         handle = await ctx.turns.answer_pending(
             ctx.auth, id, retry_failed=retry, delivery=reply.delivery
         )
@@ -350,6 +374,14 @@ def _poster(reply: Reply, status_code: int) -> Endpoint:
         JSON once the answer is stored, or Server-Sent Events on /chats_stream/ with `Accept:
         text/event-stream`. With an Idempotency-Key, a retry re-attaches to the first turn instead
         of sending the message twice."""
+        resume = last_event_id(request) if reply.sse(request) else None
+        if resume == events.SNAPSHOT_EVENT_ID:
+            # The answer came at once, whole in that `chat` event: nothing is left to send.
+            return Response(status_code=204, headers={"X-Chat-Id": str(id)})
+        if resume is not None:
+            # A client that follows the SSE rules sends the same request again to resume: the
+            # rest of this turn's stream, not the message a second time.
+            return await ctx.resume(request, id, resume, reply)
         handle = await ctx.turns.send(
             ctx.auth,
             id,
@@ -491,7 +523,10 @@ router.get(
     responses={
         **TURN_ERRORS,
         200: SSE_DOC,
-        204: {"description": "Reconnected with the `chat` event's id and nothing runs: no stream."},
+        204: {
+            "description": "Reconnected with the `chat` event's id while nothing runs, or with "
+            "the last event of a stream that is over: no stream (an EventSource stops)."
+        },
     },
     dependencies=[Depends(resumes_event_stream)],
 )(_reader(Reply.STREAM))
@@ -501,8 +536,15 @@ router.post(
     response_model=ChatOut,
     status_code=201,
     summary="Add a new message to a streamed chat",
-    responses={**TURN_ERRORS, 201: SSE_DOC},
-    dependencies=[Depends(accepts_event_stream)],
+    description="With `Accept: text/event-stream` the answer streams as SSE. The same request "
+    "sent again with `Last-Event-ID` (or ?last_event_id=) resumes that stream (200) instead of "
+    "sending the message again; after its last event it answers 204.",
+    responses={
+        **TURN_ERRORS,
+        201: SSE_DOC,
+        204: {"description": "Resumed after the stream's last event: no stream."},
+    },
+    dependencies=[Depends(resumes_event_stream)],
 )(_poster(Reply.STREAM, status_code=201))
 
 

@@ -133,7 +133,7 @@ class RemoteParameterOut(BaseModel):
     type: str
     description: str
     required: bool
-    enum: list[Any] | None
+    enum: list[str | int | float | bool] | None
     properties: dict[str, Any] | None
     items: dict[str, Any] | None
 
@@ -239,7 +239,7 @@ async def list_mcp_servers(
 async def create_mcp_server(
     runtime: ToolsDep, body: McpServerIn, session: SessionDep, auth: AdminDep
 ) -> McpServerOut:
-    server = await mcp_service.create_server(session, auth.workspace_id, body, runtime.policy)
+    server = await mcp_service.create_server(session, auth.workspace_id, body, runtime)
     return McpServerOut.model_validate(server)
 
 

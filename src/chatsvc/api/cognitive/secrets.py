@@ -3,7 +3,7 @@ write-only: values go in, names come out. Translation only: rules live in chatsv
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Body, Depends
 from pydantic import BaseModel, Field
@@ -12,7 +12,15 @@ from chatsvc.api.deps import AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.kit.validation import InputModel
 from chatsvc.kit.web import RouteSpec, SlashRouter, error_responses
-from chatsvc.secrets.store import MAX_NAME_LENGTH, MAX_VALUE_BYTES, SecretItem
+from chatsvc.secrets.store import (
+    KEEP,
+    MAX_NAME_LENGTH,
+    MAX_ORIGINS,
+    MAX_VALUE_BYTES,
+    Keep,
+    Origins,
+    SecretItem,
+)
 from chatsvc.services import SecretStoreDep
 
 router = SlashRouter(tags=["secrets"])
@@ -27,8 +35,9 @@ NAME_RULES = (
 )
 INVALID = error_responses(
     {
-        400: "A name that breaks Key Vault's rules, or a value that is empty or longer than "
-        f"{MAX_VALUE_BYTES} bytes; the detail says which."
+        400: "A name that breaks Key Vault's rules, a value that is empty or longer than "
+        f"{MAX_VALUE_BYTES} bytes, or an allowed origin that is not an http(s) origin; the "
+        "detail says which."
     }
 )
 NOT_FOUND = error_responses({404: "No secret of that name in this workspace."})
@@ -57,6 +66,14 @@ StoreDep = SecretStoreDep
 # --- wire schemas --------------------------------------------------------------------------------
 
 
+ORIGINS = (
+    "Extension (not in seed 003): the origins (`https://host[:port]`, at most "
+    f"{MAX_ORIGINS}) the value may be sent to, checked whenever an MCP server's or a retrieval "
+    "backend's header references the secret; a request to any other origin is refused and the "
+    "value is not sent. `null` (the default): any origin, as before this field existed."
+)
+
+
 class SecretIn(InputModel):
     """A secret's name and value."""
 
@@ -65,6 +82,17 @@ class SecretIn(InputModel):
         description=f"The secret itself, 1 to {MAX_VALUE_BYTES} bytes (UTF-8). Never returned.",
         examples=["sk-live-..."],
     )
+    allowed_origins: list[str] | None = Field(
+        default=None,
+        description=ORIGINS + " On PUT, leaving the field out keeps the secret's origins.",
+        examples=[["https://crm.example.com"]],
+    )
+
+    def origins(self) -> Origins | Literal[Keep.KEEP]:
+        """What PUT does to the origins: the ones sent, null, or KEEP when left out."""
+        if "allowed_origins" not in self.model_fields_set:
+            return KEEP
+        return None if self.allowed_origins is None else tuple(self.allowed_origins)
 
 
 class SecretNameIn(InputModel):
@@ -85,6 +113,9 @@ class SecretOut(BaseModel):
         "header as `{{secret:NAME}}`; it is filled in when the tool is called.",
         examples=[MASK],
     )
+    allowed_origins: list[str] | None = Field(
+        default=None, description=ORIGINS, examples=[["https://crm.example.com"]]
+    )
 
 
 class DeletedSecretOut(BaseModel):
@@ -94,7 +125,8 @@ class DeletedSecretOut(BaseModel):
 
 
 def _out(item: SecretItem) -> SecretOut:
-    return SecretOut(name=item.name, value=MASK)
+    origins = None if item.allowed_origins is None else list(item.allowed_origins)
+    return SecretOut(name=item.name, value=MASK, allowed_origins=origins)
 
 
 # --- endpoints -----------------------------------------------------------------------------------
@@ -107,13 +139,14 @@ async def list_secrets(auth: AdminDep, store: StoreDep) -> list[SecretOut]:
 async def create_secret(body: SecretIn, auth: AdminDep, store: StoreDep) -> SecretOut:
     """Stores a new secret of the workspace (admin keys); the answer masks its value. A name in use
     is 409."""
-    return _out(await store.create(auth.workspace_id, body.name, body.value))
+    origins = None if body.allowed_origins is None else tuple(body.allowed_origins)
+    return _out(await store.create(auth.workspace_id, body.name, body.value, origins))
 
 
 async def update_secret(body: SecretIn, auth: AdminDep, store: StoreDep) -> SecretOut:
-    """Replaces the value of an existing secret (admin keys); the answer masks it. An unknown name
-    is 404."""
-    return _out(await store.update(auth.workspace_id, body.name, body.value))
+    """Replaces the value (and, when sent, the allowed origins) of an existing secret (admin keys);
+    the answer masks it. An unknown name is 404."""
+    return _out(await store.update(auth.workspace_id, body.name, body.value, body.origins()))
 
 
 async def delete_secret(

@@ -29,6 +29,7 @@ from chatsvc.auth.service import AuthContext
 from chatsvc.chats import external
 from chatsvc.chats.external import Sender
 from chatsvc.chats.models import Chat, Message, Role
+from chatsvc.kit.db import iso_utc
 from chatsvc.kit.errors import Unauthenticated
 from chatsvc.kit.web import (
     PageDep,
@@ -297,9 +298,9 @@ async def export_chat_messages(
     )
     job_url = f"/jobs/{started.job.id}/"
     response.headers["Link"] = f'<{job_url}>; rel="monitor"'
-    since = started.start.isoformat() if started.start else "the first message"
+    since = iso_utc(started.start) if started.start else "the first message"
     return ExportOut(
         message=f"Export {started.job.id} started: the messages from {since} until "
-        f"{started.end.isoformat()} will be POSTed as CSV to {started.callback} when ready "
+        f"{iso_utc(started.end)} will be POSTed as CSV to {started.callback} when ready "
         f"(status: GET {job_url})."
     )

@@ -8,11 +8,10 @@ from typing import Literal
 from pydantic import Field
 
 from chatsvc.api.stream_events import (
-    DeltaEvent,
     EventData,
-    ReferencesEvent,
     StreamErrorBase,
-    ToolCallEvent,
+    ToolResultBase,
+    generation_events,
 )
 from chatsvc.api.threads.schemas import ThreadMessageOut, ThreadOut
 from chatsvc.chats.models import Role
@@ -39,12 +38,9 @@ class ThreadMessageCreatedEvent(EventData):
     role: Role
 
 
-class ThreadToolResultEvent(EventData):
+class ThreadToolResultEvent(ToolResultBase):
     """The tool answered or failed; the call and result are stored as a `tool` message."""
 
-    tool_call_id: str
-    is_error: bool
-    content: str = Field(description="What the tool returned (what the model sees).")
     message: ThreadMessageOut = Field(description="The stored `tool` message.")
 
 
@@ -63,11 +59,10 @@ class ThreadStreamErrorEvent(StreamErrorBase):
 
 THREAD_EVENTS = (
     SseEvent(events.TURN, TurnEvent, "the turn is accepted (first)."),
-    SseEvent(events.MESSAGE_CREATED, ThreadMessageCreatedEvent, "the answer starts."),
-    SseEvent(events.REFERENCES, ReferencesEvent, "sources were retrieved."),
-    SseEvent(events.DELTA, DeltaEvent, "a piece of the answer."),
-    SseEvent(events.TOOL_CALL, ToolCallEvent, "the model called a tool."),
-    SseEvent(events.TOOL_RESULT, ThreadToolResultEvent, "the tool answered or failed."),
-    SseEvent(events.MESSAGE_COMPLETED, ThreadMessageCompletedEvent, "the answer is stored (last)."),
-    SseEvent(events.ERROR, ThreadStreamErrorEvent, "the generation failed (last)."),
+    *generation_events(
+        ThreadMessageCreatedEvent,
+        ThreadToolResultEvent,
+        ThreadMessageCompletedEvent,
+        ThreadStreamErrorEvent,
+    ),
 )

@@ -22,7 +22,8 @@ from chatsvc.chats.models import Chat
 from chatsvc.chats.service import Turn
 from chatsvc.chats.turns import ChatRef, TurnHandle, TurnService
 from chatsvc.config import Settings
-from chatsvc.kit.errors import FieldError, Invalid
+from chatsvc.kit.db import snapshot_reads
+from chatsvc.kit.errors import ChatsvcError, FieldError, Invalid
 from chatsvc.kit.openapi import event_stream
 from chatsvc.kit.sse import (
     EventStreamResponse,
@@ -31,7 +32,14 @@ from chatsvc.kit.sse import (
     sse_response,
     wants_event_stream,
 )
-from chatsvc.kit.web import ERROR_RESPONSES, ErrorBody, SettingsDep, SlashRouter, invalid_is_400
+from chatsvc.kit.web import (
+    ERROR_RESPONSES,
+    ErrorBody,
+    SettingsDep,
+    SlashRouter,
+    domain_error_response,
+    invalid_is_400,
+)
 from chatsvc.services import SessionmakerDep, TurnsDep
 from chatsvc.streaming import events
 from chatsvc.streaming.broker import BrokerEntry
@@ -47,6 +55,8 @@ IdempotencyKey = Annotated[
         "the message twice (new messages and edits; not reloads)."
     ),
 ]
+#: the ids of the two events of an answer given at once (no generation: the thread's end_message)
+AT_ONCE_EVENT_IDS = ("0", "1")
 SSE_DOC = event_stream(
     "With `Accept: text/event-stream`: the turn as Server-Sent Events (docs/threads.md). "
     "Otherwise JSON once the answer is stored.",
@@ -66,6 +76,10 @@ SSE_DOC = event_stream(
     "A stream is resumed by sending the request again with `Last-Event-ID`.",
     responses={
         200: SSE_DOC,
+        204: {
+            "description": "Resumed with `Last-Event-ID` after the stream's last event: no "
+            "stream (a client stops reconnecting)."
+        },
         404: {"model": ErrorBody, "description": "No such thread (or another user's)."},
         409: {"model": ErrorBody, "description": "An answer is already running in the thread."},
         502: {"model": ErrorBody, "description": "The generator failed (JSON answers only)."},
@@ -88,7 +102,15 @@ async def chat_stream(
     resume = last_event_id(request) if stream else None
     if resume is not None:
         thread_uuid = str(body.thread_uuid) if body.thread_uuid is not None else None
+        if resume in AT_ONCE_EVENT_IDS:
+            # The events of an answer given at once are sent together, the answer is stored:
+            # nothing is left to send.
+            return Response(status_code=204)
         handle = await turns.resume(auth, resume, thread_uuid=thread_uuid)
+        if handle.ended:
+            # The client had the last event of a stream that is over: 204 ends a client's
+            # reconnecting (an EventSource's, and a fetch client that follows the same rule).
+            return Response(status_code=204, headers={"X-Thread-Uuid": handle.chat.uuid})
         return _sse(
             settings,
             handle.chat,
@@ -101,15 +123,22 @@ async def chat_stream(
             handle.chat,
             _translated(sessionmaker, auth, handle.chat, turns.events(handle)),
         )
-    await turns.finish(handle)
+    try:
+        await turns.finish(handle)
+    except ChatsvcError as exc:
+        # The thread and its user message are stored: the error names them (`chat_id` and
+        # X-Chat-Id, X-Thread-Uuid) so the client can send `mode: reload`.
+        response = domain_error_response(request, exc)
+        response.headers["X-Thread-Uuid"] = handle.chat.uuid
+        return response
     assert handle.turn is not None  # a threads turn always accepts a message
     done = await _turn_body(sessionmaker, auth, handle.chat, handle.turn)
     if stream:
         # Answered at once (the thread's end_message): nothing to resume, two events.
         finished = {"message": done["answer"], "thread": done["thread"]}
         entries = [
-            BrokerEntry("0", events.TURN, handle.intro or {}),
-            BrokerEntry("1", events.MESSAGE_COMPLETED, finished),
+            BrokerEntry(AT_ONCE_EVENT_IDS[0], events.TURN, handle.intro or {}),
+            BrokerEntry(AT_ONCE_EVENT_IDS[1], events.MESSAGE_COMPLETED, finished),
         ]
         return _sse(settings, handle.chat, _replay(entries))
     return JSONResponse(done)
@@ -191,7 +220,7 @@ async def _data(
     if entry.event == events.ERROR:
         return {**{k: v for k, v in data.items() if k != "chat_id"}, "thread": chat.uuid}
     if entry.event in (events.MESSAGE_COMPLETED, events.TOOL_RESULT) and "message" in data:
-        async with sessionmaker() as session:
+        async with snapshot_reads(sessionmaker)() as session:
             (message,) = await thread_service.messages_by_id(session, [data["message"]["id"]])
             translated = {**data, "message": message_out(message)}
             if entry.event == events.MESSAGE_COMPLETED:
@@ -204,7 +233,7 @@ async def _data(
 async def _turn_body(
     sessionmaker: async_sessionmaker[AsyncSession], auth: AuthContext, chat: ChatRef, turn: Turn
 ) -> dict[str, Any]:
-    async with sessionmaker() as session:
+    async with snapshot_reads(sessionmaker)() as session:
         user, answer = await thread_service.turn_messages(session, turn)
         thread = await thread_service.get_thread(session, auth, chat.uuid, fresh=True)
     return {

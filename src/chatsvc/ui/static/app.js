@@ -14,6 +14,7 @@ const state = {
   chat: null, // {id, uuid}
   controller: null, // AbortController of the stream being read
   bubble: null, // the assistant message being streamed
+  references: [], // the sources of the answer being streamed (kept over a page reload)
   running: false,
 };
 
@@ -21,16 +22,37 @@ const state = {
 
 class ApiError extends Error {}
 
+// A message for a person: one sentence (or more), ending with a full stop.
+function sentence(text) {
+  const trimmed = text.trim();
+  return /[.!?]$/.test(trimmed) ? trimmed : `${trimmed}.`;
+}
+
 function explain(status, body) {
   const detail = body && typeof body.detail === "string" ? body.detail : "";
   if (status === 401) return "The API key was not accepted. Check it and connect again.";
-  if (status === 403) return detail || "This key may not do that; an admin key can.";
-  if (status === 404) return detail || "Not found: it may have been deleted.";
-  if (status === 409) return detail || "An answer is still being written; wait for it or press Stop.";
+  if (status === 403) return sentence(detail || "This key may not do that; an admin key can");
+  if (status === 404) return sentence(detail || "Not found: it may have been deleted");
+  if (status === 409) return sentence(detail || "An answer is still being written; wait for it or press Stop");
   if (status === 413) return "The message is too long for the service.";
   if (status === 429) return "Too many requests; wait a moment and try again.";
-  if (status >= 500) return `The service had a problem (${status}). ${detail} Try again in a moment.`;
-  return detail || `The request failed (${status}).`;
+  // A server-side failure's detail is for operators (it may name an internal generator and its
+  // address): the page says what a person can do.
+  if (status === 502 || status === 504) return failedAnswer(status);
+  if (status >= 500) return `The service had a problem (${status}). Try again in a moment.`;
+  return sentence(detail || `The request failed (${status})`);
+}
+
+// What a person reads when an answer failed (an `error` event, or a 502/504): never the
+// upstream's own words, which name internal generators and hosts.
+function failedAnswer(status) {
+  if (status === 504) return "The assistant took too long to answer. Send your message again.";
+  return "The assistant could not answer just now. Send your message again.";
+}
+
+// A source as a person names it: "faq:3 How do I reset my password?" is shown as its title.
+function sourceName(source) {
+  return String(source).replace(/^[a-z_]+:\d+\s+/, "");
 }
 
 async function api(method, path, body, extra = {}) {
@@ -216,7 +238,8 @@ function showReferences(bubble, references) {
   }
   for (const ref of references) {
     const item = document.createElement("li");
-    item.textContent = ref.source;
+    item.textContent = sourceName(ref.source);
+    item.title = sourceName(ref.source);
     list.append(item);
   }
 }
@@ -296,6 +319,7 @@ function onEvent(event) {
       state.bubble.scrollIntoView({ block: "end" });
       break;
     case "references":
+      state.references = data.references || [];
       if (state.bubble) showReferences(state.bubble, data.references);
       break;
     case "tool.call": {
@@ -316,15 +340,17 @@ function onEvent(event) {
       if (data.message.visible === false) state.bubble.remove();
       else finishBubble(state.bubble, data.message);
       state.bubble = null;
+      state.references = [];
       break;
     case "error": {
+      // Shown once, in the answer's place (not in the banner too).
       const bubble = state.bubble || addBubble("assistant", "");
       bubble.classList.remove("streaming");
       bubble.classList.add("error");
       bubble.removeAttribute("aria-busy");
-      bubble.querySelector(".text").textContent = data.detail || "The answer failed.";
+      bubble.querySelector(".text").textContent = failedAnswer(data.status);
       state.bubble = null;
-      showError(`${data.detail || "The answer failed."} You can send your message again.`);
+      state.references = [];
       break;
     }
     default:
@@ -393,7 +419,19 @@ const partialKey = (chatId) => `chatsvc.partial.${chatId}`;
 function keepPartial() {
   if (!state.running || !state.chat || !state.bubble) return;
   const text = state.bubble.querySelector(".text").textContent;
-  sessionStorage.setItem(partialKey(state.chat.id), text);
+  sessionStorage.setItem(partialKey(state.chat.id), JSON.stringify({ text, references: state.references }));
+}
+
+function keptPartial(chatId) {
+  const raw = sessionStorage.getItem(partialKey(chatId));
+  sessionStorage.removeItem(partialKey(chatId));
+  if (raw === null) return null;
+  try {
+    const kept = JSON.parse(raw);
+    return { text: String(kept.text || ""), references: Array.isArray(kept.references) ? kept.references : [] };
+  } catch {
+    return null;
+  }
 }
 
 async function resume(saved) {
@@ -404,8 +442,7 @@ async function resume(saved) {
   if (assistant) applyAssistant(assistant);
   else $("chat").hidden = false;
   $("log").replaceChildren();
-  const partial = sessionStorage.getItem(partialKey(chat.id));
-  sessionStorage.removeItem(partialKey(chat.id));
+  const partial = keptPartial(chat.id);
   const lastEventId = sessionStorage.getItem(eventKey(chat.id));
   const running = chat.execution_status === "PROCESSING";
   const resumable = running && partial !== null && lastEventId;
@@ -417,8 +454,11 @@ async function resume(saved) {
   }
   if (!running) return;
   if (resumable) {
-    state.bubble = addBubble("assistant", partial);
+    // The partial answer with its sources (their event came before the resume point).
+    state.bubble = addBubble("assistant", partial.text);
     state.bubble.classList.add("streaming");
+    state.references = partial.references;
+    showReferences(state.bubble, partial.references);
   }
   const headers = { Accept: "text/event-stream" };
   if (resumable) headers["Last-Event-ID"] = lastEventId;
