@@ -87,11 +87,12 @@ async def fuzz(settings: Settings, backend: str) -> None:
         report.unlink()  # the reports of earlier runs
     config = out / "schemathesis.toml"
     config.write_text(config_toml() + TEST_DATA)
-    # What the server logs of its errors (a 500's traceback) goes next to the report.
-    errors = logging.FileHandler(out / "server-errors.log", mode="w")
-    errors.setLevel(logging.ERROR)
-    logging.getLogger().addHandler(errors)
     async with live_tenant(settings) as live:
+        # What the server logs of its errors (a 500's traceback, a failed job) goes next to the
+        # report; added once uvicorn has configured logging (which closes earlier handlers).
+        errors = logging.FileHandler(out / "server-errors.log", mode="w")
+        errors.setLevel(logging.ERROR)
+        logging.getLogger().addHandler(errors)
         await seed(live.admin)
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(
