@@ -15,6 +15,7 @@ from chatsvc.api.cognitive.schemas import OutModel
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats.service import scope_of
+from chatsvc.kit.filtering import filter_schema
 from chatsvc.kit.updates import add_patch_route, update_values
 from chatsvc.kit.validation import MAX_ID
 from chatsvc.kit.web import PageDep, SlashRouter, envelope, error_responses, invalid_is_400
@@ -46,7 +47,7 @@ def _day(description: str, example: str) -> Any:
     return Query(
         description=f"{description} (YYYY-MM-DD; whole days in UTC, this day included).",
         examples=[example],
-        json_schema_extra={"format": "date"},
+        json_schema_extra=filter_schema({"type": "string", "format": "date"}),
     )
 
 
