@@ -31,6 +31,18 @@ async def turn(client: httpx.AsyncClient, chat: int, message: str) -> dict[str, 
     return answer
 
 
+def report_on(chat: int) -> dict[str, Any]:
+    return {
+        "category": "INCORRECT",
+        "reason": "WRONG_INFO",
+        "severity": "HIGH",
+        "topic": "sums",
+        "comments": "Check the arithmetic.",
+        "status": "OPEN",
+        "chat": chat,
+    }
+
+
 async def usage(client: httpx.AsyncClient, **params: str) -> httpx.Response:
     return await client.get("/usage/", params=params)
 
@@ -107,6 +119,17 @@ async def test_the_upstreams_figures_summed_over_tool_rounds_are_stored_and_coun
         assert empty["totals"]["answers"] == 0 and empty["totals"]["total_tokens"] == 0
         within = (await usage(live.admin, start_date=today, end_date=today)).json()
         assert within["totals"] == totals
+
+        # Report metrics: the usage of the reported chats, each chat once.
+        metrics = await live.admin.get("/reports/metrics/")
+        assert metrics.json()["token_usage"]["answers"] == 0
+        for _ in range(2):
+            created = await live.admin.post("/reports/", json=report_on(chat))
+            assert created.status_code == 200, created.text
+        metrics = await live.admin.get("/reports/metrics/")
+        assert metrics.json()["token_usage"] == totals
+        other = await live.admin.get("/reports/metrics/", params={"topic": "other"})
+        assert other.json()["token_usage"]["total_tokens"] == 0
 
 
 async def test_an_upstream_that_sends_no_usage_gets_an_estimate_marked_so(
