@@ -12,6 +12,7 @@ from pydantic import AliasChoices, BaseModel, Field
 from chatsvc.api.cognitive.items import add_delete_route
 from chatsvc.api.cognitive.params import ReportId
 from chatsvc.api.cognitive.schemas import OutModel
+from chatsvc.api.cognitive.usage import UsageTotalsOut
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats.service import scope_of
@@ -83,6 +84,10 @@ class ReportMetricsOut(BaseModel):
     category_counts: dict[Category, int] = Field(description="Reports per category.")
     reason_counts: dict[Reason, int] = Field(description="Reports per reason.")
     severity_counts: dict[Severity, int] = Field(description="Reports per severity.")
+    token_usage: UsageTotalsOut = Field(
+        description="The token usage of the answers in the reported chats (each chat once, "
+        "whatever its number of matching reports; see GET /usage/)."
+    )
 
 
 class ReportPage(ReportMetricsOut):
