@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from pydantic import AliasChoices, BaseModel, Field
@@ -16,7 +16,7 @@ from chatsvc.api.cognitive.usage import UsageTotalsOut
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats.service import scope_of
-from chatsvc.kit.filtering import filter_schema
+from chatsvc.kit.filtering import day_query
 from chatsvc.kit.updates import add_patch_route, update_values
 from chatsvc.kit.validation import MAX_ID
 from chatsvc.kit.web import PageDep, SlashRouter, envelope, error_responses, invalid_is_400
@@ -41,15 +41,6 @@ REPORT_OR_CHAT_NOT_FOUND = error_responses(
 BAD_FILTER = error_responses(
     {400: "A malformed date (the detail names the parameter), or start_date after end_date."}
 )
-
-
-def _day(description: str, example: str) -> Any:
-    """A date query parameter, documented as one but parsed by the domain (see report_filters)."""
-    return Query(
-        description=f"{description} (YYYY-MM-DD; whole days in UTC, this day included).",
-        examples=[example],
-        json_schema_extra=filter_schema({"type": "string", "format": "date"}),
-    )
 
 
 # --- wire schemas --------------------------------------------------------------------------------
@@ -106,10 +97,10 @@ async def report_filters(
         Query(ge=1, le=MAX_ID, description="Only reports on chats with this assistant (its id)."),
     ] = None,
     start_date: Annotated[
-        str | None, _day("Only reports created on or after this day", "2025-05-01")
+        str | None, day_query("Only reports created on or after this day", "2025-05-01")
     ] = None,
     end_date: Annotated[
-        str | None, _day("Only reports created on or before this day", "2025-05-31")
+        str | None, day_query("Only reports created on or before this day", "2025-05-31")
     ] = None,
 ) -> ReportFilters:
     # Dates are parsed by the domain so a malformed one is a 400 naming the parameter, as the

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from chatsvc.api.deps import AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats.usage import GroupBy, UsageQuery, UsageRepository
+from chatsvc.kit.filtering import day_query
 from chatsvc.kit.web import PageDep, SlashRouter, envelope, error_responses
 from chatsvc.services import ReadSessionDep
 
@@ -27,14 +28,6 @@ async def require_admin(auth: AuthDep) -> AuthContext:
 
 
 UsageAdminDep = Annotated[AuthContext, Depends(require_admin)]
-
-
-def _day(description: str, example: str) -> Any:
-    return Query(
-        description=f"{description} (YYYY-MM-DD; whole days in UTC, this day included).",
-        examples=[example],
-        json_schema_extra={"format": "date"},
-    )
 
 
 class UsageTotalsOut(BaseModel):
@@ -103,8 +96,8 @@ async def get_usage(
     group_by: Annotated[
         GroupBy, Query(description="Sum by `day` (UTC), `assistant` or `api_key`.")
     ] = GroupBy.DAY,
-    start_date: Annotated[str | None, _day("Answers from this day", "2026-12-01")] = None,
-    end_date: Annotated[str | None, _day("Answers up to this day", "2026-12-31")] = None,
+    start_date: Annotated[str | None, day_query("Answers from this day", "2026-12-01")] = None,
+    end_date: Annotated[str | None, day_query("Answers up to this day", "2026-12-31")] = None,
 ) -> UsagePage:
     query = UsageQuery.from_query(group_by, start_date, end_date)
     totals, found = await UsageRepository(session).summary(auth.workspace_id, query, page)
