@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "generators", "description": "The configured generator apps."},
             {"name": "reports", "description": "Structured feedback on chats and its metrics."},
             {"name": "jobs", "description": "Background jobs: state, progress, result."},
+            {"name": "usage", "description": "Token usage of the workspace's answers."},
             {"name": "operations", "description": "Health, readiness and metrics."},
         ],
     )

@@ -75,6 +75,11 @@ class Behaviour:
     tool_calls: list[dict[str, Any]] | None = None
     #: how many requests of one turn answer with tool calls (the next answers in words)
     tool_call_rounds: int = 1
+    #: report token usage (the final usage chunk when asked for, `usage` of a whole
+    #: completion): prompt_tokens = the words of the messages' contents, completion_tokens =
+    #: the content tokens sent (a tool-call answer: 1 per call); False: like upstreams that
+    #: send none
+    send_usage: bool = True
 
 
 @dataclass(frozen=True)
@@ -229,13 +234,16 @@ class FakeOpenAI(RunsInThread):
         model = str(body.get("model") or "fake-model")
         tokens = behaviour.tokens if behaviour.tokens is not None else _echo(body["messages"])
         calls = _tool_calls(behaviour, body)
-        if calls:
-            return _ToolCallStream(self, model, calls)
-        if not body.get("stream") or behaviour.ignore_stream:
-            return JSONResponse(
-                _completion(model, tokens, behaviour.finish_reason, _prompt_tokens(body))
-            )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        include_usage = include_usage and behaviour.send_usage
+        if calls:
+            usage = _usage(_prompt_tokens(body), len(calls)) if include_usage else None
+            return _ToolCallStream(self, model, calls, usage)
+        if not body.get("stream") or behaviour.ignore_stream:
+            completion = _completion(model, tokens, behaviour.finish_reason, _prompt_tokens(body))
+            if not behaviour.send_usage:
+                del completion["usage"]
+            return JSONResponse(completion)
         return _Stream(self, behaviour, model, tokens, include_usage, _prompt_tokens(body))
 
     def _is_stopping(self) -> bool:
@@ -411,10 +419,17 @@ def _tool_calls(behaviour: Behaviour, body: dict[str, Any]) -> list[dict[str, An
 class _ToolCallStream:
     """Streams tool calls the way OpenAI does: the id and name first, the arguments in pieces."""
 
-    def __init__(self, server: FakeOpenAI, model: str, calls: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        server: FakeOpenAI,
+        model: str,
+        calls: list[dict[str, Any]],
+        usage: dict[str, int] | None = None,
+    ) -> None:
         self._server = server
         self._model = model
         self._calls = calls
+        self._usage = usage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._server._counters.streams_started += 1
@@ -445,6 +460,10 @@ class _ToolCallStream:
             for piece in (call["arguments"][:half], call["arguments"][half:]):
                 await data({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
         await data({}, "tool_calls")
+        if self._usage is not None:
+            chunk = {"id": "chatcmpl-fake-tools", "choices": [], "usage": self._usage}
+            frame = f"data: {json.dumps(chunk)}\n\n".encode()
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
         frame = b"data: [DONE]\n\n"
         await send({"type": "http.response.body", "body": frame, "more_body": False})
         self._server._counters.streams_completed += 1
@@ -463,6 +482,14 @@ def _echo(messages: list[Any]) -> list[str]:
             content = message.get("content")
             return words(f"You said: {content if isinstance(content, str) else ''}")
     return words("You said nothing.")
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _prompt_tokens(body: dict[str, Any]) -> int:

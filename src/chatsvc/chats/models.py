@@ -173,6 +173,12 @@ class Message(TimestampMixin, Base):
     redacted_content: Mapped[str | None] = mapped_column(Text, default=None)
     #: messages-v1 `externalId`: the message's id in an integrated system, unique per chat
     external_id: Mapped[str | None] = mapped_column(String(250), default=None)
+    #: token usage of an assistant answer, summed over its tool-call rounds: the upstream's
+    #: figures, or an estimate (~4 characters a token) when `usage_estimated`; None on other
+    #: roles and on answers given without the model (fixed responses, end messages)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    usage_estimated: Mapped[bool] = mapped_column(default=False, server_default=false())
     #: messages-v1 `chatThreadId`: the sub-thread of the chat the message belongs to (a UUID)
     thread_key: Mapped[str | None] = mapped_column(String(36), default=None)
 

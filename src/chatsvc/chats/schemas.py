@@ -3,11 +3,19 @@ chats and messages that responses and stream events share."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    StringConstraints,
+    model_validator,
+)
 
 from chatsvc.chats.models import Chat, ExecutionStatus, Message, MessageStatus, Role
 from chatsvc.kit.validation import InputModel, PatchModel
@@ -97,6 +105,39 @@ class ReferenceOut(BaseModel):
     showed_num: int
 
 
+class UsageOut(BaseModel):
+    """The tokens an answer cost, summed over its model calls (tool-call rounds included)."""
+
+    prompt_tokens: int = Field(description="Tokens of the prompts sent to the model.")
+    completion_tokens: int = Field(description="Tokens the model generated.")
+    total_tokens: int = Field(description="prompt_tokens + completion_tokens.")
+    estimated: bool = Field(
+        description="True when some figure is an estimate (~4 characters a token): the "
+        "generator reported none (the offline generator, some upstreams) or a cancel cut the "
+        "call short; false when every figure is the upstream's own."
+    )
+
+    @classmethod
+    def of(cls, source: Any) -> UsageOut | None:
+        """The usage of a message (a row or a mapping of its columns); None when it has none."""
+        if isinstance(source, Mapping):
+            prompt, completion = source.get("prompt_tokens"), source.get("completion_tokens")
+            estimated = source.get("usage_estimated")
+        else:
+            prompt = getattr(source, "prompt_tokens", None)
+            completion = getattr(source, "completion_tokens", None)
+            estimated = getattr(source, "usage_estimated", None)
+        if prompt is None and completion is None:
+            return None
+        prompt, completion = prompt or 0, completion or 0
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            estimated=bool(estimated),
+        )
+
+
 class MessageOut(OutModel):
     """A message of a chat. `references` is a list of sources (the seed's "string" placeholder),
     `fixed` the name of the fixed response that answered verbatim, `status` complete, cancelled or
@@ -124,6 +165,20 @@ class MessageOut(OutModel):
     injection_categories: list[str] = Field(default_factory=list)
     pii_categories: list[str] = Field(default_factory=list)
     action_taken: ModerationAction = ModerationAction.NONE
+    usage: UsageOut | None = Field(
+        default=None,
+        description="The tokens an assistant answer cost (its tool-call rounds included); null "
+        "on other messages and on answers given without the model (fixed responses).",
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _with_usage(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        # The stored columns prompt_tokens, completion_tokens, usage_estimated become `usage`.
+        message = handler(data)
+        if message.usage is None:
+            message.usage = UsageOut.of(data)
+        return message
 
 
 class MessageFullOut(MessageOut):

@@ -36,6 +36,17 @@ class Answer:
     references: list[dict[str, Any]] = field(default_factory=list)
     visible: bool = True
     tool_calls: int = 0
+    #: token usage summed over the model calls of the answer (None: the model was not called)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    #: some round's figures were estimated (the upstream sent none, or a cancel cut it short)
+    usage_estimated: bool = False
+
+    def add_usage(self, prompt_tokens: int, completion_tokens: int, *, estimated: bool) -> None:
+        """Count one model call (a tool-call round or the final answer)."""
+        self.prompt_tokens = (self.prompt_tokens or 0) + prompt_tokens
+        self.completion_tokens = (self.completion_tokens or 0) + completion_tokens
+        self.usage_estimated = self.usage_estimated or estimated
 
 
 @dataclass
@@ -89,6 +100,10 @@ class AnswerStore:
             "visible": answer.visible,
             "generation_id": turn.generation_id,
             "meta": {"not_info": True} if verbatim and verbatim.reason == "not_info" else {},
+            # Stored with the answer, in the same statement (no query of its own).
+            "prompt_tokens": answer.prompt_tokens,
+            "completion_tokens": answer.completion_tokens,
+            "usage_estimated": answer.usage_estimated,
         }
         async with unit_of_work(self.single or self.sessionmaker) as session:
             if session.get_bind().dialect.name == "postgresql":

@@ -88,16 +88,15 @@ class OfflineGenerator:
         calls = self.calls_for(request)
         if calls:
             yield ToolCalls(calls)
-            yield Finished("tool_calls", usage={"completion_tokens": 0})
+            yield Finished("tool_calls")
             return
-        words = 0
+        # No usage: there is no model to count tokens, the loop estimates them (marked so).
         # finditer is lazy: each word costs O(its length), the answer is never rebuilt.
-        for match in _WORD.finditer(self.answer_for(request)):
-            if words and self._delay > 0:
+        for number, match in enumerate(_WORD.finditer(self.answer_for(request))):
+            if number and self._delay > 0:
                 await asyncio.sleep(self._delay)
-            words += 1
             yield TextDelta(match.group())
-        yield Finished("stop", usage={"completion_tokens": words})
+        yield Finished("stop")
 
 
 def _turn(messages: list[PromptMessage]) -> list[PromptMessage]:

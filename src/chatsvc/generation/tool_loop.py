@@ -11,11 +11,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chatsvc.chats.models import MessageStatus
+from chatsvc.generation import usage
 from chatsvc.generation.answers import Answer, AnswerStore, TurnRef
 from chatsvc.generation.pipeline import ModelCall
 from chatsvc.generation.planning import TurnTools
 from chatsvc.generation.tools import BoundTool, ToolExecutor, ToolResult
 from chatsvc.generation.types import (
+    Finished,
     GenerationRequest,
     Generator,
     PromptMessage,
@@ -65,7 +67,7 @@ class ToolLoop:
             )
             # The pretool model's words are not the answer: only its calls count.
             done, calls = await self.relay(
-                tools.pretools_generator, request, run, [], publish=False
+                tools.pretools_generator, request, run, [], publish=False, answer=answer
             )
             if not done:
                 answer.status = MessageStatus.CANCELLED
@@ -79,7 +81,7 @@ class ToolLoop:
             choice = "auto" if answer.tool_calls < tools.max_calls else "none"
             request = replace(plan.request, messages=messages, tools=offered, tool_choice=choice)
             start = len(parts)
-            done, calls = await self.relay(plan.generator, request, run, parts)
+            done, calls = await self.relay(plan.generator, request, run, parts, answer=answer)
             if not done:
                 answer.status = MessageStatus.CANCELLED
                 return answer
@@ -104,9 +106,11 @@ class ToolLoop:
         parts: list[str],
         *,
         publish: bool = True,
+        answer: Answer | None = None,
     ) -> tuple[bool, tuple[ToolCall, ...]]:
         """Relay one generator call's deltas. (False, ()) when a cancel stopped it (parts keep
-        the text); else (True, the tool calls the model asked for)."""
+        the text); else (True, the tool calls the model asked for). The call's token usage is
+        added to `answer`: the upstream's figures, else an estimate (chatsvc.generation.usage)."""
         generator = self.generators.get(generator_name)
         if generator is None:
             raise UpstreamError(
@@ -114,6 +118,9 @@ class ToolLoop:
             )
         calls: list[ToolCall] = []
         broker, key = self.broker, run.key
+        #: characters streamed (O(1) per delta) and the upstream's usage, for the accounting
+        said = [0]
+        finished: list[Finished] = []
 
         async def relay() -> None:
             # One upstream piece, one `delta` event: publishing appends in memory (the broker
@@ -123,10 +130,13 @@ class ToolLoop:
                 async for event in stream:
                     if isinstance(event, TextDelta) and event.text:
                         parts.append(event.text)
+                        said[0] += len(event.text)
                         if publish:
                             await broker.publish(key, events.DELTA, {"text": event.text})
                     elif isinstance(event, ToolCalls):
                         calls.extend(event.calls)
+                    elif isinstance(event, Finished):
+                        finished.append(event)
             finally:
                 await stream.aclose()
 
@@ -134,6 +144,16 @@ class ToolLoop:
         completed = await until(relay_task, run.cancelled)
         if completed:
             relay_task.result()  # re-raise generator errors
+        if answer is not None:
+            figures = usage.reported(finished[-1].usage) if finished else None
+            if figures is not None:
+                answer.add_usage(*figures, estimated=False)
+            else:
+                answer.add_usage(
+                    usage.tokens_of(usage.prompt_chars(request)),
+                    usage.tokens_of(said[0] + usage.calls_chars(calls)),
+                    estimated=True,
+                )
         return completed, tuple(calls)
 
     async def _round(

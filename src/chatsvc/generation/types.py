@@ -107,6 +107,8 @@ class TextDelta:
 @dataclass(frozen=True, slots=True)
 class Finished:
     finish_reason: str = "stop"
+    #: the upstream's token usage (OpenAI's `usage` object), None when it sent none: the loop
+    #: then estimates it (chatsvc.generation.usage)
     usage: dict[str, Any] | None = None
 
 

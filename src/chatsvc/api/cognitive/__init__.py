@@ -13,8 +13,20 @@ from chatsvc.api.cognitive import (
     reports,
     secrets,
     tools,
+    usage,
 )
 
 router = APIRouter()
-for _module in (assistants, knowledge, chats, reports, jobs, exports, tools, mcp, secrets):
+for _module in (
+    assistants,
+    knowledge,
+    chats,
+    reports,
+    jobs,
+    exports,
+    tools,
+    mcp,
+    secrets,
+    usage,
+):
     router.include_router(_module.router)
