@@ -263,3 +263,79 @@ async def test_a_tool_runs_server_side(live_pg_url: str) -> None:
 
         assert completion.choices[0].message.content == 'Tools said: {"sum": 7}'
         assert completion.choices[0].message.tool_calls is None
+
+
+async def test_usage_is_the_upstreams_figures_stored_on_the_answer(live_pg_url: str) -> None:
+    async with live_with_fake(live_pg_url) as (live, _):
+        assistant = await make_assistant(live.admin, generation_config="gpt")
+        client = sdk(live)
+
+        raw = await client.chat.completions.with_raw_response.create(
+            model=f"assistant-{assistant}", messages=[{"role": "user", "content": "count me"}]
+        )
+        stream = await client.chat.completions.create(
+            model=f"assistant-{assistant}",
+            messages=[{"role": "user", "content": "and me"}],
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers={"X-Chat-Id": raw.headers["X-Chat-Id"]},
+        )
+        chunks = [chunk async for chunk in stream]
+
+        body = await settled(live.admin, int(raw.headers["X-Chat-Id"]))
+        first, second = (m["usage"] for m in body["messages"] if m["role"] == "assistant")
+        assert first["estimated"] is False and second["estimated"] is False
+        usage = raw.parse().usage
+        assert usage is not None
+        assert (usage.prompt_tokens, usage.completion_tokens) == (
+            first["prompt_tokens"],
+            first["completion_tokens"],
+        )
+        streamed = chunks[-1].usage
+        assert streamed is not None
+        assert (streamed.prompt_tokens, streamed.completion_tokens) == (
+            second["prompt_tokens"],
+            second["completion_tokens"],
+        )
+
+
+async def test_a_stream_resumes_with_last_event_id(live_pg_url: str) -> None:
+    async with live_with_fake(live_pg_url) as (live, _):
+        assistant = await make_assistant(live.admin, generation_config="gpt")
+        sent = {
+            "model": f"assistant-{assistant}",
+            "messages": [{"role": "user", "content": "one two three four"}],
+            "stream": True,
+        }
+        auth = {"Authorization": f"Bearer {live.admin_key}"}
+        async with httpx.AsyncClient(base_url=live.base_url, timeout=10) as http:
+            whole = await http.post("/v1/chat/completions", headers=auth, json=sent)
+            ids = [
+                line.removeprefix("id: ")
+                for line in whole.text.splitlines()
+                if line.startswith("id: ")
+            ]
+            resumed = await http.post(
+                "/v1/chat/completions",
+                headers={**auth, "Last-Event-ID": ids[1]},
+                json=sent,
+            )
+
+        def content(text: str) -> str:
+            return "".join(
+                json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                for line in text.splitlines()
+                if line.startswith("data: {") and json.loads(line[6:])["choices"]
+            )
+
+        assert content(whole.text) == "You said: one two three four"
+        assert resumed.status_code == 200
+        assert resumed.headers["X-Chat-Id"] == whole.headers["X-Chat-Id"]
+        # Everything after the second delta, once: the two texts join to the whole answer.
+        deltas = [
+            json.loads(line[6:])["choices"][0]["delta"]["content"]
+            for line in whole.text.splitlines()
+            if line.startswith("data: {") and '"content":"' in line and '"role"' not in line
+        ]
+        assert "".join(deltas[:2]) + content(resumed.text) == content(whole.text)
+        assert resumed.text.rstrip().endswith("data: [DONE]")

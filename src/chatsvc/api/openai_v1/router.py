@@ -32,7 +32,8 @@ from chatsvc.auth.service import AuthContext
 from chatsvc.chats.models import Message, MessageStatus, Role
 from chatsvc.chats.schemas import OptionalUserMessageIn
 from chatsvc.chats.turns import Delivery, TurnHandle, TurnService
-from chatsvc.kit.errors import Invalid, NotFound
+from chatsvc.generation.usage import tokens_of
+from chatsvc.kit.errors import FieldError, Invalid, NotFound
 from chatsvc.kit.pagination import PageParams
 from chatsvc.kit.sse import EventStreamResponse, last_event_id
 from chatsvc.kit.web import SettingsDep, SlashRouter, invalid_is_400, status_of_kind
@@ -140,19 +141,16 @@ async def retrieve_model(model: str, session: ReadSessionDep, auth: AuthDep) -> 
 # --- chat completions ---------------------------------------------------------------------------
 
 
-def _estimate(text: str) -> int:
-    """Tokens of a text when no upstream counted them: about four characters a token."""
-    return (len(text) + 3) // 4
-
-
 def usage_of(answer: Message | None, prompt_text: str) -> OpenAIUsageOut:
-    """The stored message's token figures when it has them, else an estimate from the texts."""
-    prompt = getattr(answer, "prompt_tokens", None)
-    completion = getattr(answer, "completion_tokens", None)
-    if not isinstance(prompt, int):
-        prompt = _estimate(prompt_text)
-    if not isinstance(completion, int):
-        completion = _estimate(answer.content if answer is not None else "")
+    """The answer's stored token usage (the upstream's figures, or the generator's estimate);
+    for an answer stored without any (a fixed response, an answer from before usage was kept)
+    an estimate from the texts, ~4 characters a token."""
+    prompt = answer.prompt_tokens if answer is not None else None
+    completion = answer.completion_tokens if answer is not None else None
+    if prompt is None:
+        prompt = tokens_of(len(prompt_text))
+    if completion is None:
+        completion = tokens_of(len(answer.content) if answer is not None else 0)
     return OpenAIUsageOut(
         prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
     )
@@ -178,13 +176,14 @@ def _last_user_text(body: ChatCompletionIn) -> str:
         raise Invalid(
             f"The last message must be the user's new message (it is {last.role!r}).",
             code="invalid_request",
-            errors=[],
+            errors=[FieldError(f"messages[{index}].role", "must be 'user'")],
         )
     text = last.text()
     if not text.strip():
         raise Invalid(
             f"messages[{index}] has no text: send the user's message as text.",
             code="invalid_request",
+            errors=[FieldError(f"messages[{index}].content", "no text")],
         )
     return text
 
