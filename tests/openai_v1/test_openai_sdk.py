@@ -339,3 +339,57 @@ async def test_a_stream_resumes_with_last_event_id(live_pg_url: str) -> None:
         ]
         assert "".join(deltas[:2]) + content(resumed.text) == content(whole.text)
         assert resumed.text.rstrip().endswith("data: [DONE]")
+
+
+async def test_odd_input_is_a_clear_4xx_in_openais_shape(live_pg_url: str) -> None:
+    async with live_with_fake(live_pg_url) as (live, _):
+        assistant = await make_assistant(live.admin, generation_config="gpt")
+        other = await make_assistant(live.admin, generation_config="gpt")
+        model = f"assistant-{assistant}"
+        hi = [{"role": "user", "content": "hi"}]
+        auth = {"Authorization": f"Bearer {live.admin_key}"}
+        async with httpx.AsyncClient(base_url=live.base_url, timeout=10) as http:
+
+            async def post(body: dict[str, object], **headers: str) -> httpx.Response:
+                return await http.post(
+                    "/v1/chat/completions", headers={**auth, **headers}, json=body
+                )
+
+            made = await post({"model": model, "messages": hi})
+            chat = made.headers["X-Chat-Id"]
+            answers = {
+                "bad header": await post({"model": model, "messages": hi}, **{"X-Chat-Id": "x"}),
+                "huge header": await post(
+                    {"model": model, "messages": hi}, **{"X-Chat-Id": "9" * 30}
+                ),
+                "odd digits": await post(
+                    {"model": model, "messages": hi, "metadata": {"chat_id": "²"}}
+                ),
+                "another assistant's chat": await post(
+                    {"model": f"assistant-{other}", "messages": hi}, **{"X-Chat-Id": chat}
+                ),
+                "no text": await post(
+                    {"model": model, "messages": [{"role": "user", "content": [{"type": "x"}]}]}
+                ),
+                "not json": await http.post("/v1/chat/completions", headers=auth, content=b"{nope"),
+            }
+            odd_model = await post({"model": "assistant-²", "messages": hi})
+            parts = await post(
+                {
+                    "model": model,
+                    "messages": [
+                        {"role": "user", "content": [{"type": "text", "text": "in parts"}]}
+                    ],
+                }
+            )
+
+        for case, answer in answers.items():
+            assert answer.status_code == 400, (case, answer.text)
+            error = answer.json()["error"]
+            assert error["type"] == "invalid_request_error" and error["message"], case
+        assert answers["another assistant's chat"].json()["error"]["code"] == "model_mismatch"
+        assert answers["odd digits"].json()["error"]["param"] == "metadata.chat_id"
+        assert odd_model.status_code == 404
+        assert odd_model.json()["error"]["code"] == "model_not_found"
+        assert parts.status_code == 200
+        assert parts.json()["choices"][0]["message"]["content"] == "You said: in parts"

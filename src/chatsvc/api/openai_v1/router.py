@@ -29,13 +29,14 @@ from chatsvc.assistants import service as assistant_service
 from chatsvc.assistants.models import Assistant
 from chatsvc.auth import service as auth_service
 from chatsvc.auth.service import AuthContext
-from chatsvc.chats.models import Message, MessageStatus, Role
+from chatsvc.chats.models import Message, Role
 from chatsvc.chats.schemas import OptionalUserMessageIn
 from chatsvc.chats.turns import Delivery, TurnHandle, TurnService
 from chatsvc.generation.usage import tokens_of
 from chatsvc.kit.errors import FieldError, Invalid, NotFound
 from chatsvc.kit.pagination import PageParams
 from chatsvc.kit.sse import EventStreamResponse, last_event_id
+from chatsvc.kit.validation import MAX_ID
 from chatsvc.kit.web import SettingsDep, SlashRouter, invalid_is_400, status_of_kind
 from chatsvc.services import ReadSessionDep, TurnsDep
 from chatsvc.streaming import events
@@ -61,6 +62,8 @@ ChatIdHeader = Annotated[
     int | None,
     Header(
         alias="X-Chat-Id",
+        ge=1,
+        le=MAX_ID,
         description="Continue this chatsvc chat: only the last (user) message is new.",
     ),
 ]
@@ -87,7 +90,12 @@ def _model_out(assistant: Assistant, owner: str) -> OpenAIModelOut:
 def assistant_id_of(model: str) -> int:
     """The assistant a model id names; 404 `model_not_found` for any other name."""
     number = model.removeprefix(MODEL_PREFIX)
-    if model.startswith(MODEL_PREFIX) and number.isdigit() and len(number) < 16:
+    if (
+        model.startswith(MODEL_PREFIX)
+        and number.isascii()
+        and number.isdigit()
+        and len(number) < 19
+    ):
         return int(number)
     raise NotFound(
         f"The model {model!r} does not exist: models are the workspace's assistants, "
@@ -165,8 +173,10 @@ def _answer_of(messages: list[Message], handle: TurnHandle) -> Message | None:
     return answers[-1] if answers else None
 
 
-def _finish_reason(answer: Message | None) -> Literal["stop", "length"]:
-    return "length" if answer is not None and answer.status == MessageStatus.CANCELLED else "stop"
+def _finish_reason(answer: Message | None) -> Literal["stop"]:
+    """Every stored answer ends as `stop`: chatsvc has no token limit that cuts an answer
+    (`length`), and tool calls run server side (never `tool_calls`)."""
+    return "stop"
 
 
 def _last_user_text(body: ChatCompletionIn) -> str:
@@ -194,8 +204,12 @@ def _chat_id_of(header: int | None, body: ChatCompletionIn) -> int | None:
     raw = (body.metadata or {}).get("chat_id")
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 15:
-        raise Invalid(f"metadata.chat_id {raw[:40]!r} is not a chat id.", code="invalid_request")
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 20 and 1 <= int(raw) <= MAX_ID):
+        raise Invalid(
+            f"metadata.chat_id {raw[:40]!r} is not a chat id.",
+            code="invalid_request",
+            errors=[FieldError("metadata.chat_id", "not a chat id")],
+        )
     return int(raw)
 
 
