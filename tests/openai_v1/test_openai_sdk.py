@@ -393,3 +393,29 @@ async def test_odd_input_is_a_clear_4xx_in_openais_shape(live_pg_url: str) -> No
         assert odd_model.json()["error"]["code"] == "model_not_found"
         assert parts.status_code == 200
         assert parts.json()["choices"][0]["message"]["content"] == "You said: in parts"
+
+
+async def test_an_answer_given_at_once_streams_whole(live_pg_url: str) -> None:
+    async with live_with_fake(live_pg_url) as (live, _):
+        assistant = await make_assistant(
+            live.admin, generation_config="gpt", max_responses=1, end_message="That is all."
+        )
+        client = sdk(live)
+        model = f"assistant-{assistant}"
+        first = await client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "one"}]
+        )
+
+        stream = await client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "two"}],
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers={"X-Chat-Id": first.headers["X-Chat-Id"]},
+        )
+        chunks = [chunk async for chunk in stream]
+
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == "That is all."
+        assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
