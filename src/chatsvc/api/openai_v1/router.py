@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Header, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.api.deps import AuthDep, idempotency_header
 from chatsvc.api.openai_v1.schemas import (
@@ -29,6 +30,7 @@ from chatsvc.assistants import service as assistant_service
 from chatsvc.assistants.models import Assistant
 from chatsvc.auth import service as auth_service
 from chatsvc.auth.service import AuthContext
+from chatsvc.chats import service as chat_service
 from chatsvc.chats.models import Message, Role
 from chatsvc.chats.schemas import OptionalUserMessageIn
 from chatsvc.chats.turns import Delivery, TurnHandle, TurnService
@@ -104,7 +106,7 @@ def assistant_id_of(model: str) -> int:
     )
 
 
-async def _assistant(session: ReadSessionDep, auth: AuthContext, model: str) -> Assistant:
+async def _assistant(session: AsyncSession, auth: AuthContext, model: str) -> Assistant:
     try:
         return await assistant_service.get_assistant(
             session, auth.workspace_id, assistant_id_of(model)
@@ -149,19 +151,25 @@ async def retrieve_model(model: str, session: ReadSessionDep, auth: AuthDep) -> 
 # --- chat completions ---------------------------------------------------------------------------
 
 
-def usage_of(answer: Message | None, prompt_text: str) -> OpenAIUsageOut:
-    """The answer's stored token usage (the upstream's figures, or the generator's estimate);
+def usage_of(
+    prompt: int | None, completion: int | None, prompt_text: str, answer_text: str
+) -> OpenAIUsageOut:
+    """An answer's stored token usage (the upstream's figures, or the generator's estimate);
     for an answer stored without any (a fixed response, an answer from before usage was kept)
     an estimate from the texts, ~4 characters a token."""
-    prompt = answer.prompt_tokens if answer is not None else None
-    completion = answer.completion_tokens if answer is not None else None
     if prompt is None:
         prompt = tokens_of(len(prompt_text))
     if completion is None:
-        completion = tokens_of(len(answer.content) if answer is not None else 0)
+        completion = tokens_of(len(answer_text))
     return OpenAIUsageOut(
         prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
     )
+
+
+def usage_of_message(answer: Message | None, prompt_text: str) -> OpenAIUsageOut:
+    if answer is None:
+        return usage_of(None, None, prompt_text, "")
+    return usage_of(answer.prompt_tokens, answer.completion_tokens, prompt_text, answer.content)
 
 
 def _answer_of(messages: list[Message], handle: TurnHandle) -> Message | None:
@@ -216,13 +224,16 @@ def _chat_id_of(header: int | None, body: ChatCompletionIn) -> int | None:
 async def _start(
     turns: TurnService,
     auth: AuthContext,
-    assistant: Assistant,
     body: ChatCompletionIn,
     chat_id: int | None,
     idempotency_key: str | None,
 ) -> TurnHandle:
+    """The turn: a new chat's first, or the next of the chat named (one read before it)."""
+    assistant_id = assistant_id_of(body.model)
     text = _last_user_text(body)
     if chat_id is None:
+        async with turns.reads() as session:
+            assistant = await _assistant(session, auth, body.model)
         return await turns.open_chat(
             auth,
             assistant.id,
@@ -231,12 +242,14 @@ async def _start(
             delivery=Delivery.LIVE,
             streaming=body.stream,
         )
-    chat, _ = await turns.chat_with_messages(auth, chat_id)
-    if chat.assistant_id != assistant.id:
-        raise Invalid(
-            f"Chat {chat_id} is a chat of assistant-{chat.assistant_id}, not of {body.model}.",
-            code="model_mismatch",
-        )
+    async with turns.reads() as session:
+        chat = await chat_service.get_chat(session, auth, chat_id)
+        if chat.assistant_id != assistant_id:
+            await _assistant(session, auth, body.model)  # 404 model_not_found first
+            raise Invalid(
+                f"Chat {chat_id} is a chat of assistant-{chat.assistant_id}, not of {body.model}.",
+                code="model_mismatch",
+            )
     return await turns.send(
         auth, chat_id, text, {}, idempotency_key=idempotency_key, delivery=Delivery.LIVE
     )
@@ -274,21 +287,21 @@ async def _start(
 async def create_chat_completion(
     request: Request,
     body: ChatCompletionIn,
-    session: ReadSessionDep,
     auth: AuthDep,
     turns: TurnsDep,
     settings: SettingsDep,
     chat_header: ChatIdHeader = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    assistant = await _assistant(session, auth, body.model)
+    # No request session: a completion that waits or streams holds no database connection.
     chat_id = _chat_id_of(chat_header, body)
     prompt_text = _last_user_text(body)
     resume = last_event_id(request) if body.stream else None
     if resume is not None:
+        assistant_id_of(body.model)
         handle = await turns.resume(auth, resume, chat_id=chat_id)
     else:
-        handle = await _start(turns, auth, assistant, body, chat_id, idempotency_key)
+        handle = await _start(turns, auth, body, chat_id, idempotency_key)
     headers = {"X-Chat-Id": str(handle.chat.id)}
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
@@ -310,7 +323,7 @@ async def create_chat_completion(
                 finish_reason=_finish_reason(answer),
             )
         ],
-        usage=usage_of(answer, prompt_text),
+        usage=usage_of_message(answer, prompt_text),
     )
     return JSONResponse(completion.model_dump(mode="json"), headers=headers)
 
@@ -367,7 +380,15 @@ class _Chunks:
                     yield _frame(error_body(status, detail, code), entry.id)
                     return
                 elif entry.event == events.MESSAGE_COMPLETED:
-                    async for frame in self._end(entry.id):
+                    stored = entry.data.get("message") or {}
+                    usage = stored.get("usage") or {}
+                    counted = usage_of(
+                        usage.get("prompt_tokens"),
+                        usage.get("completion_tokens"),
+                        self.prompt_text,
+                        str(stored.get("content") or ""),
+                    )
+                    async for frame in self._end(entry.id, counted):
                         yield frame
                     return
         finally:
@@ -377,18 +398,12 @@ class _Chunks:
             _, messages = await self.turns.chat_with_messages(self.auth, self.handle.chat.id)
             answer = _answer_of(messages, self.handle)
             yield self.chunk({"content": answer.content if answer else ""})
-            async for frame in self._end(None, answer):
+            async for frame in self._end(None, usage_of_message(answer, self.prompt_text)):
                 yield frame
 
-    async def _end(
-        self, ident: str | None, answer: Message | None = None, *, read: bool = True
-    ) -> AsyncIterator[bytes]:
-        if answer is None and read:
-            _, messages = await self.turns.chat_with_messages(self.auth, self.handle.chat.id)
-            answer = _answer_of(messages, self.handle)
-        yield self.chunk({}, finish=_finish_reason(answer), ident=ident)
+    async def _end(self, ident: str | None, usage: OpenAIUsageOut) -> AsyncIterator[bytes]:
+        yield self.chunk({}, finish="stop", ident=ident)
         if self.include_usage:
-            usage = usage_of(answer, self.prompt_text).model_dump()
             data = {
                 "id": self.id,
                 "object": "chat.completion.chunk",
@@ -396,7 +411,7 @@ class _Chunks:
                 "model": self.model,
                 "system_fingerprint": None,
                 "choices": [],
-                "usage": usage,
+                "usage": usage.model_dump(),
             }
             yield _frame(data, None)
         yield b"data: [DONE]\n\n"
