@@ -27,11 +27,14 @@ export CHATSVC_OPENAPI_PYTHON_CLIENT
 
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k sse -x"`.
 PYTEST_ARGS ?=
+# `make fuzz`: generated test cases per operation and phase, and the seed (tests/fuzz/).
+FUZZ_EXAMPLES ?= 50
+FUZZ_SEED ?= 20261208
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install lock run test sdk-check sdk-tools check-migrations lint format typecheck migrate \
-	openapi worker bench clean distclean
+.PHONY: help install lock run test fuzz sdk-check sdk-tools check-migrations lint format \
+	typecheck migrate openapi worker bench clean distclean
 
 help: ## List the targets
 	@echo "Usage: make <target>   (VENV=$(VENV))"
@@ -87,6 +90,11 @@ run: $(STAMP) ## Migrate, then serve http://127.0.0.1:8000 (embedded SQLite by d
 test: $(STAMP) sdk-tools ## Start PostgreSQL/Redis if needed, then run pytest (the SDK contract check included)
 	$(PY) scripts/ensure_services.py
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+fuzz: $(STAMP) ## The fuzz stage, longer: schemathesis with FUZZ_EXAMPLES cases per operation, both backends
+	$(PY) scripts/ensure_services.py
+	CHATSVC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CHATSVC_FUZZ_SEED=$(FUZZ_SEED) \
+	  $(PY) -m pytest tests/fuzz -s $(PYTEST_ARGS)
 
 sdk-check: $(STAMP) sdk-tools ## Only the SDK contract check: generated Python client and TS types, strict, one scenario
 	$(PY) scripts/ensure_services.py
@@ -145,7 +153,7 @@ bench: $(STAMP) ## Run every bench/*.py (files starting with _ are helpers, skip
 	done
 
 clean: ## Remove caches and build/generated files (keeps the virtualenvs, node_modules and local databases)
-	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist test-artifacts openapi.json
+	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist test-artifacts openapi.json
 	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 \
 	  | xargs -0 rm -rf
 

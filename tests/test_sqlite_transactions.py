@@ -171,6 +171,30 @@ async def test_a_task_that_would_wait_for_its_own_write_lock_fails_at_once(
         await engine.dispose()
 
 
+async def test_a_unit_whose_connection_was_invalidated_rolls_back_with_its_own_error(
+    sqlite_url: str,
+) -> None:
+    """A connection invalidated mid-transaction (a task cancelled during a statement: the
+    lease renewal of a generation that ended) left the rollback raising PendingRollbackError
+    instead of the unit's own error, which failed the chat's generation job (fuzz stage)."""
+    engine = create_engine(sqlite_url)
+    sessionmaker = create_sessionmaker(engine)
+
+    async def work() -> None:
+        async with unit_of_work(sessionmaker) as session:
+            await session.scalar(select(func.count()).select_from(Workspace))
+            await (await session.connection()).invalidate()
+            raise Boom
+
+    try:
+        with pytest.raises(Boom):
+            await work()
+        async with unit_of_work(sessionmaker) as after:  # its write hold is forgotten
+            await after.scalar(select(func.count()).select_from(Workspace))
+    finally:
+        await engine.dispose()
+
+
 async def test_a_lock_error_that_outlasts_the_retries_answers_503_not_500(
     sqlite_url: str,
 ) -> None:

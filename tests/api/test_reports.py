@@ -40,6 +40,7 @@ METRIC_KEYS = {
     "category_counts",
     "reason_counts",
     "severity_counts",
+    "token_usage",
 }
 STATUSES = ["NO_ISSUES", "OPEN", "IN_REVIEW", "RESOLVED", "DISMISSED"]
 CATEGORIES = ["CORRECT", "INCORRECT", "INCOMPLETE", "IRRELEVANT", "INAPPROPRIATE", "OTHER"]

@@ -4,14 +4,17 @@ estimate marked `estimated` otherwise; and the workspace's usage endpoint (admin
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from chatsvc.generation.usage import tokens_of
+from chatsvc.migrate import upgrade
 from tests.fakes.openai_server import words
-from tests.fixtures.app import live_tenant, make_settings
+from tests.fixtures.app import Live, live_tenant, make_settings
 from tests.fixtures.chats import live_with_fake, make_assistant, new_chat, of_role, settled
 from tests.generation.test_tool_loop import ADDER, add_tool
 
@@ -29,6 +32,18 @@ async def turn(client: httpx.AsyncClient, chat: int, message: str) -> dict[str, 
     assert body["execution_status"] == "AVAILABLE", body
     answer: dict[str, Any] = of_role(body, "assistant")[-1]
     return answer
+
+
+def report_on(chat: int) -> dict[str, Any]:
+    return {
+        "category": "INCORRECT",
+        "reason": "WRONG_INFO",
+        "severity": "HIGH",
+        "topic": "sums",
+        "comments": "Check the arithmetic.",
+        "status": "OPEN",
+        "chat": chat,
+    }
 
 
 async def usage(client: httpx.AsyncClient, **params: str) -> httpx.Response:
@@ -108,6 +123,17 @@ async def test_the_upstreams_figures_summed_over_tool_rounds_are_stored_and_coun
         within = (await usage(live.admin, start_date=today, end_date=today)).json()
         assert within["totals"] == totals
 
+        # Report metrics: the usage of the reported chats, each chat once.
+        metrics = await live.admin.get("/reports/metrics/")
+        assert metrics.json()["token_usage"]["answers"] == 0
+        for _ in range(2):
+            created = await live.admin.post("/reports/", json=report_on(chat))
+            assert created.status_code == 200, created.text
+        metrics = await live.admin.get("/reports/metrics/")
+        assert metrics.json()["token_usage"] == totals
+        other = await live.admin.get("/reports/metrics/", params={"topic": "other"})
+        assert other.json()["token_usage"]["total_tokens"] == 0
+
 
 async def test_an_upstream_that_sends_no_usage_gets_an_estimate_marked_so(
     live_pg_url: str,
@@ -128,18 +154,36 @@ async def test_an_upstream_that_sends_no_usage_gets_an_estimate_marked_so(
         assert totals["answers"] == 1 and totals["estimated_answers"] == 1
 
 
+async def offline_answers_carry_an_estimate(live: Live) -> None:
+    assistant = await make_assistant(live.admin, generation_config="offline")
+    chat = await new_chat(live.admin, assistant)
+
+    answer = await turn(live.admin, chat, "what is the weather like")
+
+    figures = answer["usage"]
+    assert figures["estimated"] is True
+    assert figures["completion_tokens"] == tokens_of(len(answer["content"]))
+    assert figures["prompt_tokens"] > 0
+    assert figures["total_tokens"] == figures["prompt_tokens"] + figures["completion_tokens"]
+    today = datetime.now(UTC).date().isoformat()
+    for group_by, key, value in (("day", "day", today), ("assistant", "assistant", assistant)):
+        listed = (await usage(live.admin, group_by=group_by)).json()
+        (group,) = listed["results"]
+        assert group[key] == value
+        assert group["total_tokens"] == figures["total_tokens"]
+        assert group["answers"] == group["estimated_answers"] == 1
+
+
 async def test_the_offline_generators_answers_carry_an_estimate(live_pg_url: str) -> None:
     async with live_tenant(make_settings(live_pg_url)) as live:
-        assistant = await make_assistant(live.admin, generation_config="offline")
-        chat = await new_chat(live.admin, assistant)
+        await offline_answers_carry_an_estimate(live)
 
-        answer = await turn(live.admin, chat, "what is the weather like")
 
-        figures = answer["usage"]
-        assert figures["estimated"] is True
-        assert figures["completion_tokens"] == tokens_of(len(answer["content"]))
-        assert figures["prompt_tokens"] > 0
-        assert figures["total_tokens"] == figures["prompt_tokens"] + figures["completion_tokens"]
+async def test_the_offline_generators_answers_carry_an_estimate_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'chatsvc.db'}"
+    await asyncio.to_thread(upgrade, url)
+    async with live_tenant(make_settings(url, redis_url=None)) as live:
+        await offline_answers_carry_an_estimate(live)
 
 
 async def test_usage_is_for_admins_and_bad_periods_are_400(live_pg_url: str) -> None:

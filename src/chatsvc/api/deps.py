@@ -98,8 +98,9 @@ AdminDep = Annotated[AuthContext, Depends(require_admin)]
 
 def idempotency_header(description: str | None = None) -> Any:
     """The Idempotency-Key header of a POST that must not run twice; `description` says what a
-    retry with the same key gets on that route."""
-    return Header(max_length=255, description=description)
+    retry with the same key gets on that route. An empty key is refused (422), not taken as
+    "no key": a client that sends the header means to be idempotent."""
+    return Header(min_length=1, max_length=255, description=description)
 
 
 IdempotencyKey = Annotated[str | None, idempotency_header()]

@@ -13,6 +13,9 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     StringConstraints,
     ValidationError,
     create_model,
@@ -159,7 +162,14 @@ class ParameterData(KindData):
     """A named value handed to the assistant with every chat of the entry."""
 
     key: Key
-    value: Annotated[str, StringConstraints(max_length=20_000)] | int | float | bool | None = None
+    # Strict: a long numeric string is refused, not read as a number.
+    value: (
+        Annotated[str, StringConstraints(max_length=20_000)]
+        | StrictInt
+        | StrictFloat
+        | StrictBool
+        | None
+    ) = None
 
 
 class ScenarioData(KindData):

@@ -144,6 +144,9 @@ async def create_chat(
     * another caller of the workspace (an admin too): 409 `idempotency_key_in_use`, nothing
       of the other chat is shown."""
     repository = ChatRepository(session)
+    # No key and an empty key are one thing here and in the stored row (the unique constraint
+    # would otherwise hold every "" of the workspace to one chat).
+    idempotency_key = idempotency_key or None
     if idempotency_key:
         existing = await repository.by_idempotency_key(auth.workspace_id, idempotency_key)
         if existing is not None:

@@ -58,6 +58,16 @@ class UsageTotals:
     answers: int
     estimated_answers: int
 
+    def as_dict(self) -> dict[str, int]:
+        """The wire shape: the figures and their total."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "answers": self.answers,
+            "estimated_answers": self.estimated_answers,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class UsageRow(UsageTotals):
@@ -90,19 +100,23 @@ class UsageRepository:
             conditions.append(Message.created_at < day_bounds(query.end_date)[1])
         return conditions
 
+    async def of_chats(self, chat_ids: Any) -> UsageTotals:
+        """The usage of the answers in the chats `chat_ids` (a select of chat ids) selects; one
+        aggregate query."""
+        statement = select(*_sums()).where(
+            Message.chat_id.in_(chat_ids),
+            Message.role == Role.ASSISTANT,
+            Message.prompt_tokens.is_not(None),
+        )
+        return UsageTotals(*(int(value) for value in (await self.session.execute(statement)).one()))
+
     async def summary(
         self, workspace_id: int, query: UsageQuery, params: PageParams
     ) -> tuple[UsageTotals, Page[UsageRow]]:
         """The totals, and one page of the groups (ordered by key); three aggregate queries,
         whatever the number of answers."""
-        sums: list[Any] = [
-            func.coalesce(func.sum(Message.prompt_tokens), 0),
-            func.coalesce(func.sum(Message.completion_tokens), 0),
-            func.count(),
-            func.coalesce(func.sum(case((Message.usage_estimated.is_(True), 1), else_=0)), 0),
-        ]
         where = self._where(workspace_id, query)
-        base = select(*sums).select_from(Message).join(Chat, Chat.id == Message.chat_id)
+        base = select(*_sums()).select_from(Message).join(Chat, Chat.id == Message.chat_id)
         total_row = (await self.session.execute(base.where(*where))).one()
         totals = UsageTotals(*(int(value) for value in total_row))
         key = self._key(query.group_by).label("key")
@@ -124,3 +138,13 @@ class UsageRepository:
                     UsageRow(int(prompt), int(completion), int(answers), int(estimated), value)
                 )
         return totals, Page(items=rows, total=groups, params=params)
+
+
+def _sums() -> list[Any]:
+    """prompt tokens, completion tokens, answers, estimated answers."""
+    return [
+        func.coalesce(func.sum(Message.prompt_tokens), 0),
+        func.coalesce(func.sum(Message.completion_tokens), 0),
+        func.count(),
+        func.coalesce(func.sum(case((Message.usage_estimated.is_(True), 1), else_=0)), 0),
+    ]

@@ -205,6 +205,15 @@ def _current_task() -> asyncio.Task[Any] | None:
 
 
 def _sqlite_released(connection: Connection, *_args: Any) -> None:
+    if connection.invalidated:
+        # A connection invalidated mid-transaction (its task cancelled during a statement) has
+        # no pool entry left to read (`info` would raise PendingRollbackError and turn the
+        # rollback into a failure); its lock went with it: forget this task's hold.
+        task = _current_task()
+        for pool, holder in list(_WRITERS.items()):
+            if holder is task:
+                _WRITERS.pop(pool, None)
+        return
     pool = connection.info.pop(_WRITER, None)
     if pool is not None:
         _WRITERS.pop(pool, None)

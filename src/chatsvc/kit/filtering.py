@@ -23,6 +23,17 @@ _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
 
+#: how an empty filter value (`?start_date=`) is documented: it means "no filter", as if the
+#: parameter were left out (the parse_* functions below), so the OpenAPI document allows it
+EMPTY_MEANS_NONE = {"type": "string", "maxLength": 0, "description": "Empty: no filter."}
+
+
+def filter_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI schema of a filter parameter read as text and parsed here: `schema` (what
+    a value must be), empty (no filter) or left out."""
+    return {"anyOf": [schema, EMPTY_MEANS_NONE, {"type": "null"}]}
+
+
 def _invalid(name: str, message: str, code: str) -> Invalid:
     return Invalid(message, code=code, errors=[FieldError(f"query.{name}", message)])
 

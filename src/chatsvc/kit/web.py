@@ -5,15 +5,17 @@ becomes an HTTP status)."""
 
 from __future__ import annotations
 
+import email.message
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from functools import cache
 from typing import Annotated, Any, Generic, NamedTuple, Self, TypeVar
 
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 
@@ -120,6 +122,23 @@ def list_response(request: Request, page: Page[Any], bodies: list[Any]) -> JSONR
     return response
 
 
+@cache
+def sparse(model: type[BaseModel]) -> Any:
+    """The response model of an operation that takes a sparse fieldset (`field=`): the whole
+    `model`, or only the fields asked for (a `...Fieldset` schema: the same properties, none
+    required), so the OpenAPI document allows what `field=` answers."""
+    fields: dict[str, Any] = {
+        name: (info.annotation, Field(default=None, description=info.description))
+        for name, info in model.model_fields.items()
+    }
+    partial: type[BaseModel] = create_model(
+        f"{model.__name__}Fieldset",
+        __doc__=f"The fields of {model.__name__} a sparse fieldset (`field=`) asked for.",
+        **fields,
+    )
+    return model | partial
+
+
 def set_list_headers(request: Request, response: Response, page: Page[T]) -> None:
     """For plain-array lists: the total in X-Total-Count and RFC 8288 next/prev links."""
     response.headers["X-Total-Count"] = str(page.total)
@@ -137,11 +156,66 @@ def set_list_headers(request: Request, response: Response, page: Page[T]) -> Non
 
 class ChatsvcRoute(APIRoute):
     """A route that knows which status its body validation errors get (the seeds say 400 on some
-    endpoints; elsewhere 422)."""
+    endpoints; elsewhere 422), and that reads a JSON body only when it is sent as one
+    (`check_json_body`)."""
 
     validation_status: int = 422
     #: the path as written in the seed, also on the alternate-slash twin (metrics, logs)
     canonical_path: str | None = None
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        body = self.body_field
+        if body is None or isinstance(body.field_info, params.Form):
+            return handler
+
+        async def json_only(request: Request) -> Response:
+            await check_json_body(request)
+            return await handler(request)
+
+        return json_only
+
+
+#: byte-order marks, and what a body that starts with one is encoded as
+_BOMS = (
+    (b"\xef\xbb\xbf", "UTF-8 with a byte-order mark"),
+    (b"\xff\xfe", "UTF-16 or UTF-32"),
+    (b"\xfe\xff", "UTF-16"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+)
+
+
+async def check_json_body(request: Request) -> None:
+    """A request body is read as JSON only when it is labelled JSON (`application/json` or a
+    `+json` type, in UTF-8): anything else is 415, never guessed at. JSON on the wire is UTF-8
+    without a byte-order mark (RFC 8259): a BOM or UTF-16/32 text is 400. An empty body is left
+    to the route (a required body is then missing: 422)."""
+    content = await request.body()
+    if not content:
+        return
+    raw_type = request.headers.get("content-type")
+    message = email.message.Message()
+    message["content-type"] = raw_type or ""
+    subtype = message.get_content_subtype()
+    is_json = message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+    if not raw_type or not is_json:
+        got = f"Content-Type {raw_type!r}" if raw_type else "no Content-Type"
+        raise StarletteHTTPException(
+            415, f"The body must be JSON, sent with Content-Type: application/json ({got})."
+        )
+    charset = message.get_content_charset()
+    if charset is not None and charset.replace("_", "-") not in ("utf-8", "utf8"):
+        raise StarletteHTTPException(
+            415, f"JSON bodies are UTF-8 (Content-Type: application/json; charset={charset})."
+        )
+    encoding = next((name for bom, name in _BOMS if content.startswith(bom)), None)
+    if encoding is None and b"\x00" in content[:4]:
+        encoding = "UTF-16 or UTF-32"
+    if encoding is not None:
+        message_text = f"The body is {encoding}; JSON bodies are UTF-8 without a byte-order mark."
+        raise Invalid(message_text, code="invalid_encoding")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -330,6 +404,22 @@ def error_responses(descriptions: Mapping[int, str]) -> Responses:
 ERROR_RESPONSES = error_responses(
     {401: "Missing or unknown API key.", 403: "The key's role does not allow this."}
 )
+#: what any operation may answer before (or besides) what its route documents: the request as
+#: a whole refused by the middleware (kit/middleware.py) or by the route's reading of it
+WIRE_ERRORS = error_responses(
+    {
+        400: "Invalid input: a value the service refuses, or a body that is not UTF-8 JSON.",
+        422: "Invalid path, query or body parameter.",
+        431: "Request headers larger than CHATSVC_MAX_HEADER_BYTES.",
+    }
+)
+#: ... and what an operation that takes a body may answer besides
+BODY_ERRORS = error_responses(
+    {
+        413: "Request body larger than CHATSVC_MAX_BODY_BYTES.",
+        415: "The body is not sent as JSON (Content-Type: application/json, UTF-8).",
+    }
+)
 
 
 def error_response(
@@ -418,7 +508,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+    codes = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "too_large",
+        415: "unsupported_media_type",
+    }
     detail = str(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No endpoint {request.url.path}; see /docs for the API."
@@ -486,7 +581,30 @@ def document_errors(app: FastAPI) -> None:
                     invalid["content"] = {"application/json": {"schema": ref}}
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
+        document_wire_errors(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document_wire_errors(schema: dict[str, Any]) -> None:
+    """Every operation documents the statuses any request may get, once, here (WIRE_ERRORS, and
+    BODY_ERRORS where it takes a body), besides those its route declares."""
+    ref = {"$ref": "#/components/schemas/ErrorBody"}
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            errors = dict(WIRE_ERRORS)
+            if "requestBody" in operation:
+                errors.update(BODY_ERRORS)
+            responses = operation["responses"]
+            for status, spec in errors.items():
+                responses.setdefault(
+                    str(status),
+                    {
+                        "description": spec["description"],
+                        "content": {"application/json": {"schema": ref}},
+                    },
+                )

@@ -78,6 +78,10 @@ class ReportRepository(RepositoryBase[Report]):
     ) -> Page[Report]:
         return await self.paginate(self._filtered(scope, filters).order_by(Report.id), params)
 
+    def chat_ids(self, scope: ChatScope, filters: ReportFilters) -> Select[int]:
+        """The chats the matching reports are about (a subquery)."""
+        return select(Report.chat_id).where(*self._where(scope, filters))
+
     async def counts(self, scope: ChatScope, filters: ReportFilters) -> dict[str, dict[str, int]]:
         """{dimension: {value: count}} for the values present, in one round trip: a GROUP BY per
         dimension, joined with UNION ALL, so at most a few dozen rows come back."""

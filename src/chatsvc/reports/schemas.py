@@ -101,3 +101,5 @@ class ReportMetrics:
     category_counts: dict[str, int]
     reason_counts: dict[str, int]
     severity_counts: dict[str, int]
+    #: the token usage of the answers in the reported chats (chats.usage.UsageTotals.as_dict)
+    token_usage: dict[str, int]

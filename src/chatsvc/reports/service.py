@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.chats.repository import ChatRepository, ChatScope
+from chatsvc.chats.usage import UsageRepository
 from chatsvc.kit.db import utcnow
 from chatsvc.kit.errors import NotFound, or_not_found
 from chatsvc.kit.pagination import Page, PageParams
@@ -48,7 +49,9 @@ async def report_metrics(
     """Counts of the matching reports the caller sees by status, category, reason and severity.
     No match is not an error: every count is then zero."""
     scope = ChatScope(workspace_id, principal_id)
-    found = await ReportRepository(session).counts(scope, filters)
+    reports = ReportRepository(session)
+    found = await reports.counts(scope, filters)
+    usage = await UsageRepository(session).of_chats(reports.chat_ids(scope, filters))
     counts = {
         name: {member.value: 0 for member in enum} | found[name]
         for name, enum in DIMENSIONS.items()
@@ -59,6 +62,7 @@ async def report_metrics(
         category_counts=counts["category"],
         reason_counts=counts["reason"],
         severity_counts=counts["severity"],
+        token_usage=usage.as_dict(),
     )
 
 

@@ -141,7 +141,7 @@ async def get_job_artifact(
         )
     if path is None:
         raise NotFound(f"Job {id} has no file to download.", code="no_artifact")
-    return FileResponse(path, filename=path.name)
+    return FileResponse(path, filename=path.name, media_type="text/csv; charset=utf-8")
 
 
 def _artifact_path(artifact_dir: str, name: str | None) -> FilePath | None:

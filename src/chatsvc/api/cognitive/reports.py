@@ -12,9 +12,11 @@ from pydantic import AliasChoices, BaseModel, Field
 from chatsvc.api.cognitive.items import add_delete_route
 from chatsvc.api.cognitive.params import ReportId
 from chatsvc.api.cognitive.schemas import OutModel
+from chatsvc.api.cognitive.usage import UsageTotalsOut
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats.service import scope_of
+from chatsvc.kit.filtering import filter_schema
 from chatsvc.kit.updates import add_patch_route, update_values
 from chatsvc.kit.validation import MAX_ID
 from chatsvc.kit.web import PageDep, SlashRouter, envelope, error_responses, invalid_is_400
@@ -46,7 +48,7 @@ def _day(description: str, example: str) -> Any:
     return Query(
         description=f"{description} (YYYY-MM-DD; whole days in UTC, this day included).",
         examples=[example],
-        json_schema_extra={"format": "date"},
+        json_schema_extra=filter_schema({"type": "string", "format": "date"}),
     )
 
 
@@ -82,6 +84,10 @@ class ReportMetricsOut(BaseModel):
     category_counts: dict[Category, int] = Field(description="Reports per category.")
     reason_counts: dict[Reason, int] = Field(description="Reports per reason.")
     severity_counts: dict[Severity, int] = Field(description="Reports per severity.")
+    token_usage: UsageTotalsOut = Field(
+        description="The token usage of the answers in the reported chats (each chat once, "
+        "whatever its number of matching reports; see GET /usage/)."
+    )
 
 
 class ReportPage(ReportMetricsOut):

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from chatsvc.api.threads.schemas import SESSION_FIELDS, THREAD_FIELDS
 from chatsvc.chats.service import SEVERITIES
-from chatsvc.kit.filtering import OrderKey, parse_fields, pick
+from chatsvc.kit.filtering import OrderKey, filter_schema, parse_fields, pick
 from chatsvc.kit.pagination import Page
 from chatsvc.kit.web import list_response
 from chatsvc.threads.schemas import THREAD_ORDERING, MessageFilters, ThreadFilters, thread_ordering
@@ -30,7 +30,10 @@ def _documented(description: str, schema: dict[str, Any]) -> Any:
 
 
 def _text(description: str, **schema: Any) -> Any:
-    return _documented(description, {"type": "string", **schema})
+    """A filter read as text: a value as `schema` says, or empty (no filter)."""
+    return Query(
+        description=description, json_schema_extra=filter_schema({"type": "string", **schema})
+    )
 
 
 def _many(description: str, choices: Sequence[str]) -> Any:

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from chatsvc.api.deps import AuthDep
 from chatsvc.api.threads.params import SessionFieldsDep, SessionUuid
 from chatsvc.api.threads.schemas import ChatSessionOut
-from chatsvc.kit.web import PageDep, SlashRouter, error_responses
+from chatsvc.kit.web import PageDep, SlashRouter, error_responses, sparse
 from chatsvc.services import ReadSessionDep, SessionDep
 from chatsvc.threads import service as thread_service
 
@@ -29,7 +29,7 @@ async def chat_sessions_current_retrieve(session: SessionDep, auth: AuthDep) -> 
 
 @router.get(
     "/api/chat-sessions/",
-    response_model=list[ChatSessionOut],
+    response_model=list[sparse(ChatSessionOut)],  # type: ignore[misc]
     summary="List Chat Sessions",
     description="A plain array (total in X-Total-Count, next/prev pages in Link). Member keys see "
     "their own session; admin keys every session of the workspace.",
@@ -48,7 +48,7 @@ async def chat_sessions_list(
 
 @router.get(
     "/api/chat-sessions/{uuid}/",
-    response_model=ChatSessionOut,
+    response_model=sparse(ChatSessionOut),
     summary="Retrieve chat session",
     responses={**BAD_QUERY, **error_responses({404: "No such session, or another user's."})},
 )

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from chatsvc.api.deps import AuthDep
 from chatsvc.api.threads.params import OrderingDep, ThreadFieldsDep, ThreadFiltersDep, ThreadUuid
 from chatsvc.api.threads.schemas import ThreadOut, ThreadSessionRequest
-from chatsvc.kit.web import PageDep, SlashRouter, error_responses
+from chatsvc.kit.web import PageDep, SlashRouter, error_responses, sparse
 from chatsvc.services import ReadSessionDep, SessionDep
 from chatsvc.threads import service as thread_service
 
@@ -18,7 +18,7 @@ NOT_FOUND = error_responses({404: "No such thread, or another user's."})
 
 @router.get(
     "/api/chat-threads/",
-    response_model=list[ThreadOut],
+    response_model=list[sparse(ThreadOut)],  # type: ignore[misc]
     summary="List Chat Threads",
     description="A plain array (total in X-Total-Count, next/prev pages in Link), newest "
     "activity first unless `o` says otherwise. Archived threads are hidden unless `is_archived` "
@@ -46,7 +46,7 @@ async def chat_threads_list(
 
 @router.get(
     "/api/chat-threads/{uuid}/",
-    response_model=ThreadOut,
+    response_model=sparse(ThreadOut),
     summary="Retrieve chat thread",
     description="Archived threads too.",
     responses={**NOT_FOUND, **error_responses({400: "An unknown `field`."})},
