@@ -371,9 +371,14 @@ async def test_odd_input_is_a_clear_4xx_in_openais_shape(live_pg_url: str) -> No
                 "no text": await post(
                     {"model": model, "messages": [{"role": "user", "content": [{"type": "x"}]}]}
                 ),
-                "not json": await http.post("/v1/chat/completions", headers=auth, content=b"{nope"),
+                "not json": await http.post(
+                    "/v1/chat/completions",
+                    headers={**auth, "Content-Type": "application/json"},
+                    content=b"{nope",
+                ),
             }
             odd_model = await post({"model": "assistant-²", "messages": hi})
+            untyped = await http.post("/v1/chat/completions", headers=auth, content=b"{}")
             parts = await post(
                 {
                     "model": model,
@@ -389,6 +394,8 @@ async def test_odd_input_is_a_clear_4xx_in_openais_shape(live_pg_url: str) -> No
             assert error["type"] == "invalid_request_error" and error["message"], case
         assert answers["another assistant's chat"].json()["error"]["code"] == "model_mismatch"
         assert answers["odd digits"].json()["error"]["param"] == "metadata.chat_id"
+        assert untyped.status_code == 415
+        assert untyped.json()["error"]["type"] == "invalid_request_error"
         assert odd_model.status_code == 404
         assert odd_model.json()["error"]["code"] == "model_not_found"
         assert parts.status_code == 200

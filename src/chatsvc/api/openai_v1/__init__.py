@@ -47,19 +47,30 @@ def _openai_shaped(handler: Handler) -> Handler:
     return handle
 
 
+#: statuses the body-size middleware answers before any route runs, in chatsvc's own body
+_BEFORE_ROUTING = frozenset({"413", "431"})
+
+
 def _document(app: FastAPI) -> None:
-    """The `/v1/` operations document OpenAI's error body: their 422 (FastAPI's default for
-    an invalid request) is answered as 400, so it is left out."""
+    """The `/v1/` operations document OpenAI's error body for every error the app's handlers
+    answer (the body-size middleware's 413 and 431 keep chatsvc's body: they are refused before
+    any route runs); their 422 (FastAPI's default for an invalid request) is answered as 400,
+    so it is left out."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
+        ref = {"$ref": "#/components/schemas/OpenAIErrorBody"}
         for path, item in schema.get("paths", {}).items():
             if path.startswith(PREFIX):
                 for operation in item.values():
-                    operation.get("responses", {}).pop("422", None)
+                    responses = operation.get("responses", {})
+                    responses.pop("422", None)
+                    for status, response in responses.items():
+                        if status[:1] in "45" and status not in _BEFORE_ROUTING:
+                            response["content"] = {"application/json": {"schema": ref}}
         app.openapi_schema = schema
         return schema
 
