@@ -12,14 +12,16 @@ token (tokens counted from the upstream's text, not from events), database round
 
 `--compare DIR` also runs the `src/` of another checkout (e.g. a worktree of an older commit)
 in the same run, on the same upstream and levels, so before and after are measured side by side.
-`--workers N` serves chatsvc with N processes.
+`--workers N` serves chatsvc with N processes. `--faces native,openai` also streams each level
+through the OpenAI-compatible face (POST /v1/chat/completions with `X-Chat-Id`, rows `<server>
+/v1`), on chats made the same way.
 
 Every stream is checked: status, all tokens in order, the end event (and, through chatsvc, the
 stored answer); whatever went wrong is listed under the table. Levels with fewer than
 --min-samples streams run that many rounds one after another.
 
 Usage: python bench/streaming.py [--streams 1,50,200] [--tokens 100] [--ttft 0.02] [--gap 0.01]
-       [--workers 1] [--compare ../other-checkout/src]
+       [--workers 1] [--compare ../other-checkout/src] [--faces native,openai]
 """
 
 from __future__ import annotations
@@ -416,6 +418,43 @@ async def through_stream(
                     return
 
 
+async def openai_stream(
+    client: httpx.AsyncClient, gauge: Gauge, result: StreamResult, chat: int, model: str
+) -> None:
+    """A turn through the OpenAI-compatible face. Its chunks carry no stored message: the phase
+    reads the stored answers back after its figures are taken (`stored_answers`)."""
+    timing = Timing(result)
+    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "stream": True}
+    async with aconnect_sse(
+        client, "POST", "/v1/chat/completions", json=body, headers={"X-Chat-Id": str(chat)}
+    ) as source:
+        result.status = source.response.status_code
+        if result.status != 200:
+            result.problem = f"HTTP {result.status}: {(await source.response.aread())[:200]!r}"
+            return
+        with gauge.opened():
+            async for event in source.aiter_sse():
+                if event.data == "[DONE]":
+                    result.completed = True
+                    break
+                chunk = json.loads(event.data)
+                if "error" in chunk:
+                    result.problem = f"error event: {chunk['error']}"
+                    return
+                for choice in chunk.get("choices") or []:
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:
+                        timing.token(piece)
+
+
+async def stored_answers(client: httpx.AsyncClient, chats: list[int], phase: Phase) -> None:
+    """Each stream's stored answer (the last assistant message of its chat), for the check."""
+    for chat, result in zip(chats, phase.results, strict=True):
+        response = await client.get(f"/chats/{chat}/full/")
+        answers = [m for m in response.json().get("messages", []) if m["role"] == "assistant"]
+        result.stored = answers[-1]["content"] if answers else None
+
+
 # --- one phase: N concurrent streams, with the chatsvc process watched -------------------------
 
 
@@ -620,6 +659,7 @@ async def bench(
     stream_seconds = args.ttft + (args.tokens - 1) * args.gap
     timeout = 15 + 3 * stream_seconds
     levels = [int(s) for s in args.streams.split(",")]
+    faces = [f.strip() for f in args.faces.split(",") if f.strip()]
     notes: list[str] = []
     async with contextlib.AsyncExitStack() as stack:
         direct = await stack.enter_async_context(client_for(upstream))
@@ -633,16 +673,27 @@ async def bench(
         trees = {s.label: tree_pids(s.process.pid) for s in servers if s.process is not None}
         own = {"client": lambda: time.process_time(), "upstream": lambda: cpu_seconds(fake.pid)}
 
-        async def through_phase(server: Server, level: int) -> tuple[Phase, float | None]:
+        async def through_phase(
+            server: Server, level: int, face: str = "native"
+        ) -> tuple[Phase, float | None]:
             assert server.process is not None
             client = through[server.label]
-            chats = await new_chats(client, assistants[server.label], level)
+            assistant = assistants[server.label]
+            chats = await new_chats(client, assistant, level)
             await asyncio.sleep(0.5)  # let chat creation settle out of the figures
             before = await round_trips(client)
             tree = trees[server.label]
+            model = f"assistant-{assistant}"
+
+            async def stream(g: Gauge, r: StreamResult, chat: int) -> None:
+                if face == "openai":
+                    await openai_stream(client, g, r, chat, model)
+                else:
+                    await through_stream(client, g, r, chat)
+
             phase = await run_phase(
                 level,
-                lambda g, r, i: through_stream(client, g, r, i),
+                stream,
                 chats.__getitem__,
                 timeout,
                 {**own, "chatsvc": lambda: tree_cpu(tree)},
@@ -650,6 +701,8 @@ async def bench(
             )
             after = await round_trips(client)
             trips = None if before is None or after is None else (after - before) / level
+            if face == "openai":
+                await stored_answers(client, chats, phase)
             return phase, trips
 
         # Warm up every path (imports, pools, first queries); not measured.
@@ -657,7 +710,8 @@ async def bench(
             2, lambda g, r, i: direct_stream(direct, g, r, i), int, timeout, own, fake.pid
         )
         for server in servers:
-            await through_phase(server, 2)
+            for face in faces:
+                await through_phase(server, 2, face)
         print(
             f"{args.tokens} tokens per stream, upstream ttft {args.ttft * 1000:.0f} ms, "
             f"gap {args.gap * 1000:.0f} ms (a stream lasts {stream_seconds:.2f} s); "
@@ -688,16 +742,17 @@ async def bench(
                 f"{d.events:>7.1f} {'':>9} {'':>8} {'':>5} {'':>7} {direct_phase.wall:>7.2f}",
                 flush=True,
             )
-            for server in servers:
-                measured = [await through_phase(server, level) for _ in range(rounds)]
+            for server, face in ((s, f) for s in servers for f in faces):
+                label = server.label if face == "native" else f"{server.label} /v1"
+                measured = [await through_phase(server, level, face) for _ in range(rounds)]
                 phase = merge([m[0] for m in measured])
                 trips = [m[1] for m in measured if m[1] is not None]
                 t, problems = figures(phase, expect, through=True)
-                notes += [f"{level} {server.label}: {line}" for line in summarize(problems)]
+                notes += [f"{level} {label}: {line}" for line in summarize(problems)]
                 per_token = phase.cpu["chatsvc"] / t.tokens * 1e6 if t.tokens else math.nan
                 db = f"{mean(trips):>8.1f}" if trips and args.workers == 1 else f"{'n/a':>8}"
                 print(
-                    f"{level:>7} {server.label:<14} {t.ok:>4}/{t.count:<4} {t.ttft_p50:>9.1f} "
+                    f"{level:>7} {label:<14} {t.ok:>4}/{t.count:<4} {t.ttft_p50:>9.1f} "
                     f"{t.ttft_p99:>9.1f} {t.ttft_p50 - d.ttft_p50:>9.1f} {t.gap_p50:>8.2f} "
                     f"{t.gap_p99:>8.2f} {t.events:>7.1f} {per_token:>9.0f} {db} "
                     f"{phase.peak_open:>5} {phase.rss_peak_kb / 1024:>7.1f} {phase.wall:>7.2f}",
@@ -715,6 +770,11 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=0.01, help="upstream s between tokens")
     parser.add_argument("--min-samples", type=int, default=5, help="streams per level at least")
     parser.add_argument("--workers", type=int, default=1, help="chatsvc serve --workers")
+    parser.add_argument(
+        "--faces",
+        default="native",
+        help="faces streamed through: native (/chats_stream/), openai (/v1/chat/completions)",
+    )
     parser.add_argument(
         "--compare", type=Path, help="the src/ of another checkout, measured in the same run"
     )

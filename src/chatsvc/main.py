@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.middleware.cors import CORSMiddleware
 
 from chatsvc import __version__
-from chatsvc.api import artifacts_v5, cognitive, messages_v1, ops, threads
+from chatsvc.api import artifacts_v5, cognitive, messages_v1, openai_v1, ops, threads
 from chatsvc.config import Settings, get_settings
 from chatsvc.jobs.queue import InProcessQueue
 from chatsvc.jobs.runner import load_handlers, run_sweeper
@@ -101,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (ops.router, cognitive.router, threads.router, messages_v1.router):
         add_routes_of(app, router)
     artifacts_v5.mount(app)
+    # Last: it reshapes the error handlers installed above on its own /v1/ paths.
+    openai_v1.mount(app)
     app.mount("/ui", ui_app(), name="ui")
 
     @app.get("/", include_in_schema=False)

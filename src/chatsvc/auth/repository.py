@@ -39,6 +39,12 @@ class WorkspaceRepository(RepositoryBase[Workspace]):
         )
         return found
 
+    async def slug_of(self, workspace_id: int) -> str | None:
+        found: str | None = await self.session.scalar(
+            select(Workspace.slug).where(Workspace.id == workspace_id)
+        )
+        return found
+
     async def webhook_secret(self, workspace_id: int, *, fresh: bool = False) -> str | None:
         """The stored secret (None while it has none, or when there is no such workspace).
         `fresh` reads the row again, past what this session holds."""

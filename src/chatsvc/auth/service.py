@@ -106,6 +106,12 @@ async def webhook_secret(session: AsyncSession, workspace_id: int) -> str:
     return stored
 
 
+async def workspace_slug(session: AsyncSession, workspace_id: int) -> str:
+    """The slug of the caller's workspace (what the OpenAI face names as a model's owner)."""
+    slug = await WorkspaceRepository(session).slug_of(workspace_id)
+    return or_not_found(slug, f"Workspace {workspace_id} not found.")
+
+
 async def get_workspace_by_slug(session: AsyncSession, slug: str) -> Workspace:
     workspace = await WorkspaceRepository(session).by_slug(slug)
     return or_not_found(workspace, f"Workspace {slug!r} not found.")
