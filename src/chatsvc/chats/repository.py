@@ -375,22 +375,7 @@ class ChatRepository(RepositoryBase[Chat]):
         """PROCESSING chats whose lease expired (their generation's process died) become FAILED
         with `error`; (chat id, generation id) of each. Each row changes once per expiry, so many
         processes may run this at once."""
-        rows = await self.session.execute(
-            update(Chat)
-            .where(
-                Chat.execution_status == ExecutionStatus.PROCESSING,
-                Chat.lease_expires_at < now,
-            )
-            .values(
-                execution_status=ExecutionStatus.FAILED,
-                error=error,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-            .returning(Chat.id, Chat.generation_id)
-            .execution_options(synchronize_session=False)
-        )
-        return [(row.id, row.generation_id) for row in rows]
+        return await self._fail_processing(Chat.lease_expires_at < now, now=now, error=error)
 
     async def fail_orphaned(
         self, owners: Collection[str], *, all_but: str | None, now: datetime, error: str
@@ -405,9 +390,17 @@ class ChatRepository(RepositoryBase[Chat]):
             owned = Chat.owner_id.in_(sorted(owners))
         else:
             return []
+        return await self._fail_processing(owned, now=now, error=error)
+
+    async def _fail_processing(
+        self, which: ColumnElement[bool], *, now: datetime, error: str
+    ) -> list[tuple[int, str | None]]:
+        """The PROCESSING chats `which` selects become FAILED with `error` (their lease
+        cleared); (chat id, generation id) of each. The status in the WHERE clause makes each
+        row change once, so many processes may run this at once."""
         rows = await self.session.execute(
             update(Chat)
-            .where(Chat.execution_status == ExecutionStatus.PROCESSING, owned)
+            .where(Chat.execution_status == ExecutionStatus.PROCESSING, which)
             .values(
                 execution_status=ExecutionStatus.FAILED,
                 error=error,

@@ -16,8 +16,7 @@ from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.chats.models import Chat, Message, Role
-from chatsvc.kit.errors import Invalid
-from chatsvc.kit.filtering import day_bounds, parse_day
+from chatsvc.kit.filtering import check_day_range, day_bounds, parse_day
 from chatsvc.kit.pagination import Page, PageParams
 
 
@@ -38,11 +37,7 @@ class UsageQuery:
     end_date: date | None = None
 
     def __post_init__(self) -> None:
-        if self.start_date and self.end_date and self.start_date > self.end_date:
-            raise Invalid(
-                f"start_date ({self.start_date}) is after end_date ({self.end_date}).",
-                code="invalid_date_range",
-            )
+        check_day_range(self.start_date, self.end_date)
 
     @classmethod
     def from_query(

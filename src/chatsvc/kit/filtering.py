@@ -68,6 +68,15 @@ def parse_day(name: str, value: str | None) -> date | None:
         ) from None
 
 
+def check_day_range(start_date: date | None, end_date: date | None) -> None:
+    """Whole days, both ends included: a start after the end is refused (400)."""
+    if start_date and end_date and start_date > end_date:
+        raise Invalid(
+            f"start_date ({start_date}) is after end_date ({end_date}).",
+            code="invalid_date_range",
+        )
+
+
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     """The UTC instants [day 00:00, next day 00:00) of a whole day."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)

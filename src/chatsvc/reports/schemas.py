@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from chatsvc.kit.errors import Invalid
+from chatsvc.kit.filtering import check_day_range
 from chatsvc.kit.filtering import parse_day as parse_day  # re-exported: reports name it here
 from chatsvc.kit.validation import MAX_ID, InputModel, PatchModel
 from chatsvc.reports.models import Category as Category  # the column enums, re-exported
@@ -68,11 +69,7 @@ class ReportFilters:
     def __post_init__(self) -> None:
         if self.topic is not None and "\x00" in self.topic:
             raise Invalid("topic contains a NUL character, which no report can have.")
-        if self.start_date and self.end_date and self.start_date > self.end_date:
-            raise Invalid(
-                f"start_date ({self.start_date}) is after end_date ({self.end_date}).",
-                code="invalid_date_range",
-            )
+        check_day_range(self.start_date, self.end_date)
 
     @classmethod
     def from_query(

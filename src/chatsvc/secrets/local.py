@@ -166,20 +166,22 @@ class LocalSecretStore:
     async def read(self, workspace_id: int, name: str) -> SecretItem:
         validate_name(name)
         async with unit_of_work(snapshot_reads(self.sessionmaker)) as session:
-            row = (
-                await session.execute(
-                    select(StoredSecret.name, StoredSecret.ciphertext).where(
-                        _named(workspace_id, name)
-                    )
-                )
-            ).one_or_none()
+            return await self._open(session, workspace_id, name)
+
+    async def _open(self, session: AsyncSession, workspace_id: int, name: str) -> SecretItem:
+        """The stored secret `name`, decrypted (its value and the origins sealed with it)."""
+        row = (
+            await session.execute(
+                select(StoredSecret.name, StoredSecret.ciphertext).where(_named(workspace_id, name))
+            )
+        ).one_or_none()
         if row is None:
             raise _not_found(name)
         try:
             value, origins = self.cipher.open(workspace_id, row.name, row.ciphertext)
-            return SecretItem(row.name, value, origins)
         except UndecryptableSecret:
             raise self._undecryptable(workspace_id, row.name) from None
+        return SecretItem(row.name, value, origins)
 
     @staticmethod
     def _undecryptable(workspace_id: int, name: str) -> Unavailable:
@@ -240,19 +242,7 @@ class LocalSecretStore:
         validate_value(value)
         async with unit_of_work(self.sessionmaker) as session:
             if allowed_origins is KEEP:
-                row = (
-                    await session.execute(
-                        select(StoredSecret.name, StoredSecret.ciphertext).where(
-                            _named(workspace_id, name)
-                        )
-                    )
-                ).one_or_none()
-                if row is None:
-                    raise _not_found(name)
-                try:
-                    origins = self.cipher.open(workspace_id, row.name, row.ciphertext)[1]
-                except UndecryptableSecret:
-                    raise self._undecryptable(workspace_id, row.name) from None
+                origins = (await self._open(session, workspace_id, name)).allowed_origins
             else:
                 origins = validate_origins(allowed_origins)
             ciphertext = self.cipher.encrypt(workspace_id, name, value, origins)

@@ -352,15 +352,20 @@ class _Chunks:
     def chunk(
         self, delta: dict[str, Any], finish: str | None = None, ident: str | None = None
     ) -> bytes:
-        data = {
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return _frame(self._chunk_body([choice]), ident)
+
+    def _chunk_body(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        """A `chat.completion.chunk` of this completion with `choices` (and `extra` fields)."""
+        return {
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
             "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            "choices": choices,
+            **extra,
         }
-        return _frame(data, ident)
 
     async def frames(self, *, fresh: bool) -> AsyncIterator[bytes]:
         if fresh:
@@ -404,16 +409,7 @@ class _Chunks:
     async def _end(self, ident: str | None, usage: OpenAIUsageOut) -> AsyncIterator[bytes]:
         yield self.chunk({}, finish="stop", ident=ident)
         if self.include_usage:
-            data = {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "system_fingerprint": None,
-                "choices": [],
-                "usage": usage.model_dump(),
-            }
-            yield _frame(data, None)
+            yield _frame(self._chunk_body([], usage=usage.model_dump()), None)
         yield b"data: [DONE]\n\n"
 
 
