@@ -138,7 +138,9 @@ class Services:
             queue=queue,
             turns=TurnService(sessionmaker, settings, generations, queue, reads),
             artifacts_cache=TagCache.build(redis, settings.database_url),
-            authenticator=Authenticator(reads, settings.auth_cache_seconds),
+            authenticator=Authenticator(
+                reads, settings.auth_cache_seconds, writes=sessionmaker, redis=redis
+            ),
             heartbeat=Heartbeat(
                 redis,
                 owner,

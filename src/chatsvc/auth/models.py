@@ -76,5 +76,9 @@ class ApiKey(TimestampMixin, Base):
     #: SHA-256 of the whole key (keys are 256-bit random, so a slow hash adds nothing)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: the key stops working at this moment (set at creation, or by a rotation's grace period)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: when the key last authenticated, written at most once a minute per key and process
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
 
     principal: Mapped[Principal] = relationship(lazy="raise")

@@ -4,10 +4,14 @@ webhook secret written only while a workspace has none."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, or_, select, update
+from sqlalchemy.orm import joinedload
 
 from chatsvc.auth.models import ApiKey, Principal, Role, Workspace
+from chatsvc.kit.db import utcnow
+from chatsvc.kit.pagination import Page, PageParams
 from chatsvc.kit.repository import RepositoryBase
 
 
@@ -19,6 +23,7 @@ class KeyOwner:
     workspace_id: int
     principal_id: int
     role: Role
+    expires_at: datetime | None = None
 
 
 class WorkspaceRepository(RepositoryBase[Workspace]):
@@ -81,17 +86,55 @@ class ApiKeyRepository(RepositoryBase[ApiKey]):
     model = ApiKey
 
     async def active_owner(self, key_hash: str) -> KeyOwner | None:
-        """Who the key with this hash stands for, unless it was revoked."""
+        """Who the key with this hash stands for, unless it was revoked or has expired."""
         row = (
             await self.session.execute(
-                select(ApiKey.id, ApiKey.workspace_id, ApiKey.principal_id, ApiKey.role).where(
-                    ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
+                select(
+                    ApiKey.id,
+                    ApiKey.workspace_id,
+                    ApiKey.principal_id,
+                    ApiKey.role,
+                    ApiKey.expires_at,
+                ).where(
+                    ApiKey.key_hash == key_hash,
+                    ApiKey.revoked_at.is_(None),
+                    or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utcnow()),
                 )
             )
         ).one_or_none()
         if row is None:
             return None
-        return KeyOwner(row.id, row.workspace_id, row.principal_id, Role(row.role))
+        return KeyOwner(row.id, row.workspace_id, row.principal_id, Role(row.role), row.expires_at)
+
+    def _in_workspace(self, workspace_id: int) -> Select[ApiKey]:
+        return (
+            select(ApiKey)
+            .options(joinedload(ApiKey.principal))
+            .where(ApiKey.workspace_id == workspace_id)
+        )
+
+    async def page(self, workspace_id: int, params: PageParams) -> Page[ApiKey]:
+        """The workspace's keys (revoked and expired ones too), newest first, with their users."""
+        return await self.paginate(
+            self._in_workspace(workspace_id).order_by(ApiKey.id.desc()), params
+        )
+
+    async def in_workspace(self, workspace_id: int, key_id: int) -> ApiKey | None:
+        return await self.get_one_or_none(
+            self._in_workspace(workspace_id).where(ApiKey.id == key_id), fresh=True
+        )
+
+    async def touch(self, key_id: int, when: datetime, every: timedelta) -> None:
+        """Record a use of the key, unless one was recorded less than `every` ago."""
+        await self.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < when - every),
+            )
+            .values(last_used_at=when)
+            .execution_options(synchronize_session=False)
+        )
 
     async def hash_taken(self, key_hash: str) -> bool:
         """Whether a key (revoked or not) has this hash."""

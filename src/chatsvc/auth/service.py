@@ -7,17 +7,24 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatsvc.auth.models import ApiKey, Principal, PrincipalKind, Role, Workspace
 from chatsvc.auth.repository import ApiKeyRepository, PrincipalRepository, WorkspaceRepository
+from chatsvc.kit.db import utcnow
 from chatsvc.kit.errors import Conflict, Forbidden, Invalid, NotFound, or_not_found
+from chatsvc.kit.pagination import Page, PageParams
 
 KEY_PREFIX = "csk_"
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 SERVICE_USERNAME = "service"
 BOOTSTRAP_USERNAME = "admin"
+#: how long a rotated key keeps working when the rotation names no grace period, and the most
+#: a rotation may give it
+DEFAULT_ROTATION_GRACE = timedelta(hours=24)
+MAX_ROTATION_GRACE = timedelta(days=30)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -29,6 +36,8 @@ class AuthContext:
     principal_id: int
     role: Role
     api_key_id: int
+    #: when the key stops working (None: never)
+    expires_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -68,6 +77,7 @@ async def authenticate_hash(session: AsyncSession, key_hash: str) -> AuthContext
         principal_id=owner.principal_id,
         role=owner.role,
         api_key_id=owner.api_key_id,
+        expires_at=owner.expires_at,
     )
 
 
@@ -143,8 +153,11 @@ async def create_api_key(
     full_name: str = "",
     name: str = "",
     raw_key: str | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key (returned once, in clear) bound to a user or to the service principal."""
+    if expires_at is not None and expires_at <= utcnow():
+        raise Invalid("expires_at must be in the future.")
     if role is Role.MEMBER and username is None:
         raise Invalid("A member key must be bound to a user (give a username).")
     raw = raw_key or generate_key()
@@ -169,6 +182,62 @@ async def create_api_key(
             name=name,
             prefix=raw[:12],
             key_hash=key_hash,
+            expires_at=expires_at,
         )
     )
+    key.principal = principal
+    return key, raw
+
+
+async def list_api_keys(
+    session: AsyncSession, workspace_id: int, params: PageParams
+) -> Page[ApiKey]:
+    return await ApiKeyRepository(session).page(workspace_id, params)
+
+
+async def get_api_key(session: AsyncSession, workspace_id: int, key_id: int) -> ApiKey:
+    key = await ApiKeyRepository(session).in_workspace(workspace_id, key_id)
+    return or_not_found(key, f"API key {key_id} not found.")
+
+
+async def revoke_api_key(session: AsyncSession, workspace_id: int, key_id: int) -> ApiKey:
+    """Revoke a key (a revoked key stays revoked; its first revocation time is kept)."""
+    key = await get_api_key(session, workspace_id, key_id)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await session.flush()
+    return key
+
+
+async def rotate_api_key(
+    session: AsyncSession, workspace_id: int, key_id: int, grace: timedelta
+) -> tuple[ApiKey, str]:
+    """A new key with the old one's user, role and name; the old key keeps working for `grace`
+    (never longer than it would have anyway), then stops."""
+    if grace < timedelta(0) or grace > MAX_ROTATION_GRACE:
+        raise Invalid(
+            f"The grace period must be between 0 and {int(MAX_ROTATION_GRACE.total_seconds())} "
+            "seconds."
+        )
+    old = await get_api_key(session, workspace_id, key_id)
+    now = utcnow()
+    if old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= now):
+        raise Conflict(f"API key {key_id} is revoked or expired; create a new key instead.")
+    ends = now + grace
+    new_expiry = old.expires_at
+    old.expires_at = ends if old.expires_at is None else min(old.expires_at, ends)
+    await session.flush()
+    raw = generate_key()
+    key = await ApiKeyRepository(session).add(
+        ApiKey(
+            workspace_id=workspace_id,
+            principal_id=old.principal_id,
+            role=old.role,
+            name=old.name,
+            prefix=raw[:12],
+            key_hash=hash_key(raw),
+            expires_at=new_expiry,
+        )
+    )
+    key.principal = old.principal
     return key, raw

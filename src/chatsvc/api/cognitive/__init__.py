@@ -4,6 +4,7 @@
 from fastapi import APIRouter
 
 from chatsvc.api.cognitive import (
+    api_keys,
     assistants,
     chats,
     exports,
@@ -28,5 +29,6 @@ for _module in (
     mcp,
     secrets,
     usage,
+    api_keys,
 ):
     router.include_router(_module.router)
