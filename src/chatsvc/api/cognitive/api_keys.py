@@ -5,7 +5,7 @@ rotates to it) and nowhere else. Translation only: rules live in chatsvc.auth.se
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, Request
 from pydantic import AwareDatetime, BaseModel, Field
@@ -53,12 +53,15 @@ INVALID = error_responses(
 
 # --- wire schemas --------------------------------------------------------------------------------
 
+#: the roles as plain strings (an enum would be a second `Role` schema beside the chat roles')
+KeyRole = Literal["admin", "member"]
+
 
 class ApiKeyIn(InputModel):
     """A new API key: its role, the user it acts as, a label and an optional expiry."""
 
-    role: Role = Field(
-        default=Role.MEMBER,
+    role: KeyRole = Field(
+        default="member",
         description="`admin` (everything in the workspace) or `member` (bound to a user).",
     )
     user: str | None = Field(
@@ -103,7 +106,7 @@ class ApiKeyOut(BaseModel):
     id: int = Field(description="The key's id.")
     prefix: str = Field(description="The first characters of the key, to recognise it by.")
     name: str = Field(description="The key's label.")
-    role: Role = Field(description="`admin` or `member`.")
+    role: KeyRole = Field(description="`admin` or `member`.")
     user: str = Field(
         description="The username the key acts as (`service` for the workspace's "
         "service principal)."
@@ -134,7 +137,7 @@ def _out(key: ApiKey) -> ApiKeyOut:
         id=key.id,
         prefix=key.prefix,
         name=key.name,
-        role=key.role,
+        role=key.role.value,
         user=key.principal.username,
         created_at=key.created_at,
         last_used_at=key.last_used_at,
@@ -169,7 +172,7 @@ async def create_api_key(
     key, raw = await auth_service.create_api_key(
         session,
         auth.workspace_id,
-        body.role,
+        Role(body.role),
         username=body.user,
         full_name=body.full_name,
         name=body.name,
