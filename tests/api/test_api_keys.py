@@ -155,3 +155,14 @@ async def test_member_keys_get_404(tenant: Tenant, method: str, path: str) -> No
     )
     assert response.status_code == 404
     assert "api" not in response.json()["detail"].lower()
+
+
+async def test_a_key_cannot_revoke_or_rotate_itself(tenant: Tenant) -> None:
+    created = (await tenant.admin.post("/api-keys/", json={"role": "admin"})).json()
+    headers = {"X-Api-Key": created["key"]}
+    for method, path in (("DELETE", "/api-keys/{}/"), ("POST", "/api-keys/{}/rotate/")):
+        response = await tenant.admin.request(method, path.format(created["id"]), headers=headers)
+        assert response.status_code == 409
+        assert "itself" in response.json()["detail"]
+    # The key still works.
+    assert (await tenant.admin.get("/api-keys/", headers=headers)).status_code == 200

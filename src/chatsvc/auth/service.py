@@ -200,9 +200,18 @@ async def get_api_key(session: AsyncSession, workspace_id: int, key_id: int) -> 
     return or_not_found(key, f"API key {key_id} not found.")
 
 
-async def revoke_api_key(session: AsyncSession, workspace_id: int, key_id: int) -> ApiKey:
-    """Revoke a key (a revoked key stays revoked; its first revocation time is kept)."""
-    key = await get_api_key(session, workspace_id, key_id)
+def _not_itself(caller: AuthContext, key_id: int, action: str) -> None:
+    """A key may not end itself: a mistaken call would lock its holder out (and the last admin
+    key out of the API); another admin key does it."""
+    if caller.api_key_id == key_id:
+        raise Conflict(f"An API key cannot {action} itself; use another admin key.")
+
+
+async def revoke_api_key(session: AsyncSession, caller: AuthContext, key_id: int) -> ApiKey:
+    """Revoke a key of the caller's workspace (a revoked key stays revoked; its first revocation
+    time is kept). Not the caller's own key."""
+    key = await get_api_key(session, caller.workspace_id, key_id)
+    _not_itself(caller, key_id, "revoke")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
@@ -210,16 +219,18 @@ async def revoke_api_key(session: AsyncSession, workspace_id: int, key_id: int) 
 
 
 async def rotate_api_key(
-    session: AsyncSession, workspace_id: int, key_id: int, grace: timedelta
+    session: AsyncSession, caller: AuthContext, key_id: int, grace: timedelta
 ) -> tuple[ApiKey, str]:
-    """A new key with the old one's user, role and name; the old key keeps working for `grace`
-    (never longer than it would have anyway), then stops."""
+    """A new key with the old one's user, role, name and expiry; the old key keeps working for
+    `grace` (never longer than it would have anyway), then stops. Not the caller's own key."""
+    workspace_id = caller.workspace_id
     if grace < timedelta(0) or grace > MAX_ROTATION_GRACE:
         raise Invalid(
             f"The grace period must be between 0 and {int(MAX_ROTATION_GRACE.total_seconds())} "
             "seconds."
         )
     old = await get_api_key(session, workspace_id, key_id)
+    _not_itself(caller, key_id, "rotate")
     now = utcnow()
     if old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= now):
         raise Conflict(f"API key {key_id} is revoked or expired; create a new key instead.")

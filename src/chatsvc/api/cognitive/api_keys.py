@@ -46,6 +46,7 @@ NOT_FOUND = error_responses(
     {404: "No API key with that id in this workspace, or the caller's key is a member key."}
 )
 MEMBER = error_responses({404: "The caller's key is a member key (the routes are admin only)."})
+SELF = error_responses({409: "The key is the caller's own key: another admin key revokes it."})
 INVALID = error_responses(
     {400: "A member key without a user, or an expiry that is not in the future."}
 )
@@ -188,7 +189,7 @@ async def get_api_key(key_id: ApiKeyId, session: SessionDep, auth: KeyAdminDep) 
 async def revoke_api_key(
     key_id: ApiKeyId, session: SessionDep, auth: KeyAdminDep, authenticator: AuthenticatorDep
 ) -> ApiKeyOut:
-    key = await auth_service.revoke_api_key(session, auth.workspace_id, key_id)
+    key = await auth_service.revoke_api_key(session, auth, key_id)
     out = _out(key)
     await _changed(session, authenticator)
     return out
@@ -202,7 +203,7 @@ async def rotate_api_key(
     body: Annotated[RotateIn | None, Body()] = None,
 ) -> ApiKeyCreatedOut:
     grace = timedelta(seconds=(body or RotateIn()).grace_seconds)
-    key, raw = await auth_service.rotate_api_key(session, auth.workspace_id, key_id, grace)
+    key, raw = await auth_service.rotate_api_key(session, auth, key_id, grace)
     out = _created(key, raw)
     await _changed(session, authenticator)
     return out
@@ -223,16 +224,17 @@ router.add_routes((
               "Get an API key", NOT_FOUND,
               description="One key of the workspace, without its secret. Admin keys only."),
     RouteSpec("DELETE", "/api-keys/{key_id}/", revoke_api_key, ApiKeyOut, 200, "revoke_api_key",
-              "Revoke an API key", NOT_FOUND,
+              "Revoke an API key", {**NOT_FOUND, **SELF},
               description="The key stops working at once, on every replica (401 from then on). "
               "Revoking a revoked key changes nothing. The answer is the key, `revoked_at` set. "
-              "Admin keys only (a key may revoke itself)."),
+              "Admin keys only; a key cannot revoke itself (409): another admin key does it."),
     RouteSpec("POST", "/api-keys/{key_id}/rotate/", rotate_api_key, ApiKeyCreatedOut, 201,
               "rotate_api_key", "Rotate an API key",
-              {**NOT_FOUND, **error_responses({409: "The key is revoked or expired."})},
+              {**NOT_FOUND, **error_responses(
+                  {409: "The key is revoked or expired, or it is the caller's own key."})},
               description="Makes a new key with the old one's user, role, name and expiry "
               "(its secret in `key`, shown this once) and lets the old key work for "
               f"`grace_seconds` more (default {DEFAULT_GRACE_SECONDS}, at most "
               f"{MAX_GRACE_SECONDS}); then it gets 401. The body may be left out. Admin keys "
-              "only."),
+              "only; a key cannot rotate itself (409): another admin key does it."),
 ))  # fmt: skip
