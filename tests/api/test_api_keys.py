@@ -3,7 +3,9 @@ rotated-out or expired key refused at once on every replica sharing the database
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,7 +13,8 @@ from sqlalchemy import update
 
 from chatsvc.auth.models import ApiKey
 from chatsvc.kit.db import iso_utc, unit_of_work, utcnow
-from tests.fixtures.app import Live, Tenant, make_settings, serve, services_of
+from chatsvc.migrate import upgrade
+from tests.fixtures.app import Live, Tenant, live_tenant, make_settings, serve, services_of
 
 
 async def _status(client: httpx.AsyncClient, key: str) -> int:
@@ -166,3 +169,31 @@ async def test_a_key_cannot_revoke_or_rotate_itself(tenant: Tenant) -> None:
         assert "itself" in response.json()["detail"]
     # The key still works.
     assert (await tenant.admin.get("/api-keys/", headers=headers)).status_code == 200
+
+
+@pytest.mark.sqlite
+async def test_embedded_revocation_and_expiry_without_redis(tmp_path: Path) -> None:
+    """One process, SQLite, no Redis: the process forgets its kept keys itself; expiry is
+    compared in SQL on SQLite too."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'chatsvc.db'}"
+    await asyncio.to_thread(upgrade, url)
+    settings = make_settings(url, redis_url=None, job_queue="in-process")
+    async with live_tenant(settings) as live, httpx.AsyncClient(base_url=live.base_url) as client:
+        assert live.services.redis is None
+        later = iso_utc(utcnow() + timedelta(hours=1))
+        body = (
+            await live.admin.post(
+                "/api-keys/", json={"role": "member", "user": "kim", "expires_at": later}
+            )
+        ).json()
+        assert await _status(client, body["key"]) == 200  # now kept by the process
+        assert (await live.admin.delete(f"/api-keys/{body['id']}/")).status_code == 200
+        assert await _status(client, body["key"]) == 401
+        expired = (await live.admin.post("/api-keys/", json={"role": "admin"})).json()
+        async with unit_of_work(live.services.sessionmaker) as db:
+            await db.execute(
+                update(ApiKey)
+                .where(ApiKey.id == expired["id"])
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+        assert await _status(client, expired["key"]) == 401
