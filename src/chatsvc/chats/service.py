@@ -690,23 +690,24 @@ async def _store_history(
     history: Sequence[Earlier],
     screened: list[Screened | None],
 ) -> None:
-    """A new chat's earlier messages, numbered in one statement and inserted in one more."""
+    """A new chat's earlier messages, numbered in one statement and inserted in one more
+    (however many there are)."""
     last = await ChatRepository(session).reserve_msg_nums(chat.id, len(history))
     first = last - len(history) + 1
-    rows = []
-    for offset, (earlier, verdict) in enumerate(zip(history, screened, strict=True)):
-        fields: dict[str, Any] = {"meta": {"history": True}}
-        if verdict is not None:
-            fields.update(sender_id=auth.principal_id, **verdict.columns())
-        rows.append(
-            Message(
-                chat_id=chat.id,
-                msg_num=first + offset,
-                role=earlier.role,
-                content=earlier.text,
-                **fields,
-            )
+    # Every row sets the same columns (an assistant's: no sender, no verdict), so the flush
+    # sends them as one INSERT rather than one per change of shape.
+    rows = [
+        Message(
+            chat_id=chat.id,
+            msg_num=first + offset,
+            role=earlier.role,
+            content=earlier.text,
+            meta={"history": True},
+            sender_id=auth.principal_id if verdict is not None else None,
+            **(verdict or Screened()).columns(),
         )
+        for offset, (earlier, verdict) in enumerate(zip(history, screened, strict=True))
+    ]
     await MessageRepository(session).add_all(rows)
     for verdict in screened:
         if verdict is not None:
