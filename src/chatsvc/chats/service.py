@@ -695,19 +695,27 @@ async def _store_history(
     last = await ChatRepository(session).reserve_msg_nums(chat.id, len(history))
     first = last - len(history) + 1
     # Every row sets the same columns (an assistant's: no sender, no verdict), so the flush
-    # sends them as one INSERT rather than one per change of shape.
-    rows = [
-        Message(
-            chat_id=chat.id,
-            msg_num=first + offset,
-            role=earlier.role,
-            content=earlier.text,
-            meta={"history": True},
-            sender_id=auth.principal_id if verdict is not None else None,
-            **(verdict or Screened()).columns(),
+    # sends them as one INSERT rather than one per change of shape. An assistant message answers
+    # the user message before it (`usr_msg_num`), as a generated answer does: a blocked user
+    # message and the reply to it stay out of prompts together.
+    rows = []
+    asked: int | None = None
+    for offset, (earlier, verdict) in enumerate(zip(history, screened, strict=True)):
+        msg_num = first + offset
+        if verdict is not None:
+            asked = msg_num
+        rows.append(
+            Message(
+                chat_id=chat.id,
+                msg_num=msg_num,
+                role=earlier.role,
+                content=earlier.text,
+                meta={"history": True},
+                sender_id=auth.principal_id if verdict is not None else None,
+                usr_msg_num=None if verdict is not None else asked,
+                **(verdict or Screened()).columns(),
+            )
         )
-        for offset, (earlier, verdict) in enumerate(zip(history, screened, strict=True))
-    ]
     await MessageRepository(session).add_all(rows)
     for verdict in screened:
         if verdict is not None:
