@@ -138,6 +138,7 @@ class Generations:
         broker.on_cancel(self.tasks.cancel)
         self.follower = Follower(reads, broker)
         store = AnswerStore(sessionmaker, reads)
+        self.store = store
         self.runner = GenerationRunner(
             broker,
             Planner(reads, history_limit=settings.history_max_messages),
