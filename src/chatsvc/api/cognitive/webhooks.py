@@ -57,7 +57,7 @@ URL = (
     "outbound policy (by default https on port 443 to a public address)."
 )
 EVENTS = "The event types delivered to this endpoint (at least one)."
-SECRET_DOC = (
+KEY_DOC = (  # the field's description, not a secret
     "The signing secret, `whsec_` + base64 of the HMAC key. Left out on create: one is "
     "generated and shown once, in the create response."
 )
@@ -68,7 +68,7 @@ class WebhookIn(InputModel):
 
     url: str = Field(max_length=2048, description=URL, examples=["https://hooks.example.com/chat"])
     events: list[EventType] = Field(min_length=1, max_length=4, description=EVENTS)
-    secret: str | None = Field(default=None, max_length=255, description=SECRET_DOC)
+    secret: str | None = Field(default=None, max_length=255, description=KEY_DOC)
     description: str = Field(default="", max_length=255, description="A note for people.")
     enabled: bool = Field(default=True, description="Whether events are delivered to it.")
 
