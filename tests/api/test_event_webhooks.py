@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from chatsvc.config import GeneratorApp
@@ -19,7 +20,9 @@ CLOSED = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
 
 
 @asynccontextmanager
-async def hooked(live_pg_url: str, receiver: CallbackReceiver) -> AsyncIterator[Live]:
+async def hooked(
+    live_pg_url: str, receiver: CallbackReceiver, **overrides: Any
+) -> AsyncIterator[Live]:
     """The embedded app (in-process jobs), a fast retry, the receiver's port admitted, and an
     upstream that is down for the assistants configured with "down"."""
     apps = {
@@ -34,6 +37,7 @@ async def hooked(live_pg_url: str, receiver: CallbackReceiver) -> AsyncIterator[
         outbound_allowed_schemes=["https", "http"],
         outbound_allowed_ports=[receiver.port],
         outbound_allow_list=["127.0.0.1/32"],
+        **overrides,
     )
     async with live_tenant(settings) as live:
         yield live
@@ -133,3 +137,32 @@ async def test_endpoints_are_managed_by_admins_and_hidden_from_members(
 
         assert (await live.admin.delete(path)).status_code == 204
         assert (await live.admin.get(path)).status_code == 404
+
+
+async def test_a_finished_export_delivers_export_completed_once_its_job_succeeded(
+    live_pg_url: str, tmp_path: Path
+) -> None:
+    async with (
+        running_callback_receiver() as receiver,
+        hooked(live_pg_url, receiver, artifact_dir=str(tmp_path)) as live,
+    ):
+        endpoint = await register(live, receiver, events=["export.completed", "export.failed"])
+        receiver.secret = endpoint["secret"]
+        ok_chat = await make_chat(live, await make_assistant(live))
+        answered = await live.admin.post(f"/chats/{ok_chat}/", json={"message": "hello"})
+        assert answered.status_code == 200, answered.text
+
+        started = await live.admin.post("/exports/", json={"chat": ok_chat})
+        assert started.status_code == 202, started.text
+        job_id = started.json()["id"]
+        assert await receiver.wait_for(1, within=WAIT), receiver.deliveries
+        (delivery,) = receiver.accepted  # chat.completed is not subscribed: only the export
+        assert delivery.signature_ok is True
+        event = json.loads(delivery.body)
+        assert event["type"] == "export.completed"
+        assert event["data"]["job_id"] == job_id
+        assert event["data"]["download_path"] == f"/jobs/{job_id}/artifact/"
+        # Announced after the job's end committed: what a receiver reads back is final.
+        job = (await live.admin.get(f"/jobs/{job_id}/")).json()
+        assert job["state"] == "succeeded"
+        assert job["result"]["rows"] == event["data"]["rows"]

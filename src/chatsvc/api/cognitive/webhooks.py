@@ -209,7 +209,6 @@ async def list_webhook_deliveries(
     return DeliveryPage(results=[_delivery(r) for r in rows], next=following)
 
 
-
 router.add_routes((
     RouteSpec("POST", "/webhooks/", create_webhook, WebhookCreatedOut, 201, "create_webhook",
               "Register an event webhook endpoint", {**INVALID, **HIDDEN},
