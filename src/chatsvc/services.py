@@ -126,7 +126,7 @@ class Services:
                 # Jobs run in this process; the handler reads the context when a job runs.
                 queue = InProcessQueue(lambda job_id: execute(services.jobs, job_id))
         # A turn's end is announced to the workspace's event webhooks through this queue.
-        generations.store.events = WebhookEvents(sessionmaker, settings, queue)
+        generations.store.events = WebhookEvents(sessionmaker, settings, queue, reads)
         services = cls(
             settings=settings,
             engine=engine,

@@ -90,9 +90,12 @@ class AnswerStore:
         self, turn: TurnRef, plan: Plan, text: str, answer: Answer
     ) -> dict[str, Any]:
         """Store the answer and release the chat (AVAILABLE, one more response); the
-        `message.completed` payload: the message and the chat as they are now. Once committed,
-        `chat.completed` is emitted to the workspace's event webhooks."""
-        completed = await self._store_answer(turn, plan, text, answer)
+        `message.completed` payload: the message and the chat as they are now. Announce it with
+        `announce_completed` once the stream has it."""
+        return await self._store_answer(turn, plan, text, answer)
+
+    async def announce_completed(self, turn: TurnRef, completed: dict[str, Any]) -> None:
+        """`chat.completed` to the workspace's event webhooks (the answer is committed)."""
         if self.events is not None:
             await self.events.emit_for_chat(
                 turn.chat_id,
@@ -104,7 +107,6 @@ class AnswerStore:
                     "message": completed["message"],
                 },
             )
-        return completed
 
     async def _store_answer(
         self, turn: TurnRef, plan: Plan, text: str, answer: Answer

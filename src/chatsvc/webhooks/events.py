@@ -153,18 +153,26 @@ class WebhookEvents:
     sessionmaker: async_sessionmaker[AsyncSession]
     settings: Settings
     queue: JobQueue
+    #: autocommit sessions for the lookup (one round trip when nothing listens)
+    reads: async_sessionmaker[AsyncSession] | None = None
 
     async def emit_for_chat(
         self, chat_id: int, event_type: str, event_id: str, data: dict[str, Any]
     ) -> None:
         """An event of the workspace that owns chat `chat_id` (one query when none listens)."""
+        lookup = (
+            select(WebhookEndpoint.id)
+            .join(Chat, Chat.workspace_id == WebhookEndpoint.workspace_id)
+            .where(Chat.id == chat_id, WebhookEndpoint.enabled.is_(True))
+        )
         try:
+            async with (self.reads or self.sessionmaker)() as session:
+                if not (await session.scalars(lookup.limit(1))).first():
+                    return
             async with unit_of_work(self.sessionmaker) as session:
                 endpoints = (
                     await session.scalars(
-                        select(WebhookEndpoint)
-                        .join(Chat, Chat.workspace_id == WebhookEndpoint.workspace_id)
-                        .where(Chat.id == chat_id, WebhookEndpoint.enabled.is_(True))
+                        select(WebhookEndpoint).where(WebhookEndpoint.id.in_(lookup))
                     )
                 ).all()
                 await self._submit(session, endpoints, event_type, event_id, data)
