@@ -134,6 +134,8 @@ async def test_endpoints_are_managed_by_admins_and_hidden_from_members(
         assert unknown.status_code in (400, 422)
         moved = await live.admin.patch(path, json={"url": "ftp://127.0.0.1/x"})
         assert moved.status_code == 400, moved.text
+        nulled = await live.admin.patch(path, json={"enabled": None})
+        assert nulled.status_code == 400, nulled.text
 
         assert (await live.admin.delete(path)).status_code == 204
         assert (await live.admin.get(path)).status_code == 404

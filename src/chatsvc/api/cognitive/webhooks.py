@@ -35,7 +35,7 @@ HIDDEN = error_responses(
 INVALID = error_responses(
     {
         400: "A URL the outbound policy refuses, an unknown or empty event list, or a secret that "
-        "is not `whsec_` + base64; the detail says which."
+        "is not `whsec_` + base64, or (PATCH) a field set to null; the detail says which."
     }
 )
 
