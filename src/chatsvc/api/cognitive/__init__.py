@@ -14,6 +14,7 @@ from chatsvc.api.cognitive import (
     secrets,
     tools,
     usage,
+    webhooks,
 )
 
 router = APIRouter()
@@ -28,5 +29,6 @@ for _module in (
     mcp,
     secrets,
     usage,
+    webhooks,
 ):
     router.include_router(_module.router)
