@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from pydantic_core import to_jsonable_python
 from sqlalchemy import Select, delete, select
@@ -30,6 +31,14 @@ logger = logging.getLogger("chatsvc.webhooks")
 
 #: the job kind that delivers one event to one endpoint (chatsvc.webhooks.jobs)
 DELIVER_EVENT = "deliver_event"
+
+#: how long a process trusts what it last saw of "is any endpoint enabled, in any workspace":
+#: where no one uses event webhooks a turn then costs no look-up (one query a process every
+#: this many seconds); an endpoint registered through another process receives events from at
+#: most this long after (one registered through this process, at once)
+ANY_ENDPOINT_TTL_SECONDS: Final = 10.0
+#: bumped when this process registers or changes an endpoint: its next event looks again at once
+_REGISTERED = [0]
 
 
 # --- endpoints -----------------------------------------------------------------------------------
@@ -76,6 +85,7 @@ async def create_endpoint(
     )
     session.add(endpoint)
     await session.flush()
+    _REGISTERED[0] += 1
     return endpoint
 
 
@@ -113,6 +123,7 @@ async def update_endpoint(
         setattr(endpoint, name, sorted(set(value)) if name == "events" else value)
     endpoint.updated_at = utcnow()
     await session.flush()
+    _REGISTERED[0] += 1
     return endpoint
 
 
@@ -155,17 +166,37 @@ class WebhookEvents:
     queue: JobQueue
     #: autocommit sessions for the lookup (one round trip when nothing listens)
     reads: async_sessionmaker[AsyncSession] | None = None
+    #: what this process last saw (any endpoint enabled?), until when, and at which _REGISTERED
+    _seen: tuple[bool, float, int] = field(default=(True, 0.0, -1), init=False)
+
+    async def _none_enabled(self) -> bool:
+        """True when no workspace has an enabled endpoint, as seen at most
+        ANY_ENDPOINT_TTL_SECONDS ago (and no endpoint registered through this process since)."""
+        any_enabled, until, registered = self._seen
+        if time.monotonic() < until and registered == _REGISTERED[0]:
+            return not any_enabled
+        registered = _REGISTERED[0]
+        async with (self.reads or self.sessionmaker)() as session:
+            found = await session.scalar(
+                select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True)).limit(1)
+            )
+        any_enabled = found is not None
+        self._seen = (any_enabled, time.monotonic() + ANY_ENDPOINT_TTL_SECONDS, registered)
+        return not any_enabled
 
     async def emit_for_chat(
         self, chat_id: int, event_type: str, event_id: str, data: dict[str, Any]
     ) -> None:
-        """An event of the workspace that owns chat `chat_id` (one query when none listens)."""
+        """An event of the workspace that owns chat `chat_id` (no query while no endpoint is
+        enabled anywhere; one when none of this workspace's listens)."""
         lookup = (
             select(WebhookEndpoint.id)
             .join(Chat, Chat.workspace_id == WebhookEndpoint.workspace_id)
             .where(Chat.id == chat_id, WebhookEndpoint.enabled.is_(True))
         )
         try:
+            if await self._none_enabled():
+                return
             async with (self.reads or self.sessionmaker)() as session:
                 if not (await session.scalars(lookup.limit(1))).first():
                     return
