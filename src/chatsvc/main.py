@@ -20,6 +20,7 @@ from chatsvc.api import artifacts_v5, cognitive, messages_v1, openai_v1, ops, th
 from chatsvc.config import Settings, get_settings
 from chatsvc.jobs.queue import InProcessQueue
 from chatsvc.jobs.runner import load_handlers, run_sweeper
+from chatsvc.kit.docs import mount_docs
 from chatsvc.kit.logging import configure_logging
 from chatsvc.kit.middleware import BodySizeLimitMiddleware, ObservabilityMiddleware
 from chatsvc.kit.openapi import finish_document
@@ -81,6 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
+        # Served by chatsvc.kit.docs with their assets from a package instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
         generate_unique_id_function=operation_id,
         openapi_tags=[
             {"name": "assistants", "description": "Assistant configuration (cognitive face)."},
@@ -104,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Last: it reshapes the error handlers installed above on its own /v1/ paths.
     openai_v1.mount(app)
     app.mount("/ui", ui_app(), name="ui")
+    mount_docs(app)
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -11,6 +11,7 @@ from chatsvc.reports.models import Report
 from chatsvc.secrets.models import StoredSecret
 from chatsvc.threads.models import ChatSession
 from chatsvc.tools.models import McpServer, MetadataFilter, Tool, ToolParameter
+from chatsvc.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AnalyticsRefresh",
@@ -37,5 +38,7 @@ __all__ = [
     "StoredSecret",
     "Tool",
     "ToolParameter",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Workspace",
 ]

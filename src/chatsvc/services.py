@@ -44,6 +44,7 @@ from chatsvc.secrets.store import SecretStore
 from chatsvc.streaming.broker import StreamBroker
 from chatsvc.streaming.factory import build_broker
 from chatsvc.tools.runtime import ToolRuntime
+from chatsvc.webhooks.events import WebhookEvents
 
 T = TypeVar("T")
 logger = logging.getLogger("chatsvc.services")
@@ -124,6 +125,8 @@ class Services:
             else:
                 # Jobs run in this process; the handler reads the context when a job runs.
                 queue = InProcessQueue(lambda job_id: execute(services.jobs, job_id))
+        # A turn's end is announced to the workspace's event webhooks through this queue.
+        generations.store.events = WebhookEvents(sessionmaker, settings, queue, reads)
         services = cls(
             settings=settings,
             engine=engine,

@@ -96,6 +96,28 @@ async def test_unknown_paths_and_methods_use_the_error_body(tenant: Tenant) -> N
     assert wrong.json()["code"] == "method_not_allowed"
 
 
+async def test_docs_pages_and_their_assets_are_served_here(app_client: httpx.AsyncClient) -> None:
+    """No key needed; nothing from a CDN (the browser check is tests/ui/test_docs_pages.py)."""
+    for page in ("/docs", "/redoc"):
+        response = await app_client.get(page)
+        assert response.status_code == 200
+        assert response.headers["content-security-policy"].startswith("default-src 'self';")
+        assert "https://" not in response.text
+    for asset, kind in (
+        ("swagger-ui-bundle.js", "text/javascript"),
+        ("swagger-ui.css", "text/css"),
+        ("redoc.standalone.js", "text/javascript"),
+    ):
+        response = await app_client.get(f"/docs-assets/{asset}")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith(kind)
+    missing = await app_client.get("/docs-assets/nope.js")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "not_found"
+    redirect = await app_client.get("/docs/oauth2-redirect")
+    assert redirect.status_code == 200
+
+
 def _contract() -> list[dict[str, str]]:
     with (SEEDS / "endpoints.tsv").open() as handle:
         return list(csv.DictReader(handle, delimiter="\t"))

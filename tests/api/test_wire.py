@@ -98,7 +98,12 @@ def test_every_operation_documents_the_statuses_of_the_wire() -> None:
     for path, item in spec["paths"].items():
         for method, operation in item.items():
             statuses = set(operation["responses"])
-            assert {"400", "422", "431"} <= statuses, (method, path)
+            if path.startswith("/v1/"):
+                # The OpenAI-compatible face answers a request validation error as OpenAI
+                # does, 400 invalid_request_error: it never sends a 422, nor documents one.
+                assert {"400", "431"} <= statuses and "422" not in statuses, (method, path)
+            else:
+                assert {"400", "422", "431"} <= statuses, (method, path)
             if "requestBody" in operation:
                 assert {"413", "415"} <= statuses, (method, path)
 

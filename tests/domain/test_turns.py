@@ -18,6 +18,7 @@ from chatsvc.chats.jobs import STUCK_CHAT_ERROR, fail_stuck_generations
 from chatsvc.chats.models import ExecutionStatus, MessageStatus, Role
 from chatsvc.chats.repository import ChatRepository
 from chatsvc.chats.schemas import AssistantMessageIn, OptionalUserMessageIn
+from chatsvc.chats.service import Earlier
 from chatsvc.chats.turns import Delivery, TurnHandle
 from chatsvc.jobs.models import Job, JobState
 from chatsvc.kit.db import unit_of_work, utcnow
@@ -295,3 +296,48 @@ async def test_a_turn_costs_at_most_five_round_trips_to_postgresql(
         assert trips.count <= 5, trips.count
         _chat, messages = await turns.chat_with_messages(caller, first.chat.id)
         assert [m.role for m in messages][-2:] == [Role.USER, Role.ASSISTANT]
+
+
+async def _opened_with(world: World, assistant_id: int, turns_before: int) -> tuple[int, int]:
+    """A chat opened with `turns_before` earlier exchanges and answered: (its id, the round
+    trips it cost)."""
+    history = [
+        Earlier(role, f"{role} {number}")
+        for number in range(turns_before)
+        for role in (Role.USER, Role.ASSISTANT)
+    ]
+    trips = RoundTrips(world.services.engine)
+    handle = await world.services.turns.open_chat(
+        world.admin,
+        assistant_id,
+        OptionalUserMessageIn(message="and now?"),
+        idempotency_key=None,
+        history=history,
+    )
+    await world.services.turns.finish(handle)
+    return handle.chat.id, trips.count
+
+
+async def test_a_chat_opened_with_a_history_stores_it_in_a_fixed_number_of_statements(
+    live_pg_url: str, closed_port: int, upstream: FakeOpenAI
+) -> None:
+    settings = make_settings(live_pg_url, generator_apps=turn_apps(closed_port, upstream.base_url))
+    async with world_of(settings) as world:
+        assistant_id = await world.assistant(initial_message="Hi!", max_responses=100)
+        await _opened_with(world, assistant_id, 1)  # warm the caches
+
+        short, few = await _opened_with(world, assistant_id, 1)
+        long, many = await _opened_with(world, assistant_id, 40)
+
+        assert many == few, (few, many)
+        _chat, messages = await world.services.turns.chat_with_messages(world.admin, long)
+        assert [(m.msg_num, m.role, m.content) for m in messages[:3]] == [
+            (1, Role.USER, "user 0"),
+            (2, Role.ASSISTANT, "assistant 0"),
+            (3, Role.USER, "user 1"),
+        ]
+        assert (messages[80].role, messages[80].content) == (Role.USER, "and now?")
+        assert [m.role for m in messages[80:]] == [Role.USER, Role.ASSISTANT]
+        chat = await world.chat(long)
+        assert chat.responses_count == 41 and chat.title == "user 0"
+        assert short != long

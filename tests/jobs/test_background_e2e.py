@@ -372,7 +372,10 @@ async def test_a_chat_does_not_stay_processing_after_its_worker_died(
     live_pg_url: str, tmp_path: Path
 ) -> None:
     async with running_openai_server(ttft=0.05, gap=0.05, hang_after=2) as fake:
-        gpt = GeneratorApp(kind="openai", base_url=fake.base_url, model="m", timeout_seconds=3)
+        # The upstream hangs: the worker is killed mid-answer, long before this timeout (which
+        # only ends a retried generation that hangs again); a shorter one could fail the turn
+        # on a loaded machine before the test sees it run.
+        gpt = GeneratorApp(kind="openai", base_url=fake.base_url, model="m", timeout_seconds=10)
         async with stack(live_pg_url, tmp_path, apps={"gpt": gpt}) as env:
             live, pool = env.live, env.pool
             first = pool.start()

@@ -309,6 +309,16 @@ class ChatRepository(RepositoryBase[Chat]):
         )
         return int(result.scalar_one())
 
+    async def reserve_msg_nums(self, chat_id: int, count: int) -> int:
+        """`count` message numbers at once (as `next_msg_num` takes one); returns the last."""
+        result = await self.session.execute(
+            update(Chat)
+            .where(Chat.id == chat_id)
+            .values(last_msg_num=Chat.last_msg_num + count)
+            .returning(Chat.last_msg_num)
+        )
+        return int(result.scalar_one())
+
     async def claim_generation(
         self,
         chat_id: int,
@@ -434,6 +444,11 @@ class ChatRepository(RepositoryBase[Chat]):
 
 class MessageRepository(RepositoryBase[Message]):
     model = Message
+
+    async def add_all(self, messages: list[Message]) -> None:
+        """Insert the messages in one flush (one multi-row INSERT)."""
+        self.session.add_all(messages)
+        await self.session.flush()
 
     async def for_chat(self, chat_id: int) -> list[Message]:
         rows = await self.session.scalars(_for_chat_statement(), {"p_chat_id": chat_id})

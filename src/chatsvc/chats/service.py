@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,6 +65,8 @@ TITLE_LENGTH = 80
 SEVERITIES = tuple(severity.value for severity in Severity)
 #: longer messages are scanned in a worker thread, so the event loop keeps serving others
 SCAN_OFF_LOOP_CHARS = 4000
+#: the most earlier messages a new chat may be created with (`create_chat`'s `history`)
+MAX_HISTORY = 1000
 logger = logging.getLogger("chatsvc.chats")
 
 
@@ -119,6 +122,17 @@ async def list_chats(
     return await ChatRepository(session).list_for_assistant(scope_of(auth), assistant_id, params)
 
 
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """A message of a conversation held elsewhere (a stateless client's copy), stored as a new
+    chat's history before its first turn."""
+
+    role: Role
+    text: str
+    #: where the client sent it, as errors name it (e.g. `messages[2].content`)
+    field: str = "history"
+
+
 async def create_chat(
     session: AsyncSession,
     auth: AuthContext,
@@ -130,9 +144,18 @@ async def create_chat(
     owner: str | None = None,
     require_streaming: bool = False,
     require_realtime: bool = False,
+    history: Sequence[Earlier] = (),
 ) -> tuple[Chat, Turn | None]:
     """A new chat with the assistant's limits and initial_message, and the turn of its first user
     message when one is given.
+
+    `history`: earlier user and assistant messages of a conversation the client held (a
+    stateless OpenAI client sends it whole), stored in order before the first message, in this
+    transaction, so the first turn's prompt carries them. They count as stored messages do:
+    each user message is checked against max_msg_length and screened by the moderation policy,
+    each assistant message counts as an answer against max_responses (400 `history_too_long`
+    when none would be left, or beyond MAX_HISTORY messages). A chat made with a history has
+    no initial_message: its conversation began in the client, which never showed it.
 
     An Idempotency-Key belongs to the caller (the principal) who first used it; keys are unique
     per workspace (the chats' unique constraint), and looked up per workspace too:
@@ -162,14 +185,17 @@ async def create_chat(
         )
     if data.message is not None:
         _check_length(data.message, assistant.max_msg_length)
+    screened = await _screen_history(session, auth.workspace_id, assistant, history)
+    answers = sum(1 for earlier in history if earlier.role == Role.ASSISTANT)
     chat = Chat(
         workspace_id=auth.workspace_id,
         assistant_id=assistant.id,
         principal_id=auth.principal_id,
-        title=data.title or "",
+        title=data.title or _history_title(history, screened),
         meta=dict(data.metadata),
         max_responses=assistant.max_responses,
         max_msg_length=assistant.max_msg_length,
+        responses_count=answers,
         idempotency_key=idempotency_key,
     )
     if not idempotency_key:
@@ -186,7 +212,9 @@ async def create_chat(
             if existing is None:
                 raise
             return await _replayed_chat(session, auth, assistant_id, existing, idempotency_key)
-    if assistant.initial_message:
+    if history:
+        await _store_history(session, auth, chat, history, screened)
+    elif assistant.initial_message:
         await _append(
             session, chat, Role.ASSISTANT, assistant.initial_message, meta={"initial": True}
         )
@@ -602,6 +630,96 @@ def _check_length(text: str, limit: int) -> None:
             code="message_too_long",
             errors=[FieldError("message", f"longer than max_msg_length ({limit})")],
         )
+
+
+async def _screen_history(
+    session: AsyncSession, workspace_id: int, assistant: Assistant, history: Sequence[Earlier]
+) -> list[Screened | None]:
+    """Check a new chat's history against the assistant's limits (400 otherwise) and screen its
+    user messages (one read of the policy); one verdict per message, None for the assistant's."""
+    if not history:
+        return []
+    if len(history) > MAX_HISTORY:
+        raise Invalid(
+            f"The conversation has {len(history)} earlier messages; a new chat takes at most "
+            f"{MAX_HISTORY}. Continue a chatsvc chat instead (send only the new message).",
+            code="history_too_long",
+            errors=[FieldError(history[-1].field, f"more than {MAX_HISTORY} earlier messages")],
+        )
+    answers = [earlier for earlier in history if earlier.role == Role.ASSISTANT]
+    if len(answers) >= assistant.max_responses:
+        raise Invalid(
+            f"The conversation has {len(answers)} assistant answers; assistant {assistant.id} "
+            f"gives at most {assistant.max_responses} in a chat (max_responses), so none would "
+            "be left for this message. Start a new conversation.",
+            code="history_too_long",
+            errors=[FieldError(answers[-1].field, "max_responses reached")],
+        )
+    policy: ModerationPolicy | None = None
+    verdicts: list[Screened | None] = []
+    for earlier in history:
+        if earlier.role != Role.USER:
+            verdicts.append(None)
+            continue
+        if len(earlier.text) > assistant.max_msg_length:
+            limit = assistant.max_msg_length
+            raise Invalid(
+                f"An earlier message is {len(earlier.text)} characters long; this assistant "
+                f"accepts at most {limit} (max_msg_length).",
+                code="message_too_long",
+                errors=[FieldError(earlier.field, f"longer than max_msg_length ({limit})")],
+            )
+        if policy is None:
+            policy = await moderation_policy(session, workspace_id)
+        verdicts.append(await _scan(earlier.text, policy))
+    return verdicts
+
+
+def _history_title(history: Sequence[Earlier], screened: list[Screened | None]) -> str:
+    """A chat made with a history is titled by its first user message (as any chat is)."""
+    for earlier, verdict in zip(history, screened, strict=False):
+        if verdict is not None:
+            return _title(verdict.redacted_content or earlier.text)
+    return ""
+
+
+async def _store_history(
+    session: AsyncSession,
+    auth: AuthContext,
+    chat: Chat,
+    history: Sequence[Earlier],
+    screened: list[Screened | None],
+) -> None:
+    """A new chat's earlier messages, numbered in one statement and inserted in one more
+    (however many there are)."""
+    last = await ChatRepository(session).reserve_msg_nums(chat.id, len(history))
+    first = last - len(history) + 1
+    # Every row sets the same columns (an assistant's: no sender, no verdict), so the flush
+    # sends them as one INSERT rather than one per change of shape. An assistant message answers
+    # the user message before it (`usr_msg_num`), as a generated answer does: a blocked user
+    # message and the reply to it stay out of prompts together.
+    rows = []
+    asked: int | None = None
+    for offset, (earlier, verdict) in enumerate(zip(history, screened, strict=True)):
+        msg_num = first + offset
+        if verdict is not None:
+            asked = msg_num
+        rows.append(
+            Message(
+                chat_id=chat.id,
+                msg_num=msg_num,
+                role=earlier.role,
+                content=earlier.text,
+                meta={"history": True},
+                sender_id=auth.principal_id if verdict is not None else None,
+                usr_msg_num=None if verdict is not None else asked,
+                **(verdict or Screened()).columns(),
+            )
+        )
+    await MessageRepository(session).add_all(rows)
+    for verdict in screened:
+        if verdict is not None:
+            await _aggregate(session, chat, verdict)
 
 
 def _title(text: str) -> str:

@@ -10,7 +10,7 @@ the typed results into their wire format; the rules live in the chat and thread 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -23,7 +23,7 @@ from chatsvc.chats import service as chat_service
 from chatsvc.chats.jobs import enqueue_answer
 from chatsvc.chats.models import Chat, ExecutionStatus, Message
 from chatsvc.chats.schemas import OptionalUserMessageIn
-from chatsvc.chats.service import Turn, UserMessage
+from chatsvc.chats.service import Earlier, Turn, UserMessage
 from chatsvc.config import Settings
 from chatsvc.generation.answers import TurnRef
 from chatsvc.generation.runner import Generations
@@ -136,9 +136,13 @@ class TurnService:
         idempotency_key: str | None,
         delivery: Delivery = Delivery.LIVE,
         streaming: bool = False,
+        history: Sequence[Earlier] = (),
     ) -> TurnHandle:
         """A new chat of the assistant, with its first message's turn when one is given (a retry
-        with the same Idempotency-Key returns the first chat and re-attaches to its turn)."""
+        with the same Idempotency-Key returns the first chat and re-attaches to its turn).
+        `history`: earlier messages of a conversation the client held, stored before the first
+        message in the same unit of work (nothing is stored if any check fails), so its answer's
+        prompt carries them (chat_service.create_chat says how they count)."""
 
         async def accept(session: AsyncSession) -> tuple[Chat, Turn | None]:
             return await chat_service.create_chat(
@@ -151,6 +155,7 @@ class TurnService:
                 owner=self._owner(delivery),
                 require_streaming=streaming,
                 require_realtime=delivery is Delivery.BACKGROUND,
+                history=history,
             )
 
         return await self._accept_and_start(auth, delivery, accept)

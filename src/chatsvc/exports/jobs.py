@@ -12,10 +12,11 @@ from typing import Any
 
 from chatsvc.exports import service as export_service
 from chatsvc.exports.schemas import ExportFilters
-from chatsvc.jobs.models import Job
+from chatsvc.jobs.models import Job, JobState
 from chatsvc.jobs.queue import submit
-from chatsvc.jobs.runner import JobContext, recovery, register
+from chatsvc.jobs.runner import JobContext, on_finished, recovery, register
 from chatsvc.kit.db import unit_of_work
+from chatsvc.webhooks.events import WebhookEvents
 from chatsvc.webhooks.jobs import DELIVER_CALLBACK
 
 EXPORT = "export"
@@ -92,6 +93,31 @@ async def run_export(ctx: JobContext, job: Job) -> dict[str, Any]:
         "bytes": result.bytes,
         "sha256": result.sha256,
     }
+
+
+@on_finished(EXPORT)
+async def announce_export(ctx: JobContext, job_id: int) -> None:
+    """export.completed or export.failed to the workspace's event webhooks, once the export's
+    final state committed (a receiver reading GET /jobs/{id}/ sees it)."""
+    async with unit_of_work(ctx.sessionmaker) as session:
+        job = await session.get(Job, job_id)
+        if job is None or job.state not in (JobState.SUCCEEDED, JobState.FAILED):
+            return
+        succeeded = job.state == JobState.SUCCEEDED
+        event_type = "export.completed" if succeeded else "export.failed"
+        data: dict[str, Any] = {"job_id": job.id, "state": str(job.state)}
+        if succeeded:
+            result = job.result or {}
+            data.update(
+                rows=result.get("rows"),
+                bytes=result.get("bytes"),
+                sha256=result.get("sha256"),
+                download_path=f"/jobs/{job.id}/artifact/",
+            )
+        else:
+            data["error"] = job.error
+        events = WebhookEvents(ctx.sessionmaker, ctx.settings, ctx.queue)
+        await events.emit(session, job.workspace_id, event_type, f"{event_type}-{job.id}", data)
 
 
 @recovery("orphaned_export_files")

@@ -17,6 +17,7 @@ from chatsvc.generation.pipeline import ModelCall, Plan, VerbatimAnswer
 from chatsvc.generation.tools import BoundTool, ToolResult
 from chatsvc.generation.types import ToolCall
 from chatsvc.kit.db import unit_of_work, utcnow
+from chatsvc.webhooks.events import WebhookEvents
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,8 @@ class AnswerStore:
     sessionmaker: async_sessionmaker[AsyncSession]
     #: autocommit sessions, for what is one statement (no BEGIN/COMMIT around it)
     single: async_sessionmaker[AsyncSession] | None = None
+    #: where a turn's end is announced (event webhooks), after its final state committed
+    events: WebhookEvents | None = None
 
     async def tool_message(
         self,
@@ -87,7 +90,27 @@ class AnswerStore:
         self, turn: TurnRef, plan: Plan, text: str, answer: Answer
     ) -> dict[str, Any]:
         """Store the answer and release the chat (AVAILABLE, one more response); the
-        `message.completed` payload: the message and the chat as they are now."""
+        `message.completed` payload: the message and the chat as they are now. Announce it with
+        `announce_completed` once the stream has it."""
+        return await self._store_answer(turn, plan, text, answer)
+
+    async def announce_completed(self, turn: TurnRef, completed: dict[str, Any]) -> None:
+        """`chat.completed` to the workspace's event webhooks (the answer is committed)."""
+        if self.events is not None:
+            await self.events.emit_for_chat(
+                turn.chat_id,
+                "chat.completed",
+                f"chat.completed-{turn.generation_id}",
+                {
+                    "chat_id": turn.chat_id,
+                    "generation_id": turn.generation_id,
+                    "message": completed["message"],
+                },
+            )
+
+    async def _store_answer(
+        self, turn: TurnRef, plan: Plan, text: str, answer: Answer
+    ) -> dict[str, Any]:
         model_call = plan if isinstance(plan, ModelCall) else None
         verbatim = plan if isinstance(plan, VerbatimAnswer) else None
         columns: dict[str, Any] = {
@@ -140,10 +163,18 @@ class AnswerStore:
             return {"message": MessageOut.wire(message), "chat": ChatStateOut.wire(chat)}
 
     async def fail(self, chat_id: int, generation_id: str, detail: str) -> None:
-        """Mark the chat FAILED with `detail`, if this generation still holds it."""
+        """Mark the chat FAILED with `detail`, if this generation still holds it; once
+        committed, `chat.failed` is emitted to the workspace's event webhooks."""
         async with unit_of_work(self.single or self.sessionmaker) as session:
-            await ChatRepository(session).release_generation(
+            released = await ChatRepository(session).release_generation(
                 chat_id, generation_id, ExecutionStatus.FAILED, error=detail
+            )
+        if released and self.events is not None:
+            await self.events.emit_for_chat(
+                chat_id,
+                "chat.failed",
+                f"chat.failed-{generation_id}",
+                {"chat_id": chat_id, "generation_id": generation_id, "error": detail},
             )
 
     async def extend_lease(

@@ -85,6 +85,8 @@ class GenerationRunner:
                 answer = await self.loop.answer(plan, tools, Running(turn, key, cancelled), parts)
             completed = await self.store.complete(turn, plan, "".join(parts), answer)
             await self.broker.publish(key, events.MESSAGE_COMPLETED, completed)
+            # After the stream has the answer: the webhooks' lookup does not delay the client.
+            await self.store.announce_completed(turn, completed)
         except ChatsvcError as exc:
             await self._fail(turn, exc)
         except asyncio.CancelledError:
@@ -138,6 +140,7 @@ class Generations:
         broker.on_cancel(self.tasks.cancel)
         self.follower = Follower(reads, broker)
         store = AnswerStore(sessionmaker, reads)
+        self.store = store
         self.runner = GenerationRunner(
             broker,
             Planner(reads, history_limit=settings.history_max_messages),

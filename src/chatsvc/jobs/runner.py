@@ -106,6 +106,33 @@ def register(kind: str) -> Callable[[Handler], Handler]:
     return decorator
 
 
+Finisher = Callable[[JobContext, int], Coroutine[Any, Any, None]]
+#: kind → what runs once a job of that kind ended for good (succeeded, or failed with no retry
+#: left), after that state committed: e.g. the export's event webhooks
+FINISHERS: dict[str, Finisher] = {}
+
+
+def on_finished(kind: str) -> Callable[[Finisher], Finisher]:
+    """Register what runs, with the job's id, when a job of `kind` has ended for good."""
+
+    def decorator(finisher: Finisher) -> Finisher:
+        FINISHERS[kind] = finisher
+        return finisher
+
+    return decorator
+
+
+async def _finished(ctx: JobContext, job: Job) -> None:
+    finisher = FINISHERS.get(job.kind)
+    if finisher is None:
+        return
+    try:
+        await finisher(ctx, job.id)
+    except Exception:
+        # The job's outcome is recorded; what follows it must not change it.
+        logger.exception("job %s (%s): its end could not be announced", job.id, job.kind)
+
+
 Recovery = Callable[[JobContext], Coroutine[Any, Any, int]]
 #: name → a domain's recovery of what dead processes left behind (e.g. chats stuck mid-answer);
 #: the sweeper runs each on every sweep; it returns how many rows it recovered
@@ -244,6 +271,7 @@ async def _succeeded(ctx: JobContext, job: Job, result: dict[str, Any] | None) -
         recorded = await job_service.succeed(session, job.id, result, attempt=job.attempts)
     if recorded:
         logger.info("job %s (%s) succeeded on attempt %s", job.id, job.kind, job.attempts)
+        await _finished(ctx, job)
     else:
         logger.warning(
             "job %s attempt %s: result dropped, another run holds it", job.id, job.attempts
@@ -258,6 +286,8 @@ async def _failed(ctx: JobContext, job: Job, error: str, retry: bool) -> None:
         )
     if after is None or after.state != JobState.QUEUED:
         logger.info("job %s (%s) failed: %s", job.id, job.kind, error)
+        if after is not None and after.state == JobState.FAILED:
+            await _finished(ctx, job)
         return
     logger.info("job %s (%s) will be retried in %ss: %s", job.id, job.kind, delay, error)
     try:

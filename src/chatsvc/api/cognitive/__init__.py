@@ -15,6 +15,7 @@ from chatsvc.api.cognitive import (
     secrets,
     tools,
     usage,
+    webhooks,
 )
 
 router = APIRouter()
@@ -29,6 +30,7 @@ for _module in (
     mcp,
     secrets,
     usage,
+    webhooks,
     api_keys,
 ):
     router.include_router(_module.router)

@@ -33,6 +33,7 @@ from chatsvc.auth.service import AuthContext
 from chatsvc.chats import service as chat_service
 from chatsvc.chats.models import Message, Role
 from chatsvc.chats.schemas import OptionalUserMessageIn
+from chatsvc.chats.service import Earlier
 from chatsvc.chats.turns import Delivery, TurnHandle, TurnService
 from chatsvc.generation.usage import tokens_of
 from chatsvc.kit.errors import FieldError, Invalid, NotFound
@@ -206,6 +207,21 @@ def _last_user_text(body: ChatCompletionIn) -> str:
     return text
 
 
+#: the request roles a new chat's history keeps (system, developer, tool and function messages
+#: are not stored: the assistant's own system prompt and server-side tools decide those)
+_HISTORY_ROLES = {"user": Role.USER, "assistant": Role.ASSISTANT}
+
+
+def _history_of(body: ChatCompletionIn) -> list[Earlier]:
+    """The request's earlier user and assistant messages (all but the last), in order, as a new
+    chat's history; messages without text (an assistant's bare tool calls) are left out."""
+    return [
+        Earlier(_HISTORY_ROLES[message.role], text, f"messages[{index}].content")
+        for index, message in enumerate(body.messages[:-1])
+        if message.role in _HISTORY_ROLES and (text := message.text()).strip()
+    ]
+
+
 def _chat_id_of(header: int | None, body: ChatCompletionIn) -> int | None:
     if header is not None:
         return header
@@ -241,6 +257,7 @@ async def _start(
             idempotency_key=idempotency_key,
             delivery=Delivery.LIVE,
             streaming=body.stream,
+            history=_history_of(body),
         )
     async with turns.reads() as session:
         chat = await chat_service.get_chat(session, auth, chat_id)
@@ -262,8 +279,9 @@ async def _start(
     summary="Create a chat completion (a turn of a chatsvc chat)",
     description="The assistant `model` names answers the last (user) message with its whole "
     "pipeline. With `X-Chat-Id` (or `metadata.chat_id`) the turn continues that chat; without, "
-    "a new chat is made and its id returned in `X-Chat-Id` (earlier messages of the request "
-    "are not stored). `stream: true` answers OpenAI's `chat.completion.chunk` events, resumable "
+    "a new chat is made from the messages sent (the earlier user and assistant messages are "
+    "stored as its history, system/developer/tool messages are ignored) and its id returned in "
+    "`X-Chat-Id`. `stream: true` answers OpenAI's `chat.completion.chunk` events, resumable "
     "with Last-Event-ID.",
     responses={
         200: {
@@ -273,7 +291,8 @@ async def _start(
         },
         **_errors(
             {
-                400: "Invalid request (the last message is not the user's, a bad chat id).",
+                400: "Invalid request (the last message is not the user's, a bad chat id, a "
+                "history too long for the assistant's limits).",
                 404: "No such model (`model_not_found`) or chat.",
                 409: "An answer is already running in this chat.",
                 429: "Too many requests.",
