@@ -20,6 +20,7 @@ from chatsvc.chats.repository import ChatRepository
 from chatsvc.chats.schemas import AssistantMessageIn, OptionalUserMessageIn
 from chatsvc.chats.service import Earlier
 from chatsvc.chats.turns import Delivery, TurnHandle
+from chatsvc.config import GeneratorApp, Settings
 from chatsvc.jobs.models import Job, JobState
 from chatsvc.kit.db import unit_of_work, utcnow
 from chatsvc.kit.errors import Conflict, Invalid, NotFound, Unavailable, UpstreamError
@@ -259,6 +260,15 @@ async def test_a_dead_generation_is_failed_by_the_sweeper_and_its_waiters_told(
     assert chat.execution_status == ExecutionStatus.FAILED and chat.error == STUCK_CHAT_ERROR
 
 
+def counted_settings(url: str, apps: dict[str, GeneratorApp]) -> Settings:
+    """Settings for a test that counts round trips: the process's heartbeat ticks once, at start,
+    so its periodic work (failing the chats of processes that stopped, such as the worlds of
+    earlier tests) cannot land in a count."""
+    return make_settings(
+        url, generator_apps=apps, heartbeat_seconds=60.0, heartbeat_ttl_seconds=600.0
+    )
+
+
 class RoundTrips:
     """Counts what a process asks its database: statements, and the BEGIN, COMMIT and ROLLBACK
     of transactions (an autocommit connection sends none)."""
@@ -280,7 +290,7 @@ class RoundTrips:
 async def test_a_turn_costs_at_most_five_round_trips_to_postgresql(
     live_pg_url: str, closed_port: int, upstream: FakeOpenAI
 ) -> None:
-    settings = make_settings(live_pg_url, generator_apps=turn_apps(closed_port, upstream.base_url))
+    settings = counted_settings(live_pg_url, turn_apps(closed_port, upstream.base_url))
     async with world_of(settings) as world:
         turns, keys = world.services.turns, world.services.authenticator
         first = await opened(world, "warm the caches", initial_message="Hi!")
@@ -321,7 +331,7 @@ async def _opened_with(world: World, assistant_id: int, turns_before: int) -> tu
 async def test_a_chat_opened_with_a_history_stores_it_in_a_fixed_number_of_statements(
     live_pg_url: str, closed_port: int, upstream: FakeOpenAI
 ) -> None:
-    settings = make_settings(live_pg_url, generator_apps=turn_apps(closed_port, upstream.base_url))
+    settings = counted_settings(live_pg_url, turn_apps(closed_port, upstream.base_url))
     async with world_of(settings) as world:
         assistant_id = await world.assistant(initial_message="Hi!", max_responses=100)
         await _opened_with(world, assistant_id, 1)  # warm the caches
