@@ -269,6 +269,16 @@ def counted_settings(url: str, apps: dict[str, GeneratorApp]) -> Settings:
     )
 
 
+async def ended(world: World, handle: TurnHandle) -> None:
+    """The turn's answer, and the generation's task with it: what it does after the answer's
+    last event (announcing it to event webhooks) must not land in the next turn's count."""
+    await world.services.turns.finish(handle)
+    tasks = world.services.turns.generations.tasks
+    generation_id = handle.generation_id
+    assert generation_id is not None
+    await world.until(lambda: not tasks.running(generation_id), "the generation's task ends")
+
+
 class RoundTrips:
     """Counts what a process asks its database: statements, and the BEGIN, COMMIT and ROLLBACK
     of transactions (an autocommit connection sends none)."""
@@ -294,7 +304,7 @@ async def test_a_turn_costs_at_most_five_round_trips_to_postgresql(
     async with world_of(settings) as world:
         turns, keys = world.services.turns, world.services.authenticator
         first = await opened(world, "warm the caches", initial_message="Hi!")
-        await turns.finish(first)
+        await ended(world, first)
         assert await keys.authenticate(world.admin_key) is not None
         trips = RoundTrips(world.services.engine)
         # What the API process does for POST /chats_stream/{id}/ (key known, assistant unchanged):
@@ -302,7 +312,7 @@ async def test_a_turn_costs_at_most_five_round_trips_to_postgresql(
         caller = await keys.authenticate(world.admin_key)
         assert caller is not None
         handle = await turns.send(caller, first.chat.id, "and now?", {}, idempotency_key=None)
-        await turns.finish(handle)
+        await ended(world, handle)
         assert trips.count <= 5, trips.count
         _chat, messages = await turns.chat_with_messages(caller, first.chat.id)
         assert [m.role for m in messages][-2:] == [Role.USER, Role.ASSISTANT]
@@ -324,7 +334,7 @@ async def _opened_with(world: World, assistant_id: int, turns_before: int) -> tu
         idempotency_key=None,
         history=history,
     )
-    await world.services.turns.finish(handle)
+    await ended(world, handle)
     return handle.chat.id, trips.count
 
 
