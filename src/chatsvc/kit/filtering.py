@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from fastapi import Query
 from sqlalchemy import ColumnElement, Select
 from sqlalchemy.orm import QueryableAttribute
 
@@ -33,17 +32,6 @@ def filter_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI schema of a filter parameter read as text and parsed here: `schema` (what
     a value must be), empty (no filter) or left out."""
     return {"anyOf": [schema, EMPTY_MEANS_NONE, {"type": "null"}]}
-
-
-def day_query(description: str, example: str) -> Any:
-    """A YYYY-MM-DD query parameter, documented as a date (or empty: no filter) but read as text
-    and parsed by parse_day, so a malformed one is a 400 naming the parameter, as the seeds
-    document, rather than the 422 of other malformed query parameters."""
-    return Query(
-        description=f"{description} (YYYY-MM-DD; whole days in UTC, this day included).",
-        examples=[example],
-        json_schema_extra=filter_schema({"type": "string", "format": "date"}),
-    )
 
 
 def _invalid(name: str, message: str, code: str) -> Invalid:

@@ -35,6 +35,7 @@ from chatsvc.kit.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from chatsvc.kit.filtering import filter_schema
 from chatsvc.kit.pagination import Page, PageParams
 
 logger = logging.getLogger("chatsvc.errors")
@@ -608,3 +609,14 @@ def document_wire_errors(schema: dict[str, Any]) -> None:
                         "content": {"application/json": {"schema": ref}},
                     },
                 )
+
+
+def day_query(description: str, example: str) -> Any:
+    """A YYYY-MM-DD query parameter, documented as a date (or empty: no filter) but read as text
+    and parsed by parse_day, so a malformed one is a 400 naming the parameter, as the seeds
+    document, rather than the 422 of other malformed query parameters."""
+    return Query(
+        description=f"{description} (YYYY-MM-DD; whole days in UTC, this day included).",
+        examples=[example],
+        json_schema_extra=filter_schema({"type": "string", "format": "date"}),
+    )

@@ -16,10 +16,16 @@ from chatsvc.api.cognitive.usage import UsageTotalsOut
 from chatsvc.api.deps import AdminDep, AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats.service import scope_of
-from chatsvc.kit.filtering import day_query
 from chatsvc.kit.updates import add_patch_route, update_values
 from chatsvc.kit.validation import MAX_ID
-from chatsvc.kit.web import PageDep, SlashRouter, envelope, error_responses, invalid_is_400
+from chatsvc.kit.web import (
+    PageDep,
+    SlashRouter,
+    day_query,
+    envelope,
+    error_responses,
+    invalid_is_400,
+)
 from chatsvc.reports import service as report_service
 from chatsvc.reports.schemas import (
     Category,

@@ -11,8 +11,7 @@ from pydantic import BaseModel, Field
 from chatsvc.api.deps import AuthDep
 from chatsvc.auth.service import AuthContext
 from chatsvc.chats.usage import GroupBy, UsageQuery, UsageRepository
-from chatsvc.kit.filtering import day_query
-from chatsvc.kit.web import PageDep, SlashRouter, envelope, error_responses
+from chatsvc.kit.web import PageDep, SlashRouter, day_query, envelope, error_responses
 from chatsvc.services import ReadSessionDep
 
 router = SlashRouter(tags=["usage"])
