@@ -230,11 +230,18 @@ async def test_a_background_turn_is_answered_by_a_job(world: World) -> None:
     await world.until(answered, "the job answers the chat")
     messages = await world.messages(handle.chat.id)
     assert [m.role for m in messages] == [Role.USER, Role.ASSISTANT]
-    async with world.services.sessionmaker() as session:
-        jobs = list(
-            await session.scalars(select(Job).where(Job.workspace_id == world.workspace_id))
-        )
-    assert [job.state for job in jobs] == [JobState.SUCCEEDED]
+
+    async def job_states() -> list[JobState]:
+        async with world.services.sessionmaker() as session:
+            found = await session.scalars(select(Job).where(Job.workspace_id == world.workspace_id))
+            return [job.state for job in found]
+
+    # The job is marked succeeded after the answer it stored (which the chat shows first).
+    async def finished() -> bool:
+        return (await job_states()) != [JobState.RUNNING]
+
+    await world.until(finished, "the job ends")
+    assert await job_states() == [JobState.SUCCEEDED]
 
 
 async def test_a_dead_generation_is_failed_by_the_sweeper_and_its_waiters_told(
